@@ -1,0 +1,206 @@
+"""The `hilos` command line: parses options, builds library objects, prints. Nothing else prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from hilos import __version__
+from hilos.errors import HilosError, UsageError
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error contract: one line on stderr, exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"hilos: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole option tree; kept in one place so `--help` and the contract agree."""
+    parser = _Parser(prog="hilos", description="Multithreaded network tasks: sweep, scan, demo, lab.")
+    parser.add_argument("--version", action="version", version=f"hilos {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    demo = sub.add_parser("demo", help="the tutorial's worker/queue/lock example")
+    demo.add_argument("--threads", type=_positive_int, default=2, help="worker threads (default 2)")
+    demo.add_argument("--tasks", type=_non_negative_int, default=10, help="tasks (default 10)")
+    demo.add_argument("--sleep", type=_non_negative_float, default=1.0, help="seconds per task (1)")
+    demo.set_defaults(handler=_cmd_demo)
+
+    sweep = sub.add_parser("sweep", help="host discovery (ping sweep)")
+    _add_target_options(sweep)
+    sweep.add_argument("--method", choices=("auto", "icmp", "tcp"), default="auto")
+    _add_common_probe_options(sweep)
+    _add_output_options(sweep, ("text", "json", "csv"))
+    sweep.set_defaults(handler=_cmd_sweep)
+
+    scan = sub.add_parser("scan", help="port scan")
+    _add_target_options(scan)
+    ports = scan.add_mutually_exclusive_group()
+    ports.add_argument("-p", dest="ports", metavar="SPEC", help="ports: 22,80,443 or 1-1024 or -")
+    ports.add_argument("--top-ports", type=_positive_int, metavar="N", help="the N most common ports")
+    scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
+    scan.add_argument("--type", choices=("auto", "connect", "syn"), default="auto")
+    scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
+    scan.add_argument("--banners", action="store_true", help="read banners and name services")
+    _add_common_probe_options(scan)
+    _add_output_options(scan, ("text", "json", "csv", "xml", "grep"))
+    scan.add_argument("--shard", metavar="I/N", help="scan only shard I of N (1-based)")
+    scan.set_defaults(handler=_cmd_scan)
+
+    lab = sub.add_parser("lab", help="the practice network in namespaces (root)")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
+    lab_sub.required = True
+    up = lab_sub.add_parser("up", help="build the lab")
+    up.add_argument("--name", default="hilos", help="lab name (prefix of its namespaces)")
+    up.add_argument("--rtt", type=_non_negative_float, default=0.0, metavar="MS")
+    up.add_argument("--loss", type=_non_negative_float, default=0.0, metavar="PERCENT")
+    up.add_argument("--seed", type=int, default=1)
+    up.add_argument("--dense", type=_non_negative_int, default=None, metavar="N",
+                    help="live hosts in the dense /24")
+    up.add_argument("--sparse", type=_non_negative_int, default=None, metavar="N",
+                    help="live hosts scattered over the /16")
+    up.set_defaults(handler=_cmd_lab)
+    down = lab_sub.add_parser("down", help="remove the lab")
+    down.add_argument("--name", default="hilos")
+    down.set_defaults(handler=_cmd_lab)
+    status = lab_sub.add_parser("status", help="is the lab up; where is its truth file")
+    status.add_argument("--name", default="hilos")
+    status.set_defaults(handler=_cmd_lab)
+    run = lab_sub.add_parser("run", help="run a command in the scanner namespace")
+    run.add_argument("--name", default="hilos")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
+    run.set_defaults(handler=_cmd_lab)
+
+    bench = sub.add_parser("bench", help="what more threads do, measured")
+    bench.add_argument("--workload", choices=("demo", "cpu", "sweep", "scan"), default="demo")
+    bench.add_argument("--threads", default="1,2,4,8,16,32", metavar="LIST")
+    bench.add_argument("--tasks", type=_positive_int, default=None)
+    bench.add_argument("--sleep", type=_non_negative_float, default=0.05)
+    bench.add_argument("--repeat", type=_positive_int, default=3)
+    bench.add_argument("--plot", metavar="FILE.png")
+    bench.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="*", metavar="TARGET",
+                   help="addresses, CIDR, ranges (198.18.0.1-200, 198.18.0-3.1-254), names")
+    p.add_argument("-iL", dest="input_file", metavar="FILE", help="read targets from FILE (- = stdin)")
+    p.add_argument("--exclude", action="append", default=[], metavar="SPEC[,SPEC]")
+    p.add_argument("--exclude-file", metavar="FILE")
+    p.add_argument("--randomize", action="store_true", help="probe in a random (keyed) order")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random order")
+
+
+def _add_common_probe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=_positive_float, default=None, metavar="PPS",
+                   help="packets (or new connections) per second")
+    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S")
+    p.add_argument("--retries", type=_non_negative_int, default=None, metavar="N")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--all", dest="show_all", action="store_true",
+                   help="also list down hosts (and closed ports)")
+
+
+def _add_output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    p.add_argument("--format", action="append", choices=tuple(formats), default=None,
+                   help="output format; repeat with -o to write several")
+    p.add_argument("-o", dest="output", action="append", default=None, metavar="FILE",
+                   help="write the matching --format to FILE (- = stdout)")
+    p.add_argument("-oA", dest="output_all", metavar="BASE",
+                   help="write every format to BASE.<ext>")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    raise UsageError("demo: not built yet")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    raise UsageError("sweep: not built yet")
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    raise UsageError("scan: not built yet")
+
+
+def _cmd_lab(args: argparse.Namespace) -> int:
+    raise UsageError("lab: not built yet")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    raise UsageError("bench: not built yet")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hilos` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        sys.stderr.write(f"hilos: error: {exc}\n")
+        return EXIT_USAGE
+    except HilosError as exc:
+        sys.stderr.write(f"hilos: error: {exc}\n")
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        sys.stderr.write("hilos: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Result records of sweeps and scans: small frozen dataclasses that every writer understands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+HostStatus = Literal["up", "down"]
+PortState = Literal["open", "closed", "filtered", "open|filtered"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """What a sweep learned about one address.
+
+    `reason` follows nmap's words: echo-reply, syn-ack, rst, host-unreach, no-response, ...
+    `rtt_ms` is None when the host never answered.
+    """
+
+    host: str
+    status: HostStatus
+    reason: str
+    rtt_ms: float | None = None
+
+    @property
+    def is_up(self) -> bool:
+        return self.status == "up"
+
+
+@dataclass(frozen=True, slots=True)
+class PortResult:
+    """The state of one port of one host, with what its service said when banners were read."""
+
+    port: int
+    state: PortState
+    reason: str
+    proto: str = "tcp"
+    service: str | None = None
+    product: str | None = None
+    version: str | None = None
+    banner: str | None = None
+    tls: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanHostResult:
+    """Every port result of one host (ports sorted by number), plus how the host was found."""
+
+    host: str
+    status: HostStatus
+    reason: str = "user-set"
+    ports: tuple[PortResult, ...] = field(default_factory=tuple)
+    rtt_ms: float | None = None
+
+    @property
+    def open_ports(self) -> tuple[PortResult, ...]:
+        return tuple(p for p in self.ports if p.state == "open")
