@@ -1,0 +1,47 @@
+"""The package surface: exports, entry points, and the CLI's usage-error contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import hilos
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {n for n in vars(hilos) if not n.startswith("_") and n not in {"annotations"}}
+    modules = {n for n in public if type(getattr(hilos, n)).__name__ == "module"}
+    assert set(hilos.__all__) - {"__version__"} == public - modules
+
+
+def _hilos(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hilos", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_version() -> None:
+    out = _hilos("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"hilos {hilos.__version__}"
+
+
+def test_unknown_flag_is_one_line_exit_2() -> None:
+    out = _hilos("sweep", "--no-such-flag", "127.0.0.1")
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert out.stderr.startswith("hilos: error: ")
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_number_is_one_line_exit_2() -> None:
+    out = _hilos("demo", "--threads", "0")
+    assert out.returncode == 2
+    assert out.stderr.startswith("hilos: error: ")
+    assert out.stderr.count("\n") == 1
+
+
+def test_missing_command_is_exit_2() -> None:
+    out = _hilos()
+    assert out.returncode == 2
+    assert out.stderr.startswith("hilos: error: ")
