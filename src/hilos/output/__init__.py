@@ -1,0 +1,321 @@
+"""Streaming result writers (text, JSON Lines, CSV, nmap XML, grepable) behind `open_outputs`.
+
+Choosing outputs (the rules `--format`, `-o` and `-oA` follow):
+
+1. `--format F` and `-o FILE` may each be repeated; they pair up in order: the i-th `-o` gets
+   the i-th `--format` (`--format json -o a.jsonl --format xml -o a.xml`).
+2. A `--format` left without an `-o` writes to stdout. `-o -` also means stdout.
+3. An `-o` left without a `--format` takes its format from the extension: .jsonl/.json → json,
+   .csv → csv, .xml → xml, .gnmap → grep, .txt/.nmap → text. An unknown extension means text
+   when no `--format` was given at all, and is an error otherwise (the pairing is ambiguous).
+4. `-oA BASE` adds every format of the command: BASE.txt, BASE.jsonl, BASE.csv, and for scans
+   BASE.xml and BASE.gnmap.
+5. When no output goes to stdout, the text report still does (as nmap does).
+6. At most one output may go to stdout, no file may be named twice, and a format must exist
+   for the command (sweep: text, json, csv; scan: also xml, grep). Breaking a rule raises
+   UsageError, before any file is created.
+
+Every writer streams: each result is written and flushed as it arrives, so an interrupted run
+keeps what it found. `close()` writes trailers (XML closing tags, summaries) even after Ctrl-C.
+
+Usage::
+
+    with open_outputs("scan", ["xml"], ["out.xml"], None, show_all=False,
+                      stdout=sys.stdout, meta={"args": "hilos scan 127.0.0.1"}) as out:
+        for result in scanner:
+            out.write(result)
+        out.close({"addresses": 1, "up": 1, "elapsed": 0.5})
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, TextIO
+
+from hilos.errors import UsageError
+from hilos.output._base import Kind, Result, Summary, Writer
+from hilos.output.csvout import CsvWriter
+from hilos.output.jsonl import JsonLinesWriter
+from hilos.output.text import TextWriter
+from hilos.results import HostResult, ScanHostResult
+
+if TYPE_CHECKING:
+    from hilos.output.progress import Progress
+
+__all__ = [
+    "FORMATS",
+    "OutputSet",
+    "OutputSpec",
+    "Summary",
+    "formats_for",
+    "open_outputs",
+    "plan_outputs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    writer: type[Writer]
+    extension: str
+    kinds: tuple[Kind, ...]
+
+
+FORMATS: dict[str, _Format] = {
+    "text": _Format(TextWriter, ".txt", ("sweep", "scan")),
+    "json": _Format(JsonLinesWriter, ".jsonl", ("sweep", "scan")),
+    "csv": _Format(CsvWriter, ".csv", ("sweep", "scan")),
+}
+
+_EXTENSIONS = {
+    ".jsonl": "json",
+    ".json": "json",
+    ".ndjson": "json",
+    ".csv": "csv",
+    ".xml": "xml",
+    ".gnmap": "grep",
+    ".txt": "text",
+    ".nmap": "text",
+}
+
+STDOUT = "-"
+
+_Action = Callable[[Writer], None]
+
+
+def formats_for(kind: Kind) -> tuple[str, ...]:
+    """The format names valid for `kind`, in -oA order."""
+    return tuple(name for name, f in FORMATS.items() if kind in f.kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """One planned output: a format and a path ("-" = stdout)."""
+
+    format: str
+    path: str
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.path == STDOUT
+
+
+def _infer(path: str) -> str | None:
+    return _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def plan_outputs(
+    kind: Kind,
+    formats: Sequence[str] | None,
+    paths: Sequence[str] | None,
+    base: str | None,
+) -> list[OutputSpec]:
+    """Apply the rules of the module docstring; raise UsageError on any conflict."""
+    if kind not in ("sweep", "scan"):
+        raise ValueError(f"kind must be 'sweep' or 'scan', not {kind!r}")
+    formats = list(formats or ())
+    paths = list(paths or ())
+    valid = formats_for(kind)
+    plan: list[OutputSpec] = []
+    for i, fmt in enumerate(formats):
+        path = paths[i] if i < len(paths) else STDOUT
+        plan.append(OutputSpec(fmt, path))
+    for path in paths[len(formats) :]:
+        inferred = _infer(path) if path != STDOUT else None
+        if inferred is None:
+            if formats:
+                raise UsageError(
+                    f"-o {path}: more -o than --format and its extension names no format; "
+                    "add a --format for it (they pair up in order)"
+                )
+            inferred = "text"
+        plan.append(OutputSpec(inferred, path))
+    if base is not None:
+        if not base or base == STDOUT:
+            raise UsageError("-oA needs a file name base, not stdout")
+        plan.extend(OutputSpec(fmt, base + FORMATS[fmt].extension) for fmt in valid)
+    for spec in plan:
+        if spec.format not in valid:
+            raise UsageError(
+                f"format {spec.format!r} is not available for {kind} "
+                f"(choose from {', '.join(valid)})"
+            )
+    to_stdout = [s for s in plan if s.to_stdout]
+    if len(to_stdout) > 1:
+        names = ", ".join(s.format for s in to_stdout)
+        raise UsageError(
+            f"only one output can go to stdout, got {len(to_stdout)} ({names}); "
+            "give each extra --format an -o FILE"
+        )
+    seen: dict[str, str] = {}
+    for spec in plan:
+        if spec.to_stdout:
+            continue
+        key = os.path.realpath(spec.path)
+        if key in seen:
+            raise UsageError(f"{spec.path} is named by two outputs ({seen[key]}, {spec.format})")
+        seen[key] = spec.format
+    if not to_stdout:
+        plan.append(OutputSpec("text", STDOUT))
+    return plan
+
+
+class OutputSet:
+    """Every output of one run: write() fans a result out to all, close() finishes them all.
+
+    Thread-safe: results may be written from several threads. A Progress given to
+    `open_outputs` is cleared before anything reaches stdout and redrawn after, so the
+    progress line on stderr never tears the report on a shared terminal.
+    """
+
+    def __init__(
+        self,
+        writers: Sequence[Writer],
+        *,
+        kind: Kind,
+        start: float,
+        progress: Progress | None = None,
+    ) -> None:
+        self._writers = list(writers)
+        self._kind = kind
+        self._start = start
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._closed = False
+        self.seen = 0
+        self.up = 0
+        self._type = ScanHostResult if kind == "scan" else HostResult
+
+    @property
+    def paths(self) -> list[str]:
+        """Where each output goes ("-" for stdout), in plan order."""
+        return [w.name for w in self._writers]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, result: Result) -> None:
+        """Write one result to every output and flush each."""
+        if not isinstance(result, self._type):
+            raise TypeError(f"{self._kind} outputs take {self._type.__name__}, not {result!r}")
+        with self._lock:
+            if self._closed:
+                raise ValueError("write() on a closed OutputSet")
+            self.seen += 1
+            if result.status == "up":
+                self.up += 1
+            self._each(lambda w: w.write(result))
+
+    def close(
+        self, summary: Mapping[str, object] | None = None, *, error: str | None = None
+    ) -> None:
+        """Write every trailer and close the files; idempotent.
+
+        `summary` is {"addresses", "up", "elapsed"}; a missing key (or no dict) falls back to
+        what this set has seen. `error` (e.g. "interrupted") marks an unfinished run.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            fallback = Summary(self.seen, self.up, max(time.time() - self._start, 0.0), error)
+            final = fallback if summary is None else Summary.from_mapping(summary, fallback)
+            self._each(lambda w: w.close(final), every=True)
+
+    def _each(self, action: _Action, every: bool = False) -> None:
+        # stdout writers between a progress clear and redraw; on failure, with `every`, the
+        # other outputs still get their turn (a broken pipe must not truncate the XML file).
+        first: BaseException | None = None
+        for w in self._writers:
+            tty = w.name == STDOUT and self._progress is not None
+            try:
+                if tty and self._progress is not None:
+                    self._progress.clear()
+                action(w)
+            except BaseException as exc:
+                if not every:
+                    raise
+                first = first or exc
+            finally:
+                if tty and self._progress is not None and not self._closed:
+                    self._progress.redraw()
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close(error="interrupted")
+        else:
+            self.close(error=str(exc) or type(exc).__name__)
+
+
+def open_outputs(
+    kind: Kind,
+    formats: Sequence[str] | None,
+    paths: Sequence[str] | None,
+    base: str | None,
+    *,
+    show_all: bool,
+    stdout: TextIO,
+    meta: Mapping[str, object],
+    progress: Progress | None = None,
+) -> OutputSet:
+    """Open every output the options ask for (see the module docstring for the rules).
+
+    `meta` feeds headers and trailers: "args" (the command line), "start" (epoch seconds),
+    "version", and for XML "scan_type" ("connect"|"syn") and "ports" (tuple of ints or a spec
+    string). Files are truncated and created now; a file that cannot be created raises
+    UsageError naming it, after closing the ones already opened.
+    """
+    plan = plan_outputs(kind, formats, paths, base)
+    full_meta: dict[str, object] = dict(meta)
+    full_meta.setdefault("start", time.time())
+    if "version" not in full_meta:
+        from hilos import __version__
+
+        full_meta["version"] = __version__
+    start = float(full_meta["start"])  # type: ignore[arg-type]
+    writers: list[Writer] = []
+    try:
+        for spec in plan:
+            cls = FORMATS[spec.format].writer
+            if spec.to_stdout:
+                stream, owns = stdout, False
+            else:
+                try:
+                    # newline="" so CSV's own line ends are written untranslated.
+                    stream = open(spec.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                except OSError as exc:
+                    raise UsageError(f"cannot write {spec.path}: {exc.strerror or exc}") from exc
+                owns = True
+            writer = cls(
+                stream,
+                kind=kind,
+                show_all=show_all,
+                meta=full_meta,
+                owns_stream=owns,
+                name=spec.path,
+            )
+            writers.append(writer)
+            writer.open()
+    except BaseException:
+        for w in writers:
+            if w.owns_stream:
+                w.stream.close()
+        raise
+    return OutputSet(writers, kind=kind, start=start, progress=progress)

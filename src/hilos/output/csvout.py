@@ -1,0 +1,82 @@
+"""CSV output: a header row, then one row per host (sweep) or per listed port (scan)."""
+
+from __future__ import annotations
+
+import csv
+
+from hilos.output._base import Result, Writer, clean_port, split_ports
+from hilos.output.sanitize import BANNER_DATA_LIMIT
+from hilos.results import ScanHostResult
+
+SWEEP_HEADER = ("host", "status", "reason", "rtt_ms")
+SCAN_HEADER = (
+    "host",
+    "port",
+    "proto",
+    "state",
+    "reason",
+    "service",
+    "product",
+    "version",
+    "tls",
+    "banner",
+)
+
+# A cell that starts with one of these is a formula to Excel/LibreOffice ("CSV injection",
+# OWASP). Remote services choose banners and product names, so such cells get a leading
+# apostrophe, which spreadsheets show as plain text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _untrusted(value: str | None) -> str:
+    if not value:
+        return ""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+class CsvWriter(Writer):
+    """Streams CSV rows (RFC 4180 quoting, "\\n" line ends); the header is written at open.
+
+    Scan rows: one per listed port. A host without a listed port gets one row with an empty
+    port, and its state/reason columns carry the host status and reason (`up`, `user-set`).
+    """
+
+    def _setup(self) -> None:
+        self._csv = csv.writer(self.stream, lineterminator="\n")
+
+    def _header(self) -> None:
+        self._csv.writerow(SCAN_HEADER if self.kind == "scan" else SWEEP_HEADER)
+
+    def _write(self, result: Result) -> None:
+        if result.status != "up" and not self.show_all:
+            return
+        if not isinstance(result, ScanHostResult):
+            rtt = "" if result.rtt_ms is None else f"{result.rtt_ms:.3f}"
+            self._csv.writerow((result.host, result.status, result.reason, rtt))
+            return
+        view = split_ports(result.ports, self.show_all, fold_many=False)
+        if not view.shown:
+            # No port to list: one row with an empty port; state/reason hold the host's own
+            # status and reason, so a down host (with --all) stays distinguishable.
+            self._csv.writerow(
+                (result.host, "", "", result.status, result.reason, "", "", "", "", "")
+            )
+            return
+        rows = []
+        for raw in view.shown:
+            p = clean_port(raw, BANNER_DATA_LIMIT)
+            rows.append(
+                (
+                    result.host,
+                    p.port,
+                    p.proto,
+                    p.state,
+                    p.reason,
+                    _untrusted(p.service),
+                    _untrusted(p.product),
+                    _untrusted(p.version),
+                    "true" if p.tls else "false",
+                    _untrusted(p.banner),
+                )
+            )
+        self._csv.writerows(rows)

@@ -1,0 +1,62 @@
+"""JSON Lines output: one object per host, exactly the keys of the CLI contract, nothing else."""
+
+from __future__ import annotations
+
+import json
+
+from hilos.output._base import Result, Writer, clean_port, split_ports
+from hilos.output.sanitize import BANNER_DATA_LIMIT
+from hilos.results import HostResult, ScanHostResult
+
+# ASCII-only: the file reads the same whatever encoding the reader assumes.
+_encode = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), allow_nan=False).encode
+
+
+def _rtt(value: float | None) -> float | None:
+    # Microsecond resolution is all a measurement from Python can claim.
+    return None if value is None else round(value, 3)
+
+
+def sweep_object(result: HostResult) -> dict[str, object]:
+    """{"host", "status", "reason", "rtt_ms"}."""
+    return {
+        "host": result.host,
+        "status": result.status,
+        "reason": result.reason,
+        "rtt_ms": _rtt(result.rtt_ms),
+    }
+
+
+def scan_object(result: ScanHostResult, show_all: bool) -> dict[str, object]:
+    """{"host", "status", "ports": [...]}; closed ports only with show_all."""
+    view = split_ports(result.ports, show_all, fold_many=False)
+    ports = []
+    for raw in view.shown:
+        p = clean_port(raw, BANNER_DATA_LIMIT)
+        ports.append(
+            {
+                "port": p.port,
+                "proto": p.proto,
+                "state": p.state,
+                "reason": p.reason,
+                "service": p.service,
+                "product": p.product,
+                "version": p.version,
+                "banner": p.banner,
+                "tls": p.tls,
+            }
+        )
+    return {"host": result.host, "status": result.status, "ports": ports}
+
+
+class JsonLinesWriter(Writer):
+    """Streams one JSON object per line; no header, no trailer (the stream stays pure data)."""
+
+    def _write(self, result: Result) -> None:
+        if result.status != "up" and not self.show_all:
+            return
+        if isinstance(result, ScanHostResult):
+            obj = scan_object(result, self.show_all)
+        else:
+            obj = sweep_object(result)
+        self.stream.write(_encode(obj) + "\n")

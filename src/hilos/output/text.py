@@ -1,0 +1,109 @@
+"""Human-readable output: one aligned line per host for sweeps, nmap-style reports for scans."""
+
+from __future__ import annotations
+
+import time
+
+from hilos.output._base import (
+    CleanPort,
+    Result,
+    Summary,
+    Writer,
+    clean_port,
+    hidden_phrase,
+    split_ports,
+)
+from hilos.output.sanitize import BANNER_TEXT_LIMIT
+from hilos.results import HostResult, ScanHostResult
+
+# Address column: wide enough for every IPv4 address; longer (IPv6) addresses just push.
+_HOST_WIDTH = 15
+_REASON_WIDTH = 13
+
+
+def format_latency(rtt_ms: float) -> str:
+    """nmap's `0.00042s`: two significant digits, never scientific notation."""
+    seconds = rtt_ms / 1000.0
+    text = f"{seconds:.2g}"
+    if "e" in text:
+        text = f"{seconds:.{2 - int(f'{seconds:e}'.split('e')[1]) - 1}f}"
+    return f"{text}s"
+
+
+def sweep_line(result: HostResult) -> str:
+    """`198.18.0.5       up    echo-reply       0.42 ms`."""
+    rtt = f"{result.rtt_ms:.2f} ms" if result.rtt_ms is not None else "-"
+    return (
+        f"{result.host:<{_HOST_WIDTH}}  {result.status:<4}  "
+        f"{result.reason:<{_REASON_WIDTH}}  {rtt:>9}".rstrip()
+    )
+
+
+def _service_name(p: CleanPort) -> str:
+    name = p.service or "unknown"
+    return f"ssl/{name}" if p.tls else name
+
+
+def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
+    """The lines of one host's report, nmap's normal output in spirit."""
+    lines = [f"hilos scan report for {result.host}"]
+    if result.status != "up":
+        lines.append(f"Host is down ({result.reason}).")
+        return lines
+    if result.rtt_ms is not None:
+        lines.append(f"Host is up ({format_latency(result.rtt_ms)} latency).")
+    else:
+        lines.append("Host is up.")
+    view = split_ports(result.ports, show_all, fold_many=True)
+    not_shown = [hidden_phrase(s, r) for s, r in view.hidden.items()]
+    if not view.shown:
+        if result.ports:
+            lines.append(
+                f"All {len(result.ports)} scanned ports on {result.host} are in ignored states."
+            )
+        if not_shown:
+            lines.append("Not shown: " + ", ".join(not_shown))
+        return lines
+    if not_shown:
+        lines.append("Not shown: " + ", ".join(not_shown))
+    ports = [clean_port(p, BANNER_TEXT_LIMIT) for p in view.shown]
+    rows = [(f"{p.port}/{p.proto}", p.state, _service_name(p), p.product_version) for p in ports]
+    w_port = max(len("PORT"), *(len(r[0]) for r in rows))
+    w_state = max(len("STATE"), *(len(r[1]) for r in rows))
+    w_service = max(len("SERVICE"), *(len(r[2]) for r in rows))
+    with_version = any(r[3] for r in rows)
+
+    def _row(cols: tuple[str, str, str, str]) -> str:
+        line = f"{cols[0]:<{w_port}} {cols[1]:<{w_state}} {cols[2]:<{w_service}}"
+        return f"{line} {cols[3]}".rstrip() if with_version else line.rstrip()
+
+    lines.append(_row(("PORT", "STATE", "SERVICE", "VERSION")))
+    for p, row in zip(ports, rows, strict=True):
+        lines.append(_row(row))
+        if p.banner:
+            lines.append(f"    banner: {p.banner}")
+    return lines
+
+
+class TextWriter(Writer):
+    """Streams the human-readable output; to a file it adds nmap's `# ... initiated` header."""
+
+    def _header(self) -> None:
+        if self.owns_stream:
+            started = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(self.start))
+            version = f" {self.version}" if self.version else ""
+            self.stream.write(f"# hilos{version} {self.kind} initiated {started} as: {self.args}\n")
+
+    def _write(self, result: Result) -> None:
+        if isinstance(result, ScanHostResult):
+            if result.status != "up" and not self.show_all:
+                return
+            self.stream.write("\n".join(scan_report(result, self.show_all)) + "\n\n")
+        else:
+            if result.status != "up" and not self.show_all:
+                return
+            self.stream.write(sweep_line(result) + "\n")
+
+    def _trailer(self, summary: Summary) -> None:
+        verb = "interrupted" if summary.error else "done"
+        self.stream.write(f"hilos {verb}: {summary.sentence()}\n")
