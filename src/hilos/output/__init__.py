@@ -40,8 +40,10 @@ from typing import TYPE_CHECKING, TextIO
 from hilos.errors import UsageError
 from hilos.output._base import Kind, Result, Summary, Writer
 from hilos.output.csvout import CsvWriter
+from hilos.output.grepable import GrepableWriter
 from hilos.output.jsonl import JsonLinesWriter
 from hilos.output.text import TextWriter
+from hilos.output.xml import XmlWriter
 from hilos.results import HostResult, ScanHostResult
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ FORMATS: dict[str, _Format] = {
     "text": _Format(TextWriter, ".txt", ("sweep", "scan")),
     "json": _Format(JsonLinesWriter, ".jsonl", ("sweep", "scan")),
     "csv": _Format(CsvWriter, ".csv", ("sweep", "scan")),
+    "xml": _Format(XmlWriter, ".xml", ("scan",)),
+    "grep": _Format(GrepableWriter, ".gnmap", ("scan",)),
 }
 
 _EXTENSIONS = {

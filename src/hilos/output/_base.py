@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-from hilos.output.sanitize import FIELD_LIMIT, clean_optional
+from hilos.output.sanitize import FIELD_LIMIT, clean, clean_optional
 from hilos.results import HostResult, PortResult, ScanHostResult
 
 Kind = Literal["sweep", "scan"]
@@ -154,8 +154,6 @@ class Writer:
     so a file keeps everything written so far even if the process is killed.
     """
 
-    kinds: tuple[Kind, ...] = ("sweep", "scan")
-
     def __init__(
         self,
         stream: TextIO,
@@ -189,7 +187,8 @@ class Writer:
 
     @property
     def args(self) -> str:
-        return str(self.meta.get("args", "hilos"))
+        # A command line can hold anything (argv is bytes): clean it like a banner.
+        return clean(str(self.meta.get("args", "hilos")), 4096)
 
     def open(self) -> None:
         self._header()

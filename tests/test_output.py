@@ -1,0 +1,478 @@
+"""Tests of hilos.output: the open_outputs rules, OutputSet, text, JSON Lines and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from hilos.errors import UsageError
+from hilos.output import OutputSpec, formats_for, open_outputs, plan_outputs
+from hilos.output.text import format_latency
+from hilos.results import HostResult, PortResult, ScanHostResult
+
+SSH = PortResult(
+    22,
+    "open",
+    "syn-ack",
+    service="ssh",
+    product="OpenSSH",
+    version="9.2p1",
+    banner="SSH-2.0-OpenSSH_9.2p1\r\n",
+)
+HTTPS = PortResult(
+    443, "open", "syn-ack", service="http", product="nginx", version="1.22.1", tls=True
+)
+FILTERED = PortResult(8080, "filtered", "no-response")
+
+
+def closed(*ports: int) -> tuple[PortResult, ...]:
+    return tuple(PortResult(p, "closed", "conn-refused") for p in ports)
+
+
+def scan_host(
+    host: str = "127.0.0.1", *ports: PortResult, rtt: float | None = 0.42
+) -> ScanHostResult:
+    return ScanHostResult(host, "up", "syn-ack", tuple(sorted(ports, key=lambda p: p.port)), rtt)
+
+
+# --- the rules ----------------------------------------------------------------------------
+
+
+def _plan(kind: str, formats=None, paths=None, base=None) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(s.format, s.path) for s in plan_outputs(kind, formats, paths, base)]  # type: ignore[arg-type]
+
+
+def test_default_is_text_to_stdout() -> None:
+    assert _plan("sweep") == [("text", "-")]
+
+
+def test_lone_format_goes_to_stdout() -> None:
+    assert _plan("scan", ["json"]) == [("json", "-")]
+
+
+def test_formats_and_files_pair_in_order_and_text_still_goes_to_stdout() -> None:
+    got = _plan("scan", ["json", "xml"], ["a.jsonl", "a.xml"])
+    assert got == [("json", "a.jsonl"), ("xml", "a.xml"), ("text", "-")]
+
+
+def test_extra_format_without_file_goes_to_stdout_and_replaces_text() -> None:
+    assert _plan("scan", ["xml", "json"], ["a.xml"]) == [("xml", "a.xml"), ("json", "-")]
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        ("r.jsonl", "json"),
+        ("r.JSON", "json"),
+        ("r.csv", "csv"),
+        ("r.xml", "xml"),
+        ("r.gnmap", "grep"),
+        ("r.nmap", "text"),
+        ("r.txt", "text"),
+        ("r.out", "text"),
+        ("noext", "text"),
+    ],
+)
+def test_file_without_format_infers_from_extension(path: str, fmt: str) -> None:
+    assert _plan("scan", None, [path]) == [(fmt, path), ("text", "-")]
+
+
+def test_extra_file_with_unknown_extension_is_an_error_when_formats_were_given() -> None:
+    with pytest.raises(UsageError, match="pair up in order"):
+        plan_outputs("scan", ["json"], ["a.jsonl", "b.out"], None)
+
+
+def test_extra_file_with_known_extension_is_inferred_after_pairs() -> None:
+    assert _plan("scan", ["json"], ["a.jsonl", "b.csv"]) == [
+        ("json", "a.jsonl"),
+        ("csv", "b.csv"),
+        ("text", "-"),
+    ]
+
+
+def test_dash_means_stdout() -> None:
+    assert _plan("sweep", ["csv"], ["-"]) == [("csv", "-")]
+
+
+def test_oa_writes_every_format_of_the_kind() -> None:
+    assert _plan("sweep", base="out/r") == [
+        ("text", "out/r.txt"),
+        ("json", "out/r.jsonl"),
+        ("csv", "out/r.csv"),
+        ("text", "-"),
+    ]
+    scan = [f for f, _ in _plan("scan", base="r")]
+    assert scan == [*formats_for("scan"), "text"]
+    assert set(formats_for("scan")) == {"text", "json", "csv", "xml", "grep"}
+
+
+def test_oa_with_a_stdout_format() -> None:
+    plan = _plan("sweep", ["json"], None, "r")
+    assert plan[0] == ("json", "-") and ("text", "-") not in plan and len(plan) == 4
+
+
+@pytest.mark.parametrize("fmt", ["xml", "grep"])
+def test_scan_only_formats_are_rejected_for_sweep(fmt: str) -> None:
+    with pytest.raises(UsageError, match="not available for sweep"):
+        plan_outputs("sweep", [fmt], None, None)
+
+
+def test_xml_file_inferred_for_sweep_is_rejected() -> None:
+    with pytest.raises(UsageError, match="'xml' is not available for sweep"):
+        plan_outputs("sweep", None, ["hosts.xml"], None)
+
+
+def test_two_outputs_to_stdout_are_rejected() -> None:
+    with pytest.raises(UsageError, match="only one output can go to stdout"):
+        plan_outputs("scan", ["json", "csv"], None, None)
+    with pytest.raises(UsageError, match="only one output"):
+        plan_outputs("scan", ["json", "csv"], ["-"], None)
+
+
+def test_same_file_twice_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="named by two outputs"):
+        plan_outputs("scan", ["json", "csv"], [str(tmp_path / "a"), str(tmp_path / "a")], None)
+
+
+def test_oa_to_stdout_is_rejected() -> None:
+    with pytest.raises(UsageError, match="-oA"):
+        plan_outputs("scan", None, None, "-")
+
+
+def test_unopenable_file_is_a_usage_error_and_earlier_files_are_closed(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    bad = tmp_path / "missing-dir" / "x.csv"
+    with pytest.raises(UsageError, match="cannot write"):
+        open_outputs(
+            "sweep",
+            None,
+            [str(good), str(bad)],
+            None,
+            show_all=False,
+            stdout=io.StringIO(),
+            meta={},
+        )
+    assert good.exists()
+
+
+def test_plan_returns_specs() -> None:
+    spec = plan_outputs("sweep", ["json"], None, None)[0]
+    assert spec == OutputSpec("json", "-") and spec.to_stdout
+
+
+# --- OutputSet ----------------------------------------------------------------------------
+
+
+def test_write_checks_the_result_type() -> None:
+    out = open_outputs("sweep", None, None, None, show_all=False, stdout=io.StringIO(), meta={})
+    with pytest.raises(TypeError):
+        out.write(scan_host())  # type: ignore[arg-type]
+    out.close()
+
+
+def test_close_is_idempotent_and_write_after_close_fails() -> None:
+    buf = io.StringIO()
+    out = open_outputs("sweep", None, None, None, show_all=False, stdout=buf, meta={})
+    out.close()
+    out.close()
+    assert buf.getvalue().count("hilos done") == 1
+    with pytest.raises(ValueError):
+        out.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
+
+
+def test_summary_falls_back_to_what_was_seen() -> None:
+    buf = io.StringIO()
+    with open_outputs("sweep", None, None, None, show_all=False, stdout=buf, meta={}) as out:
+        out.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
+        out.write(HostResult("127.0.0.2", "down", "no-response"))
+    assert "hilos done: 2 IP addresses (1 host up) scanned in" in buf.getvalue()
+
+
+def test_summary_from_caller_and_singulars() -> None:
+    buf = io.StringIO()
+    out = open_outputs("sweep", None, None, None, show_all=False, stdout=buf, meta={})
+    out.close({"addresses": 1, "up": 0, "elapsed": 0.5})
+    assert buf.getvalue().endswith(
+        "hilos done: 1 IP address (0 hosts up) scanned in 0.50 seconds\n"
+    )
+
+
+def test_keyboard_interrupt_inside_with_closes_as_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    buf = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), open_outputs(
+        "sweep", ["json"], [str(path)], None, show_all=False, stdout=buf, meta={}
+    ) as o:
+        o.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
+        raise KeyboardInterrupt
+    assert json.loads(path.read_text())["host"] == "127.0.0.1"
+    assert "hilos interrupted: 1 IP address (1 host up)" in buf.getvalue()
+
+
+def test_each_result_is_flushed_before_close(tmp_path: Path) -> None:
+    paths = [tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "r.txt"]
+    out = open_outputs(
+        "sweep", None, [str(p) for p in paths], None, show_all=False, stdout=io.StringIO(), meta={}
+    )
+    out.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
+    # Read through a separate file object while ours is still open: the data must be there.
+    assert json.loads(paths[0].read_text())["host"] == "127.0.0.1"
+    assert "127.0.0.1" in paths[1].read_text().splitlines()[1]
+    assert "127.0.0.1" in paths[2].read_text()
+    out.close()
+
+
+def test_files_are_closed_stdout_is_not(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    out = open_outputs(
+        "sweep", ["json"], [str(tmp_path / "r.jsonl")], None, show_all=False, stdout=buf, meta={}
+    )
+    out.close()
+    assert not buf.closed
+    assert out.paths == [str(tmp_path / "r.jsonl"), "-"]
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def _text(kind: str, results: list[object], show_all: bool = False) -> str:
+    buf = io.StringIO()
+    with open_outputs(kind, None, None, None, show_all=show_all, stdout=buf, meta={}) as out:  # type: ignore[arg-type]
+        for r in results:
+            out.write(r)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_sweep_text_lines_are_aligned_and_down_hosts_hidden() -> None:
+    text = _text(
+        "sweep",
+        [
+            HostResult("127.0.0.1", "up", "echo-reply", 0.42),
+            HostResult("127.0.0.2", "down", "no-response"),
+            HostResult("127.0.0.10", "up", "syn-ack", 12.5),
+        ],
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["127.0.0.1", "up", "echo-reply", "0.42", "ms"]
+    assert lines[1].split() == ["127.0.0.10", "up", "syn-ack", "12.50", "ms"]
+    assert lines[0].index("up") == lines[1].index("up")
+    assert lines[0].index("ms") == lines[1].index("ms")
+    assert "127.0.0.2" not in text
+
+
+def test_sweep_text_show_all_lists_down_hosts() -> None:
+    text = _text("sweep", [HostResult("127.0.0.2", "down", "no-response")], show_all=True)
+    assert text.splitlines()[0].split() == ["127.0.0.2", "down", "no-response", "-"]
+
+
+def test_scan_text_report() -> None:
+    text = _text("scan", [scan_host("127.0.0.1", SSH, HTTPS, *closed(1, 2, 3))])
+    assert text.splitlines()[:7] == [
+        "hilos scan report for 127.0.0.1",
+        "Host is up (0.00042s latency).",
+        "Not shown: 3 closed tcp ports (conn-refused)",
+        "PORT    STATE SERVICE  VERSION",
+        "22/tcp  open  ssh      OpenSSH 9.2p1",
+        "    banner: SSH-2.0-OpenSSH_9.2p1",
+        "443/tcp open  ssl/http nginx 1.22.1",
+    ]
+
+
+def test_scan_text_show_all_lists_closed_ports() -> None:
+    text = _text("scan", [scan_host("127.0.0.1", SSH, *closed(1))], show_all=True)
+    assert "1/tcp  closed unknown" in text and "Not shown" not in text
+
+
+def test_scan_text_folds_many_filtered_ports_like_nmap() -> None:
+    many = tuple(PortResult(p, "filtered", "no-response") for p in range(100, 130))
+    text = _text("scan", [scan_host("127.0.0.1", SSH, *many, *closed(1, 2))])
+    assert (
+        "Not shown: 30 filtered tcp ports (no-response), 2 closed tcp ports (conn-refused)" in text
+    )
+    few = _text("scan", [scan_host("127.0.0.1", SSH, FILTERED)])
+    assert "8080/tcp filtered" in few
+
+
+def test_scan_text_mixed_reasons() -> None:
+    ports = (*closed(1, 2), PortResult(3, "closed", "reset"))
+    text = _text("scan", [scan_host("127.0.0.1", SSH, *ports)])
+    assert "Not shown: 3 closed tcp ports (2 conn-refused, 1 reset)" in text
+
+
+def test_scan_text_host_without_listed_ports() -> None:
+    text = _text("scan", [scan_host("127.0.0.1", *closed(1, 2), rtt=None)])
+    assert "Host is up.\nAll 2 scanned ports on 127.0.0.1 are in ignored states." in text
+
+
+def test_scan_text_without_versions_has_no_version_column() -> None:
+    text = _text(
+        "scan", [scan_host("127.0.0.1", PortResult(80, "open", "syn-ack", service="http"))]
+    )
+    assert "PORT   STATE SERVICE\n80/tcp open  http\n" in text
+
+
+def test_scan_text_down_host_only_with_all() -> None:
+    down = ScanHostResult("127.0.0.9", "down", "no-response")
+    assert "127.0.0.9" not in _text("scan", [down])
+    assert "Host is down (no-response)." in _text("scan", [down], show_all=True)
+
+
+def test_text_file_has_a_header_comment(tmp_path: Path) -> None:
+    path = tmp_path / "r.txt"
+    out = open_outputs(
+        "scan",
+        ["text"],
+        [str(path)],
+        None,
+        show_all=False,
+        stdout=io.StringIO(),
+        meta={"args": "hilos scan 127.0.0.1", "version": "9.9"},
+    )
+    out.close()
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# hilos 9.9 scan initiated ") and first.endswith(
+        " as: hilos scan 127.0.0.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(0.42, "0.00042s"), (0.042, "0.000042s"), (12.3, "0.012s"), (1500.0, "1.5s")],
+)
+def test_format_latency(ms: float, text: str) -> None:
+    assert format_latency(ms) == text
+
+
+def test_hostile_banner_never_reaches_the_terminal() -> None:
+    evil = PortResult(
+        21,
+        "open",
+        "syn-ack",
+        service="ftp",
+        product="\x1b[31mEvil",
+        banner="220 ok\x1b]52;c;aGk=\x07",
+    )
+    text = _text("scan", [scan_host("127.0.0.1", evil)])
+    assert "\x1b" not in text and "\x07" not in text
+    assert "banner: 220 ok" in text and "Evil" in text
+
+
+# --- JSON Lines ---------------------------------------------------------------------------
+
+
+def _jsonl(kind: str, results: list[object], show_all: bool = False) -> list[dict[str, object]]:
+    buf = io.StringIO()
+    with open_outputs(kind, ["json"], None, None, show_all=show_all, stdout=buf, meta={}) as out:  # type: ignore[arg-type]
+        for r in results:
+            out.write(r)  # type: ignore[arg-type]
+    return [json.loads(line) for line in buf.getvalue().splitlines()]
+
+
+def test_sweep_json_exact_keys() -> None:
+    objs = _jsonl(
+        "sweep",
+        [
+            HostResult("127.0.0.1", "up", "echo-reply", 0.4212345),
+            HostResult("::1", "down", "no-response"),
+        ],
+    )
+    assert objs == [{"host": "127.0.0.1", "status": "up", "reason": "echo-reply", "rtt_ms": 0.421}]
+    objs = _jsonl("sweep", [HostResult("::1", "down", "no-response")], show_all=True)
+    assert objs == [{"host": "::1", "status": "down", "reason": "no-response", "rtt_ms": None}]
+
+
+def test_scan_json_exact_keys_and_closed_ports_only_with_all() -> None:
+    host = scan_host("::1", SSH, HTTPS, FILTERED, *closed(1))
+    (obj,) = _jsonl("scan", [host])
+    assert list(obj) == ["host", "status", "ports"]
+    ports = obj["ports"]
+    assert isinstance(ports, list)
+    assert [p["port"] for p in ports] == [22, 443, 8080]
+    assert ports[0] == {
+        "port": 22,
+        "proto": "tcp",
+        "state": "open",
+        "reason": "syn-ack",
+        "service": "ssh",
+        "product": "OpenSSH",
+        "version": "9.2p1",
+        "banner": "SSH-2.0-OpenSSH_9.2p1",
+        "tls": False,
+    }
+    assert ports[1]["tls"] is True
+    (obj,) = _jsonl("scan", [host], show_all=True)
+    assert [p["port"] for p in obj["ports"]] == [1, 22, 443, 8080]  # type: ignore[union-attr]
+
+
+def test_json_has_no_summary_object() -> None:
+    buf = io.StringIO()
+    out = open_outputs("sweep", ["json"], None, None, show_all=False, stdout=buf, meta={})
+    out.close({"addresses": 10, "up": 0, "elapsed": 1.0})
+    assert buf.getvalue() == ""
+
+
+def test_json_banner_is_cleaned_and_ascii() -> None:
+    port = PortResult(80, "open", "syn-ack", banner="caf\u00e9\x1b[2J\x00 ok")
+    (obj,) = _jsonl("scan", [scan_host("127.0.0.1", port)])
+    assert obj["ports"][0]["banner"] == "caf\u00e9 ok"  # type: ignore[index]
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _csv(kind: str, results: list[object], show_all: bool = False) -> list[list[str]]:
+    buf = io.StringIO()
+    with open_outputs(kind, ["csv"], None, None, show_all=show_all, stdout=buf, meta={}) as out:  # type: ignore[arg-type]
+        for r in results:
+            out.write(r)  # type: ignore[arg-type]
+    return list(csv.reader(io.StringIO(buf.getvalue())))
+
+
+def test_sweep_csv() -> None:
+    rows = _csv("sweep", [HostResult("127.0.0.1", "up", "echo-reply", 0.42)])
+    assert rows == [
+        ["host", "status", "reason", "rtt_ms"],
+        ["127.0.0.1", "up", "echo-reply", "0.420"],
+    ]
+
+
+def test_scan_csv_one_row_per_port_and_empty_port_rows() -> None:
+    rows = _csv("scan", [scan_host("127.0.0.1", SSH, HTTPS, *closed(1)), scan_host("127.0.0.2")])
+    assert rows[0] == [
+        "host",
+        "port",
+        "proto",
+        "state",
+        "reason",
+        "service",
+        "product",
+        "version",
+        "tls",
+        "banner",
+    ]
+    assert rows[1] == [
+        "127.0.0.1",
+        "22",
+        "tcp",
+        "open",
+        "syn-ack",
+        "ssh",
+        "OpenSSH",
+        "9.2p1",
+        "false",
+        "SSH-2.0-OpenSSH_9.2p1",
+    ]
+    assert rows[2][:2] == ["127.0.0.1", "443"] and rows[2][8] == "true"
+    assert rows[3] == ["127.0.0.2", "", "", "up", "syn-ack", "", "", "", "", ""]
+    assert len(rows) == 4
+
+
+def test_csv_quotes_commas_and_defuses_formulas() -> None:
+    port = PortResult(80, "open", "syn-ack", product='=HYPERLINK("x")', banner='a, "b"')
+    rows = _csv("scan", [scan_host("127.0.0.1", port)])
+    assert rows[1][6] == '\'=HYPERLINK("x")'
+    assert rows[1][9] == 'a, "b"'
