@@ -204,9 +204,12 @@ def test_summary_from_caller_and_singulars() -> None:
 def test_keyboard_interrupt_inside_with_closes_as_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     buf = io.StringIO()
-    with pytest.raises(KeyboardInterrupt), open_outputs(
-        "sweep", ["json"], [str(path)], None, show_all=False, stdout=buf, meta={}
-    ) as o:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        open_outputs(
+            "sweep", ["json"], [str(path)], None, show_all=False, stdout=buf, meta={}
+        ) as o,
+    ):
         o.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
         raise KeyboardInterrupt
     assert json.loads(path.read_text())["host"] == "127.0.0.1"
@@ -476,3 +479,18 @@ def test_csv_quotes_commas_and_defuses_formulas() -> None:
     rows = _csv("scan", [scan_host("127.0.0.1", port)])
     assert rows[1][6] == '\'=HYPERLINK("x")'
     assert rows[1][9] == 'a, "b"'
+
+
+def test_public_api() -> None:
+    import hilos.output as output
+
+    assert sorted(output.__all__) == [
+        "FORMATS",
+        "OutputSet",
+        "OutputSpec",
+        "Summary",
+        "formats_for",
+        "open_outputs",
+        "plan_outputs",
+    ]
+    assert all(hasattr(output, name) for name in output.__all__)
