@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="live hosts in the dense /24")
     up.add_argument("--sparse", type=_non_negative_int, default=None, metavar="N",
                     help="live hosts scattered over the /16")
+    up.add_argument("--ipv6", type=_non_negative_int, default=None, metavar="N",
+                    help="live IPv6 hosts in fd18:0:0:100::/64")
     up.set_defaults(handler=_cmd_lab)
     down = lab_sub.add_parser("down", help="remove the lab")
     down.add_argument("--name", default="hilos")
@@ -176,7 +178,62 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    raise UsageError("lab: not built yet")
+    import os
+    import time
+
+    from hilos.lab import Lab, LabStatus, teardown
+
+    def counts_line(st: LabStatus) -> str:
+        extra = [f"rtt {st.rtt_ms:g} ms"] if st.rtt_ms else []
+        extra += [f"loss {st.loss_percent:g}%"] if st.loss_percent else []
+        return (
+            f"{st.hosts} live hosts ({st.hosts6} IPv6, {st.icmp_silent} ICMP-silent), "
+            f"{st.open_ports} open and {st.filtered_ports} filtered ports"
+            + "".join(f", {e}" for e in extra)
+        )
+
+    name: str = args.name
+    action: str = args.lab_command
+    if action == "up":
+        counts = {k: v for k in ("dense", "sparse", "ipv6") if (v := getattr(args, k)) is not None}
+        start = time.monotonic()
+        lab = Lab.up(name, rtt_ms=args.rtt, loss_percent=args.loss, seed=args.seed, **counts)
+        took = time.monotonic() - start
+        st = Lab.status(name)
+        print(f"lab {name} up in {took:.1f} s: {counts_line(st)}")
+        print(f"scanner namespace: {lab.scanner_ns} (no default route; reaches only the lab)")
+        print(f"truth: {lab.truth_path}")
+        print(f"try:   hilos lab run --name {name} -- ping -c1 198.18.0.1")
+        return 0
+    if action == "down":
+        removed = teardown(name)
+        print(f"lab {name} {'removed' if removed else 'was not up'}")
+        return 0
+    if action == "status":
+        st = Lab.status(name)
+        if st.up:
+            print(f"lab {name} is up: {counts_line(st)}")
+            print(f"truth: {st.truth_path}")
+            return 0
+        if st.partial:
+            print(f"lab {name} is broken: {'; '.join(st.problems)}")
+            print(f"clean up with: hilos lab down --name {name}")
+        else:
+            print(f"lab {name} is not up")
+        return 1
+    # run: exec the command in the scanner namespace, so its exit status is ours.
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("lab run: give a command, e.g. `hilos lab run -- ping 198.18.0.1`")
+    lab = Lab.attach(name)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp("ip", ["ip", "netns", "exec", lab.scanner_ns, *cmd])
+    except OSError as exc:
+        raise HilosError(f"lab run: cannot run ip netns exec: {exc}") from exc
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

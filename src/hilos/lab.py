@@ -777,8 +777,8 @@ class Lab:
         _check_name(name)
         st = cls.status(name)
         if not st.up or st.truth_path is None:
-            why = "; ".join(st.problems) or "not up"
-            raise LabError(f"lab {name!r} is not up ({why}): `hilos lab up --name {name}`")
+            why = f" ({'; '.join(st.problems)})" if st.problems else ""
+            raise LabError(f"lab {name!r} is not up{why}: `hilos lab up --name {name}`")
         truth = json.loads(Path(st.truth_path).read_text())
         return cls(name, truth)
 
