@@ -519,6 +519,8 @@ class RawTcpEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        #: monotonic time before which every packet that arrived has been handled (see _loop)
+        self.idle_at = 0.0
         try:
             if 4 in fams:
                 tx4 = self._add(_raw_socket(socket.AF_INET, socket.IPPROTO_RAW, "IPv4"))
@@ -599,8 +601,16 @@ class RawTcpEngine:
         cookie = self.cookie
         on_reply = self.on_reply
         stop = self._stop
+        mono = time.monotonic
         while not stop.is_set():
-            for fd, _ev in poller.poll(50):
+            t0 = mono()
+            events = poller.poll(10)
+            if not events:
+                # Nothing arrived while we waited: everything up to now has been handled.
+                self.idle_at = mono()
+                continue
+            drained = True
+            for fd, _ev in events:
                 s, kind = by_fd[fd]
                 for _ in range(4096):  # drain, but let the other sockets and `stop` get a turn
                     try:
@@ -628,6 +638,12 @@ class RawTcpEngine:
                         r = parse_icmp6(cookie, view, n)
                     if r is not None:
                         on_reply(r)
+                else:
+                    drained = False
+            if drained:
+                # Sockets not ready at poll time were empty then, ready ones were read to EAGAIN:
+                # every packet that arrived before t0 has been handled.
+                self.idle_at = t0
 
     def check(self) -> None:
         """Re-raise a receiver-thread failure in the caller's thread."""
