@@ -182,11 +182,13 @@ class OutputSet:
         *,
         kind: Kind,
         start: float,
+        show_all: bool = False,
         progress: Progress | None = None,
     ) -> None:
         self._writers = list(writers)
         self._kind = kind
         self._start = start
+        self._show_all = show_all
         self._progress = progress
         self._lock = threading.Lock()
         self._closed = False
@@ -213,6 +215,8 @@ class OutputSet:
             self.seen += 1
             if result.status == "up":
                 self.up += 1
+            elif not self._show_all:
+                return  # a down host goes nowhere: skip the per-writer calls (most of a sweep)
             self._each(lambda w: w.write(result))
 
     def close(
@@ -322,4 +326,4 @@ def open_outputs(
             if w.owns_stream:
                 w.stream.close()
         raise
-    return OutputSet(writers, kind=kind, start=start, progress=progress)
+    return OutputSet(writers, kind=kind, start=start, show_all=show_all, progress=progress)

@@ -117,23 +117,37 @@ def split_ports(ports: tuple[PortResult, ...], show_all: bool, *, fold_many: boo
     (text, grepable, XML: nmap's rule) any other non-open state with more than
     EXTRAPORTS_THRESHOLD ports is folded too, so a firewalled host is one line, not 65535.
     """
-    if show_all:
+    global _last_split
+    # Every writer of an OutputSet asks about the same tuple in turn: answer from a cache of
+    # the last tuple seen (the entry holds the tuple, so its id cannot be reused meanwhile).
+    last = _last_split
+    if last is None or last[0] is not ports:
+        last = _last_split = (ports, {})
+    key = (show_all, fold_many)
+    view = last[1].get(key)
+    if view is None:
+        view = last[1][key] = _split(ports, show_all, fold_many)
+    return view
+
+
+def _split(ports: tuple[PortResult, ...], show_all: bool, fold_many: bool) -> PortView:
+    if show_all or not ports:
         return PortView(ports, {})
     by_state: Counter[str] = Counter(p.state for p in ports)
-    fold = {"closed"}
+    fold = {"closed"} & by_state.keys()
     if fold_many:
         fold.update(s for s, n in by_state.items() if s != "open" and n > EXTRAPORTS_THRESHOLD)
-    if not fold & by_state.keys():
+    if not fold:
         return PortView(ports, {})
-    hidden: dict[str, Counter[str]] = {}
-    shown = []
-    for p in ports:
-        if p.state in fold:
-            hidden.setdefault(p.state, Counter())[p.reason] += 1
-        else:
-            shown.append(p)
-    ordered = dict(sorted(hidden.items(), key=lambda kv: -sum(kv[1].values())))
-    return PortView(tuple(shown), ordered)
+    shown = tuple(p for p in ports if p.state not in fold)
+    hidden = {
+        state: Counter(p.reason for p in ports if p.state == state)
+        for state in sorted(fold, key=lambda s: -by_state[s])
+    }
+    return PortView(shown, hidden)
+
+
+_last_split: tuple[tuple[PortResult, ...], dict[tuple[bool, bool], PortView]] | None = None
 
 
 def hidden_phrase(state: str, reasons: Counter[str], proto: str = "tcp") -> str:
@@ -195,6 +209,9 @@ class Writer:
         self.stream.flush()
 
     def write(self, result: Result) -> None:
+        # Down hosts are listed only with --all (every format agrees on this).
+        if result.status != "up" and not self.show_all:
+            return
         self._write(result)
         self.stream.flush()
 
@@ -213,6 +230,7 @@ class Writer:
         """Written once when the output opens."""
 
     def _write(self, result: Result) -> None:
+        """Write one result that passed the host filter."""
         raise NotImplementedError
 
     def _trailer(self, summary: Summary) -> None:

@@ -48,8 +48,6 @@ class CsvWriter(Writer):
         self._csv.writerow(SCAN_HEADER if self.kind == "scan" else SWEEP_HEADER)
 
     def _write(self, result: Result) -> None:
-        if result.status != "up" and not self.show_all:
-            return
         if not isinstance(result, ScanHostResult):
             rtt = "" if result.rtt_ms is None else f"{result.rtt_ms:.3f}"
             self._csv.writerow((result.host, result.status, result.reason, rtt))

@@ -43,8 +43,6 @@ class GrepableWriter(Writer):
     def _write(self, result: Result) -> None:
         if not isinstance(result, ScanHostResult):
             raise TypeError("grepable output is for scans")
-        if result.status != "up" and not self.show_all:
-            return
         prefix = f"Host: {result.host} ()"
         lines = [f"{prefix}\tStatus: {result.status.capitalize()}"]
         if result.status == "up":

@@ -53,8 +53,6 @@ class JsonLinesWriter(Writer):
     """Streams one JSON object per line; no header, no trailer (the stream stays pure data)."""
 
     def _write(self, result: Result) -> None:
-        if result.status != "up" and not self.show_all:
-            return
         if isinstance(result, ScanHostResult):
             obj = scan_object(result, self.show_all)
         else:

@@ -96,12 +96,8 @@ class TextWriter(Writer):
 
     def _write(self, result: Result) -> None:
         if isinstance(result, ScanHostResult):
-            if result.status != "up" and not self.show_all:
-                return
             self.stream.write("\n".join(scan_report(result, self.show_all)) + "\n\n")
         else:
-            if result.status != "up" and not self.show_all:
-                return
             self.stream.write(sweep_line(result) + "\n")
 
     def _trailer(self, summary: Summary) -> None:

@@ -157,8 +157,6 @@ class XmlWriter(Writer):
     def _write(self, result: Result) -> None:
         if not isinstance(result, ScanHostResult):
             raise TypeError("XML output is for scans")
-        if result.status != "up" and not self.show_all:
-            return
         element = host_element(result, self.show_all, self.start, time.time())
         self.stream.write(_ascii(ET.tostring(element, encoding="unicode")) + "\n")
 
