@@ -166,7 +166,36 @@ def _add_output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> N
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    raise UsageError("demo: not built yet")
+    """The tutorial's worker/queue/lock example on hilos.pool; this worker does the printing."""
+    import threading
+    import time
+
+    from hilos.pool import MAX_THREADS, Pool
+
+    if args.threads > MAX_THREADS:
+        raise UsageError(f"--threads must be at most {MAX_THREADS}, not {args.threads}")
+    print_lock = threading.Lock()
+    pause = float(args.sleep)
+
+    def demo_worker(item: int) -> int:
+        # Threads share one terminal: without the lock their lines can interleave mid-line.
+        # That shared-state lesson is the point of the tutorial, so the worker keeps it visible.
+        with print_lock:
+            print(f"Working on {item}", flush=True)
+        time.sleep(pause)
+        with print_lock:
+            print(f"Finished {item}", flush=True)
+        return item
+
+    start = time.perf_counter()
+    # grace=1: on Ctrl-C the running tasks may finish (and print "Finished") for up to a second.
+    pool: Pool[int, int] = Pool(demo_worker, threads=args.threads, grace=1.0)
+    with pool:
+        for result in pool.imap_unordered(range(args.tasks)):
+            result.result()  # a worker's failure (say, a closed stdout) surfaces here
+    elapsed = time.perf_counter() - start
+    print(f"All workers completed their tasks after {elapsed:.2f} seconds", flush=True)
+    return EXIT_OK
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
