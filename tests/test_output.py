@@ -494,3 +494,40 @@ def test_public_api() -> None:
         "plan_outputs",
     ]
     assert all(hasattr(output, name) for name in output.__all__)
+
+
+def test_oa_writes_five_consistent_files_and_text_to_stdout(tmp_path: Path) -> None:
+    from libnmap.parser import NmapParser
+
+    base = tmp_path / "run"
+    buf = io.StringIO()
+    hosts = [scan_host("127.0.0.1", SSH, HTTPS, *closed(1, 2)), scan_host("::1", SSH, rtt=None)]
+    with open_outputs(
+        "scan", None, None, str(base), show_all=False, stdout=buf, meta={"ports": (1, 2, 22, 443)}
+    ) as out:
+        for h in hosts:
+            out.write(h)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run.csv",
+        "run.gnmap",
+        "run.jsonl",
+        "run.txt",
+        "run.xml",
+    ]
+    assert "hilos scan report for ::1" in buf.getvalue()
+    assert (tmp_path / "run.txt").read_text().splitlines()[1:] == buf.getvalue().splitlines()
+    objs = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [o["host"] for o in objs] == ["127.0.0.1", "::1"]
+    rows = list(csv.DictReader((tmp_path / "run.csv").open(newline="")))
+    assert [(r["host"], r["port"]) for r in rows] == [
+        ("127.0.0.1", "22"),
+        ("127.0.0.1", "443"),
+        ("::1", "22"),
+    ]
+    report = NmapParser.parse_fromfile(str(tmp_path / "run.xml"))
+    assert [(h.address, [s.port for s in h.services]) for h in report.hosts] == [
+        ("127.0.0.1", [22, 443]),
+        ("::1", [22]),
+    ]
+    gnmap = (tmp_path / "run.gnmap").read_text()
+    assert "Host: ::1 ()\tPorts: 22/open/tcp//ssh//OpenSSH 9.2p1/" in gnmap

@@ -72,7 +72,9 @@ def test_printable_ascii_is_kept_as_is(value: str) -> None:
         ("bell\x07nul\x00del\x7f", "bellnuldel"),
         ("user\u202eexe.txt", "userexe.txt"),
         ("caf\u00e9 \u4e2d\u6587", "caf\u00e9 \u4e2d\u6587"),
-        (b"\xff\xfebin\x1b[0m", "\ufffd\ufffdbin"),
+        (b"\xff\xfebin\x1b[0m", "\u00ff\u00febin"),
+        (b"latin-1 \xe9\x9b31mcsi", "latin-1 \u00e9csi"),
+        ("utf-8 \u00e9".encode(), "utf-8 \u00e9"),
     ],
 )
 def test_known_sequences(raw: str | bytes, expected: str) -> None:

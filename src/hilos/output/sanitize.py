@@ -7,7 +7,8 @@ rewrite the clipboard (OSC 52) or hide text; bidirectional overrides reorder wha
 terminal decodes nothing, but a JSON string holds the raw characters once a tool such as `jq -r`
 prints it. So hilos cleans these strings once, the same way, before any writer sees them:
 
-1. bytes are decoded as UTF-8 (invalid bytes become U+FFFD);
+1. bytes are decoded as UTF-8, or as latin-1 when they are not valid UTF-8 (so the 8-bit
+   C1 forms such as 0x9b CSI are seen as the sequences they are, and nothing is lost);
 2. whole escape sequences are removed (ECMA-48: CSI, OSC, DCS, SOS, PM, APC, two-byte ESC
    sequences; 7-bit and 8-bit forms; an unterminated string sequence runs to the end);
 3. each run of line breaks and tabs (CR, LF, TAB, VT, FF, NEL, U+2028/9) becomes one space;
@@ -55,7 +56,13 @@ _UNSAFE = re.compile(
 
 def clean(value: str | bytes, limit: int = BANNER_TEXT_LIMIT) -> str:
     """Return `value` without escape sequences or control characters, at most `limit` chars."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+    else:
+        text = value
     # Fast path: the common case is a short printable ASCII string.
     if not (text.isascii() and text.isprintable()):
         text = _ESCAPES.sub("", text)
