@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from hilos.lab import Lab
 
 IS_ROOT = os.geteuid() == 0
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -25,3 +32,69 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def _fail_unprivileged_in_ci() -> None:
     pytest.fail("lab/root test ran unprivileged in CI: CI must run as root")
+
+
+# --- The lab (hilos.lab): a session lab for every lab test, and a factory for special ones. ----
+
+LAB_NAME = f"ht{os.getpid() % 100000}"  # unique per pytest process; "ht" = hilos test
+_FACTORY_PREFIX = f"hf{os.getpid() % 100000}x"
+
+
+def _cleanup_stale_labs() -> None:
+    """Remove leftovers of test labs whose pytest process died (kill -9, crash): our own name
+    reused after pid wrap-around, and any ht*/hf* lab whose recorded owner process is gone."""
+    from hilos.lab import STATE_ROOT, _read_state, teardown
+
+    names = {LAB_NAME}
+    netns = Path("/run/netns")
+    candidates = {p.name.rsplit("-", 1)[0] for p in netns.iterdir()} if netns.is_dir() else set()
+    candidates |= {p.name for p in STATE_ROOT.iterdir()} if STATE_ROOT.is_dir() else set()
+    for name in candidates:
+        if not re.fullmatch(r"h[tf]\d+(x\d+)?", name) or name.startswith(_FACTORY_PREFIX):
+            continue
+        state = _read_state(name)
+        owner = state.get("owner_pid") if state else None
+        if isinstance(owner, int) and owner != os.getpid() and not Path(f"/proc/{owner}").exists():
+            names.add(name)
+    for name in names:
+        teardown(name)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The session's lab (rtt 0, default hosts), built on first use, removed at the end."""
+    if not IS_ROOT:
+        pytest.skip("needs root and the lab (run as root)")
+    from hilos.lab import Lab
+
+    _cleanup_stale_labs()
+    the_lab = Lab.up(LAB_NAME)
+    try:
+        yield the_lab
+    finally:
+        the_lab.down()
+
+
+@pytest.fixture
+def make_lab() -> Iterator[Callable[..., Lab]]:
+    """Factory: make_lab(rtt_ms=40, loss_percent=..., dense=..., ...) -> a Lab, removed after
+    the test. Small by default (dense 8, sparse 0, ipv6 2) so it comes up fast."""
+    if not IS_ROOT:
+        pytest.skip("needs root and the lab (run as root)")
+    from hilos.lab import Lab, teardown
+
+    made: list[str] = []
+
+    def factory(**kw: Any) -> Lab:
+        name = f"{_FACTORY_PREFIX}{len(made)}"
+        made.append(name)
+        teardown(name)
+        for key, value in (("dense", 8), ("sparse", 0), ("ipv6", 2)):
+            kw.setdefault(key, value)
+        return Lab.up(name, **kw)
+
+    try:
+        yield factory
+    finally:
+        for name in made:
+            teardown(name)
