@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
-from itertools import pairwise
+from itertools import islice, pairwise, repeat
 
 from hilos.errors import TargetError, UsageError
 from hilos.ports import exclude_ports, parse_ports, service_name, service_port, top_ports
@@ -816,12 +816,10 @@ def _build_v4(inc: _Collected, exc: _Collected) -> _Family:
     root = trie.difference(root, minus)
     if root is None:
         return _Flat([], True)
-    runs: list[Interval] = []
-    for run in _trie_runs(root):
-        runs.append(run)
-        if len(runs) > _EXPAND_LIMIT:
-            return _Lazy(root)
-    return _Flat(runs, True)
+    # Count before collecting: giving up after collecting _EXPAND_LIMIT tuples would cost ~8 MB.
+    if sum(1 for _ in islice(_trie_runs(root), _EXPAND_LIMIT + 1)) > _EXPAND_LIMIT:
+        return _Lazy(root)
+    return _Flat(list(_trie_runs(root)), True)
 
 
 def parse_targets(
@@ -965,7 +963,9 @@ class Permutation:
             raise ValueError(f"Permutation size must not be negative, got {n}")
         self.n = n
         self.seed = seed
-        rng = random.Random(seed)
+        # A string seed is hashed with SHA-512 by random.Random; an int seed would be abs()'d,
+        # making seeds 5 and -5 give the same order.
+        rng = random.Random(f"hilos.Permutation:{seed}")
         p, factors = _group_prime(n)
         while True:
             g = rng.randrange(2, p)
@@ -995,7 +995,8 @@ class Permutation:
 
     def _walk(self, x: int, step: int, steps: int) -> Iterator[int]:
         n, p = self.n, self.prime
-        for _ in range(steps):
+        # repeat() is measurably faster than range() but needs a C ssize_t count.
+        for _ in repeat(None, steps) if steps <= sys.maxsize else range(steps):
             if x <= n:
                 yield x - 1
             x = x * step % p
