@@ -240,9 +240,9 @@ class OutputSet:
         # other outputs still get their turn (a broken pipe must not truncate the XML file).
         first: BaseException | None = None
         for w in self._writers:
-            tty = w.name == STDOUT and self._progress is not None
+            shared = w.name == STDOUT and self._progress is not None
             try:
-                if tty and self._progress is not None:
+                if shared and self._progress is not None:
                     self._progress.clear()
                 action(w)
             except BaseException as exc:
@@ -250,7 +250,7 @@ class OutputSet:
                     raise
                 first = first or exc
             finally:
-                if tty and self._progress is not None and not self._closed:
+                if shared and self._progress is not None and not self._closed:
                     self._progress.redraw()
         if first is not None:
             raise first
