@@ -182,6 +182,18 @@ def test_name_with_prefix() -> None:
     assert len(space) == 4 and space[0] == IPv4Address("198.18.0.4")
 
 
+def test_name_with_prefix_prefers_the_matching_family() -> None:
+    resolve = fake_resolver({"dual.test": ["198.18.0.5", "fd18::5"], "six.test": ["fd18::5"]})
+    assert list(parse_targets(["dual.test/31"], resolver=resolve)) == addrs(
+        "198.18.0.4", "198.18.0.5"
+    )
+    assert parse_targets(["dual.test/120"], resolver=resolve).size_v6 == 256
+    assert parse_targets(["six.test/120"], resolver=resolve).size == 256
+    assert parse_targets(["six.test/24"], resolver=resolve).size == 2**104
+    with pytest.raises(TargetError, match="prefix length"):
+        parse_targets(["dual.test/129"], resolver=resolve)
+
+
 def test_names_in_exclusions() -> None:
     resolve = fake_resolver({"gw.test": ["198.18.0.1"]})
     space = parse_targets(["198.18.0.0/30"], exclude=["gw.test"], resolver=resolve)

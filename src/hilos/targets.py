@@ -707,11 +707,15 @@ class _Parser:
             if _V4_CHARS.fullmatch(addr):
                 self.out.v4.append(_parse_v4_cidr(addr, prefix))
                 return
-            for address in self._lookup(addr):
-                if address.version == 4:
-                    self.out.v4.append(_parse_v4_cidr(str(address), prefix))
-                else:
-                    self.out.v6.append(_parse_v6(f"{address}/{prefix}"))
+            if not _PREFIX.fullmatch(prefix) or int(prefix) > 128:
+                raise _Bad(f"prefix length {prefix!r} is not 0-32 (IPv4) or 0-128 (IPv6)")
+            found = self._lookup(addr)
+            # NAME/24 means the name's IPv4 block: the same /24 of its IPv6 address would be
+            # 2**104 addresses. A prefix above 32, or a name without IPv4, means IPv6.
+            v4 = [a for a in found if a.version == 4] if int(prefix) <= 32 else []
+            v6 = [a for a in found if a.version == 6] if not v4 else []
+            self.out.v4.extend(_parse_v4_cidr(str(a), prefix) for a in v4)
+            self.out.v6.extend(_parse_v6(f"{a}/{prefix}") for a in v6)
             return
         if _V4_CHARS.fullmatch(token):
             if token.count(".") == 6 and token.count("-") == 1:
@@ -725,9 +729,9 @@ class _Parser:
             else:
                 self.out.v4.append(parsed)
             return
-        for address in self._lookup(token):
-            value = int(address)
-            (self.out.v4 if address.version == 4 else self.out.v6).append((value, value))
+        for resolved in self._lookup(token):
+            value = int(resolved)
+            (self.out.v4 if resolved.version == 4 else self.out.v6).append((value, value))
 
     def _lookup(self, name: str) -> list[IPAddress]:
         if len(name) > 253 or not _HOSTNAME.fullmatch(name):
