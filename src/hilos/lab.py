@@ -602,11 +602,11 @@ def _build(
     if rtt_ms > 0:
         _wait_ready(procs["delayer"], sdir / "delayer.log", "the delayer", deadline)
         # The TUN devices exist once the delayer is ready; a long queue absorbs scan bursts.
-        router.append(f"link set {_TUN_ROUTER} up txqueuelen 10000")
+        router.append(f"link set {_TUN_ROUTER} up txqueuelen 30000")
         _ip_batch(
             hosts,
             [
-                f"link set {_TUN_HOSTS} up txqueuelen 10000",
+                f"link set {_TUN_HOSTS} up txqueuelen 30000",
                 f"route add default dev {_TUN_HOSTS}",
                 f"route add ::/0 dev {_TUN_HOSTS}",
             ],
