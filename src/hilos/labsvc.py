@@ -70,6 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -1333,7 +1334,10 @@ class _FloodConn(_Conn):
     def resume_writing(self) -> None:
         self.paused = False
         self.last = self.loop.time()  # the client is reading: not idle
-        self.pump()
+        # Not inline: CPython 3.11's _write_ready() calls resume_writing() and then, if the buffer
+        # is empty and the transport closing, connection_lost() directly; a close() from in here
+        # would schedule a second connection_lost() (AttributeError on a None socket).
+        self.loop.call_soon(self.pump)
 
 
 class _SilentConn(_Conn):
@@ -1512,7 +1516,10 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     exc = context.get("exception")
     if isinstance(exc, OSError):
         return
-    detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
+    if exc is None:
+        detail = str(context.get("message", ""))
+    else:
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     print(f"labsvc: internal error: {detail}", file=sys.stderr, flush=True)
 
 
