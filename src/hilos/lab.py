@@ -773,8 +773,9 @@ class Lab:
 
     @classmethod
     def attach(cls, name: str = "hilos") -> Lab:
-        """The running lab `name` (built earlier, maybe by another process)."""
+        """The running lab `name` (built earlier, maybe by another process), ready to `run`."""
         _check_name(name)
+        _check_privileges()  # entering its namespaces needs root
         st = cls.status(name)
         if not st.up or st.truth_path is None:
             why = f" ({'; '.join(st.problems)})" if st.problems else ""
@@ -915,8 +916,9 @@ def delay_loop(fd_a: int, fd_b: int, delay: float, stop: list[bool] | None = Non
     A fixed delay keeps order, so a FIFO per direction suffices. Packets read in one wakeup share
     a deadline and travel as one queue entry: no per-packet tuple, one clock read per batch.
     One thread on purpose: most of the work is in the kernel (each write to a TUN device runs the
-    receiving namespace's network stack); a thread or a process per direction measured slower on
-    two shared cores.
+    receiving namespace's network stack: ~80% system time), and a thread or a process per
+    direction measured slower on two shared cores. Measured at 20 ms each way: lossless to
+    30-40k packets/s in each direction, ~90-110k packets/s in total at saturation.
     """
     ep = select.epoll()
     ep.register(fd_a, select.EPOLLIN)
