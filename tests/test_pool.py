@@ -525,3 +525,30 @@ def test_sigint_handler_left_alone_when_the_caller_has_one() -> None:
         assert signal.getsignal(signal.SIGINT) is mine
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_cancel_from_a_signal_handler() -> None:
+    fn = _Recorder(sleep=0.0005)
+    pool: Pool[int, int] = Pool(fn, threads=4)
+
+    def on_usr1(signum: int, frame: object) -> None:
+        pool.cancel()  # runs in the main thread, possibly while it holds the pool's locks
+
+    old = signal.signal(signal.SIGUSR1, on_usr1)
+    try:
+
+        def send() -> None:
+            time.sleep(0.2)
+            for _ in range(20):
+                os.kill(os.getpid(), signal.SIGUSR1)
+                time.sleep(0.005)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        with pool:
+            got = [r.item for r in pool.imap_unordered(range(10**6))]
+        sender.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert pool.stats.cancelled
+    assert sorted(got) == sorted(fn.finished) and 0 < len(got) < 10**6

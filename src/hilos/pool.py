@@ -138,7 +138,9 @@ class _Run(Generic[T, R]):
         self.in_q: queue.SimpleQueue[tuple[int, T] | _Stop] = queue.SimpleQueue()
         # SimpleQueue.put is reentrant, so the SIGINT handler may post on it.
         self.out_q: queue.SimpleQueue[_Message] = queue.SimpleQueue()
-        self.cond = threading.Condition(threading.Lock())
+        # Reentrant: Pool.cancel() may run in a signal handler that interrupted this very thread
+        # while it held the lock (release() takes it for every result).
+        self.cond = threading.Condition(threading.RLock())
         self.in_flight = 0
         self.submitted = 0
         self.cancelled = False
@@ -391,7 +393,7 @@ class Pool(Generic[T, R]):
         self._on_progress = on_progress
         self._total = total
         self._grace = float(grace)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant for the same reason as _Run.cond
         self._cancelled = False
         self._active: _Run[T, R] | None = None
         self._last: _Run[T, R] | None = None
@@ -415,7 +417,10 @@ class Pool(Generic[T, R]):
         return self._cancelled
 
     def cancel(self) -> None:
-        """Stop feeding and drop queued items; finished results are still yielded. Any thread."""
+        """Stop feeding and drop queued items; finished results are still yielded.
+
+        Safe from any thread and from a signal handler (a SIGTERM handler may call it).
+        """
         with self._lock:
             self._cancelled = True
             run = self._active
