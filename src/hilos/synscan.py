@@ -29,6 +29,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import queue
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -94,6 +96,7 @@ _NO_RESPONSE = 0
 _CODES[_NO_RESPONSE] = ("filtered", "no-response")
 
 _M1 = 0x9E3779B97F4A7C15
+_M2 = 0xBF58476D1CE4E5B9
 _M3 = 0x94D049BB133111EB
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 _SEG6_FLAGS = (6 << 12) | SYN
@@ -122,6 +125,7 @@ class SynScanner:
         seed: int | None = None,
         shard: tuple[int, int] | None = None,
         on_progress: Callable[[ScanStats], None] | None = None,
+        senders: int = 2,
     ) -> None:
         if retries < 0:
             raise UsageError(f"retries must not be negative: {retries}")
@@ -138,6 +142,7 @@ class SynScanner:
         for i, p in enumerate(self._ports):
             self._port_index[p] = i
         self._retries = retries
+        self._senders = max(1, senders)
         self._fixed_timeout = timeout
         self._seed = 0 if seed is None else seed
         self._shard = shard
@@ -172,37 +177,48 @@ class SynScanner:
     # ---------------------------------------------------------------- setup
 
     def _load_hosts(self, hosts: Iterable[Address] | Sequence[Address]) -> None:
-        addrs: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-        for a in hosts:
-            addrs.append(ipaddress.ip_address(a) if isinstance(a, str) else a)
-            if len(addrs) > MAX_HOSTS:
+        # Per host: ((text, 0) sendto address, cookie seed, packed v4 address or None, checksum
+        # part (pseudo-header, constant words, destination), packet prefix). About 1 us a host.
+        table: list[tuple[tuple[str, int], int, bytes | None, int, bytes]] = []
+        names: list[str] = []
+        self._index4: dict[int, int] = {}
+        self._index6: dict[int, int] = {}
+        templates: dict[int, SynTemplate4] = {}
+        k1, k2 = self._cookie.k1, self._cookie.k2
+        fams: set[int] = set()
+        append, name_append = table.append, names.append
+        index4, index6 = self._index4, self._index6
+        for version, ip in _host_ints(hosts):
+            h = len(table)
+            if h >= MAX_HOSTS:
                 raise UsageError(
                     f"a SYN scan takes at most {MAX_HOSTS} addresses per run: split the targets"
                 )
-        self._nh = len(addrs)
-        self._names = [str(a) for a in addrs]
-        self._index4: dict[int, int] = {}
-        self._index6: dict[int, int] = {}
-        # Per host: (text, cookie seed, packed v4 address or None, checksum part, template).
-        table: list[tuple[str, int, bytes | None, int, SynTemplate4 | None]] = []
-        templates: dict[int, SynTemplate4] = {}
-        fams = set()
-        for h, a in enumerate(addrs):
-            ip = int(a)
-            seed = self._cookie.host_seed(ip)
-            if a.version == 4:
-                self._index4.setdefault(ip, h)
-                net = ip >> 8  # one route lookup per /24 (sends nothing)
-                tpl = templates.get(net)
+            # Cookie.host_seed, inlined: this runs once per address of a possibly huge range.
+            x = ((ip & _MASK64) ^ k1) * _M1 & _MASK64
+            x ^= x >> 31
+            x = ((x ^ (ip >> 64) ^ k2) * _M2) & _MASK64
+            seed = x ^ (x >> 29)
+            if version == 4:
+                d4 = ip.to_bytes(4, "big")
+                name = socket.inet_ntoa(d4)
+                tpl = templates.get(ip >> 8)  # one route lookup per /24 (sends nothing)
                 if tpl is None:
-                    tpl = templates[net] = SynTemplate4(source_address(a))
-                d4 = a.packed
-                table.append((self._names[h], seed, d4, tpl.dst_sum(d4), tpl))
+                    tpl = templates[ip >> 8] = SynTemplate4(source_address(name))
+                base = tpl.const + (ip >> 16) + (ip & 0xFFFF) + _SYN_WORD
+                append(((name, 0), seed, d4, base, tpl.prefix))
+                if ip not in index4:
+                    index4[ip] = h
                 fams.add(4)
             else:
-                self._index6.setdefault(ip, h)
-                table.append((self._names[h], seed, None, 0, None))
+                name = socket.inet_ntop(socket.AF_INET6, ip.to_bytes(16, "big"))
+                append(((name, 0), seed, None, 0, b""))
+                if ip not in index6:
+                    index6[ip] = h
                 fams.add(6)
+            name_append(name)
+        self._nh = len(table)
+        self._names = names
         self._table = table
         self._families = fams
 
@@ -339,17 +355,43 @@ class SynScanner:
 
     def _sender_main(self) -> None:
         try:
-            self._send_all()
+            if self._shard is not None:
+                self._count_shard()
+            # Each sender thread walks its own part of the shard: the Python half of one send
+            # overlaps the kernel half (no GIL) of the other's. Parts of shard (i, n): shards
+            # (i + n*j, n*J), j < J; disjoint, and together exactly shard (i, n).
+            i, n = self._shard or (1, 1)
+            count = self._senders
+            threads = [
+                threading.Thread(
+                    target=self._sender_part,
+                    args=((i + n * j, n * count),),
+                    name=f"hilos-syn-tx-{j}",
+                    daemon=True,
+                )
+                for j in range(count)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         except BaseException as exc:  # handed to results(): a dead sender must not hang it
             self._error = exc
         finally:
             self._finished.set()
 
-    def _walk(self) -> Iterator[int]:
+    def _sender_part(self, part: tuple[int, int]) -> None:
+        try:
+            self._send_all(part)
+        except BaseException as exc:
+            self._error = exc
+            self._cancel.set()
+
+    def _walk(self, part: tuple[int, int] | None = None) -> Iterator[int]:
         perm = Permutation(self._total, self._seed)
-        if self._shard is None:
-            return iter(perm)
-        return perm.shard(*self._shard)
+        if part is None:
+            part = self._shard or (1, 1)
+        return perm.shard(*part)
 
     def _count_shard(self) -> None:
         # Each host is final once all of *its* probes in this shard are: count them first (one
@@ -360,14 +402,12 @@ class SynScanner:
             expected[idx // np_] += 1
         self._expected = expected
 
-    def _send_all(self) -> None:
-        if self._shard is not None:
-            self._count_shard()
+    def _send_all(self, part: tuple[int, int]) -> None:
         engine = self._engine
         assert engine is not None
         passes = self._retries + 1
         last = passes - 1
-        walks = [self._walk() for _ in range(passes)]
+        walks = [self._walk(part) for _ in range(passes)]
         # pending[k]: chunks sent by pass k as (time sent, indices consumed, sent indices if last)
         pending: list[deque[tuple[float, int, list[int] | None]]] = [deque() for _ in range(passes)]
         first_done = False
@@ -430,23 +470,22 @@ class SynScanner:
         self, walk: Iterator[int], count: int, skip_final: bool, collect: list[int] | None
     ) -> int:
         """Consume `count` indices of `walk`, sending a SYN for each not yet final; return how
-        many indices were consumed (fewer than `count` when the walk ends)."""
+        many indices were consumed (fewer than `count` when the walk ends). The hot loop."""
         engine = self._engine
         assert engine is not None
         tx4, tx6 = engine.tx4, engine.tx6
-        send4 = tx4.sendto if tx4 is not None else None
-        send6 = tx6.sendto if tx6 is not None else None
+        send4 = tx4.sendto if tx4 is not None else _no_socket
+        send6 = tx6.sendto if tx6 is not None else _no_socket
         table = self._table
         ports = self._ports
         np_ = self._np
         final = self._final
         take = self._bucket.take
         mono_ns = time.monotonic_ns
+        pack4 = _PACK4
         seg6 = _SEG6_PACK
-        consumed = 0
-        sent = 0
-        budget = 0
-        sport = 0
+        wf, suffix = _WIN_FLAGS_SYN, _SUFFIX
+        consumed = sent = budget = sport = 0
         for idx in islice(walk, count):
             consumed += 1
             if skip_final and final[idx >> 3] >> (idx & 7) & 1:
@@ -457,45 +496,61 @@ class SynScanner:
                 sport = SPORT_BASE + ((mono_ns() >> TICK_SHIFT) & SPORT_MASK)
             budget -= 1
             h, pi = divmod(idx, np_)
-            dst, seed, d4, hsum, tpl = table[h]
+            addr, seed, d4, base, prefix = table[h]
             port = ports[pi]
             x = (seed ^ (port << 16) ^ sport) * _M3 & _MASK64
             x ^= x >> 32
             seq = (x * _M1 & _MASK64) >> 32
-            if d4 is not None:
-                assert tpl is not None and send4 is not None
-                s = tpl.const + hsum + port + sport + (seq >> 16) + (seq & 0xFFFF) + _SYN_WORD
-                s = (s & 0xFFFF) + (s >> 16)
-                s = (s & 0xFFFF) + (s >> 16)
-                pkt = tpl.struct.pack(
-                    tpl.prefix, d4, sport, port, seq, 0, tpl.win_flags_syn, ~s & 0xFFFF, tpl.suffix
-                )
-                self._send(send4, pkt, dst)
-            else:
-                assert send6 is not None
-                self._send(
-                    send6, seg6(sport, port, seq, 0, _SEG6_FLAGS, WINDOW, 0, 0, 2, 4, MSS), dst
-                )
+            try:
+                if d4 is not None:
+                    c = base + port + sport + (seq >> 16) + (seq & 0xFFFF)
+                    c = (c & 0xFFFF) + (c >> 16)
+                    c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
+                    send4(pack4(prefix, d4, sport, port, seq, 0, wf, c, suffix), addr)
+                else:
+                    send6(seg6(sport, port, seq, 0, _SEG6_FLAGS, WINDOW, 0, 0, 2, 4, MSS), addr)
+            except OSError as exc:
+                self._send_error(exc, send4 if d4 is not None else send6, addr, idx, sport)
             sent += 1
             if collect is not None:
                 collect.append(idx)
-        self._sent += sent
+        with self._lock:
+            self._sent += sent
         return consumed
 
-    @staticmethod
-    def _send(sendto: Callable[[bytes, tuple[str, int]], int], pkt: bytes, dst: str) -> None:
-        for attempt in range(200):
+    def _send_error(
+        self,
+        exc: OSError,
+        sendto: Callable[[bytes, tuple[str, int]], int],
+        addr: tuple[str, int],
+        idx: int,
+        sport: int,
+    ) -> None:
+        """A send failed: wait out a full queue and resend, or leave the probe unanswered."""
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPERM, errno.EACCES):
+            return  # no route, or a local firewall: the probe stays unanswered (filtered)
+        if exc.errno not in _RETRY_SEND:
+            raise exc
+        h, pi = divmod(idx, self._np)
+        _a, seed, d4, base, prefix = self._table[h]
+        port = self._ports[pi]
+        seq = self._cookie.value(seed, port, sport)
+        if d4 is not None:
+            c = base + port + sport + (seq >> 16) + (seq & 0xFFFF)
+            c = (c & 0xFFFF) + (c >> 16)
+            c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
+            pkt = _PACK4(prefix, d4, sport, port, seq, 0, _WIN_FLAGS_SYN, c, _SUFFIX)
+        else:
+            pkt = _SEG6_PACK(sport, port, seq, 0, _SEG6_FLAGS, WINDOW, 0, 0, 2, 4, MSS)
+        for attempt in range(1, 200):
+            time.sleep(0.0002 * attempt)  # the device queue is full: let it drain
             try:
-                sendto(pkt, (dst, 0))
+                sendto(pkt, addr)
                 return
-            except OSError as exc:
-                if exc.errno in _RETRY_SEND:
-                    time.sleep(0.0005 * (attempt + 1))  # the device queue is full: let it drain
-                    continue
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EPERM, errno.EACCES):
-                    return  # no route, or a local firewall: the probe stays unanswered
-                raise
-        return
+            except OSError as again:
+                if again.errno not in _RETRY_SEND:
+                    raise
+        raise from_oserror(exc, "sending SYN probes")
 
     # ---------------------------------------------------------------- results
 
@@ -545,8 +600,39 @@ class SynScanner:
         return self._host_result(h, ports)
 
 
+def _host_ints(hosts: Iterable[Address] | Sequence[Address]) -> Iterator[tuple[int, int]]:
+    """(version, integer address) of each target, without building ipaddress objects."""
+    ranges = getattr(hosts, "iter_ranges", None)
+    if ranges is not None:  # a hilos.targets.TargetSpace: walk its runs of consecutive addresses
+        for first, last in ranges():
+            v = first.version
+            for ip in range(int(first), int(last) + 1):
+                yield v, ip
+        return
+    for a in hosts:
+        if isinstance(a, str):
+            try:
+                yield 4, int.from_bytes(socket.inet_pton(socket.AF_INET, a), "big")
+                continue
+            except OSError:
+                pass
+            try:
+                yield 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, a.split("%")[0]), "big")
+            except OSError:
+                raise UsageError(f"not an IP address: {a!r}") from None
+        else:
+            yield a.version, int(a)
+
+
+def _no_socket(pkt: bytes, addr: tuple[str, int]) -> int:
+    raise NetworkError(f"no raw socket for the address family of {addr[0]}")
+
+
 _SYN_WORD = (6 << 12) | SYN
-_SEG6_PACK = __import__("struct").Struct("!HHIIHHHHBBH").pack
+_SEG6_PACK = struct.Struct("!HHIIHHHHBBH").pack
+_PACK4 = struct.Struct("!16s4sHHII4sH6s").pack
+_WIN_FLAGS_SYN = struct.pack("!HH", (6 << 12) | SYN, WINDOW)
+_SUFFIX = struct.pack("!HBBH", 0, 2, 4, MSS)
 
 
 def syn_scan(

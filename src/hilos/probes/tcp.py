@@ -351,7 +351,7 @@ def parse_ipv4(
         if n < 20 or buf[0] >> 4 != 4 or buf[9] != 6:
             return None
         ihl = (buf[0] & 15) * 4
-        if ihl < 20 or (buf[6] & 0x1F) or buf[7]:  # fragments: never ours (44-byte probes)
+        if ihl < 20 or (buf[6] & 0x3F) or buf[7]:  # MF or an offset: replies are never fragments
             return None
         src, _dst = _IP4_TCP.unpack_from(buf, 0)
         return _match_tcp(cookie, 4, src, buf, ihl, n)
