@@ -221,7 +221,193 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    raise UsageError("scan: not built yet")
+    """hilos scan: targets, discovery (unless -Pn), connect or SYN scan, banners, outputs."""
+    import threading
+    import time
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
+    from hilos.output import open_outputs
+    from hilos.output.progress import Progress
+    from hilos.ports import exclude_ports, parse_ports, top_ports
+    from hilos.results import HostResult, ScanHostResult
+    from hilos.targets import parse_shard, parse_targets
+
+    quiet = bool(getattr(args, "quiet", False))
+
+    def notice(msg: str) -> None:
+        if not quiet:
+            sys.stderr.write(f"hilos: {msg}\n")
+
+    targets = parse_targets(
+        args.targets,
+        exclude=[s for spec in args.exclude for s in spec.split(",") if s.strip()],
+        input_file=args.input_file,
+        exclude_file=args.exclude_file,
+        on_warning=notice,
+    )
+    if len(targets) == 0:
+        raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
+    ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
+    if args.exclude_ports:
+        ports = exclude_ports(ports, args.exclude_ports)
+    if not ports:
+        raise UsageError("no ports left to scan after --exclude-ports")
+    shard = parse_shard(args.shard) if args.shard else None
+    scan_type, why = _scan_pick_type(args.type)
+    if why:
+        notice(why)
+
+    start_wall = time.time()
+    started = time.monotonic()
+    progress = Progress(sys.stderr, quiet=quiet, label="scan")
+    argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else "hilos scan"
+    out = open_outputs(
+        "scan",
+        args.format,
+        args.output,
+        args.output_all,
+        show_all=args.show_all,
+        stdout=sys.stdout,
+        meta={"args": argv, "start": start_wall, "scan_type": scan_type, "ports": ports},
+        progress=progress,
+    )
+    down: list[HostResult] = []
+    discovered = [0]
+
+    def live_hosts() -> Iterator[HostResult | str]:
+        if args.no_discovery:
+            yield from (str(a) for a in targets)
+            return
+        if all(a.is_loopback and b.is_loopback for a, b in targets.iter_ranges()):
+            # This machine's own addresses need no discovery (nmap: "localhost-response").
+            for a in targets:
+                discovered[0] += 1
+                yield HostResult(str(a), "up", "localhost-response", 0.0)
+            return
+        from hilos.sweep import sweep
+
+        for h in sweep(
+            targets,
+            rate=args.rate,
+            timeout=args.timeout,
+            retries=args.retries,
+            all_hosts=args.show_all,
+            on_notice=notice,
+        ):
+            if h.status == "up":
+                discovered[0] += 1
+                yield h
+            else:
+                down.append(h)
+
+    seed = args.seed if args.seed is not None else 0
+    if args.randomize and shard is None:
+        shard = (1, 1)  # the keyed random walk over hosts x ports, all of it
+    retries = 1 if args.retries is None else args.retries
+    scanner: Any
+    if scan_type == "syn":
+        from hilos.synscan import SynScanner
+
+        scanner = SynScanner(
+            [h.host if isinstance(h, HostResult) else h for h in live_hosts()],
+            ports,
+            rate=args.rate,
+            timeout=args.timeout,
+            retries=retries,
+            seed=seed,
+            shard=shard,
+        )
+    else:
+        from hilos.portscan import ConnectScanner
+
+        scanner = ConnectScanner(
+            live_hosts(),
+            ports,
+            timeout=args.timeout,
+            retries=retries,
+            threads=args.threads,
+            rate=args.rate,
+            shard=shard,
+            seed=seed,
+        )
+    grabber = None
+    stream: Iterable[ScanHostResult] = scanner.results()
+    if args.banners:
+        from hilos.services import BannerGrabber
+
+        grabber = BannerGrabber()
+        stream = grabber.enrich(stream)
+
+    finished = threading.Event()
+
+    def tick() -> None:
+        while not finished.wait(0.1):
+            st = scanner.stats
+            progress.update(st.done, st.total or None, found=out.up)
+
+    ticker = threading.Thread(target=tick, name="hilos-progress", daemon=True)
+    ticker.start()
+    up = 0
+    try:
+        for host in stream:
+            up += host.status == "up"
+            out.write(host)
+    except KeyboardInterrupt:
+        finished.set()
+        scanner.cancel()
+        if grabber is not None:
+            grabber.cancel()
+        # Every result found so far goes to the outputs: hosts whose banners were being read,
+        # then hosts still being scanned (with the ports answered so far).
+        rest = (grabber.pending() if grabber is not None else []) + list(scanner.partial())
+        seen = set()
+        for host in rest:
+            if host.host not in seen:
+                seen.add(host.host)
+                up += host.status == "up"
+                out.write(host)
+        progress.close()
+        out.close(
+            {"addresses": len(targets), "up": up, "elapsed": time.monotonic() - started},
+            error="interrupted",
+        )
+        sys.stderr.write("hilos: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BaseException:
+        finished.set()
+        scanner.cancel()
+        progress.close()
+        out.close(error="failed")
+        raise
+    finished.set()
+    if args.show_all:
+        for h in down:
+            out.write(ScanHostResult(h.host, "down", h.reason, (), h.rtt_ms))
+    progress.close()
+    elapsed = time.monotonic() - started
+    out.close({"addresses": len(targets), "up": up, "elapsed": elapsed})
+    return EXIT_OK
+
+
+def _scan_pick_type(wanted: str) -> tuple[str, str]:
+    """(scan type, what to say once): --type auto is SYN when raw sockets work here, else
+    connect; --type syn without the privilege is a usage error naming the fix."""
+    if wanted == "connect":
+        return "connect", ""
+    from hilos.synscan import can_raw
+
+    raw = can_raw()
+    if wanted == "syn":
+        if not raw:
+            raise UsageError(
+                "--type syn needs raw sockets: run as root or grant CAP_NET_RAW (sudo setcap "
+                "cap_net_raw+ep $(readlink -f $(which python3))), or use --type connect"
+            )
+        return "syn", ""
+    if raw:
+        return "syn", "SYN scan (raw sockets available; --type connect for a connect scan)"
+    return "connect", "connect scan (no raw-socket privilege: run as root for a SYN scan)"
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
