@@ -1,0 +1,842 @@
+"""Host discovery (ping sweep): ICMP echo plus TCP probes over a target space, streaming results.
+
+How a sweep runs::
+
+    targets (lazy int ranges) ──► sender threads, one per probe engine, paced by one TokenBucket
+                                    ICMP echo (raw, or the unprivileged "ping" socket)
+                                    TCP: raw SYN 443 + ACK 80 (privileged, hilos.probes.tcp)
+                                         or non-blocking connect to 80 and 443 (unprivileged)
+    receiver threads ──► validate each answer from its own fields (keyed cookie) ──► results queue
+    retries: another pass over the addresses that have not answered yet
+    then one wait after the last send (adaptive, see Sweeper) ──► down hosts, if asked for
+
+Nothing is stored per probe, only the answers: a /8 costs memory in proportion to the hosts that
+are up, not to its 16.7 million addresses.
+
+Example::
+
+    from hilos.sweep import sweep
+    from hilos.targets import parse_targets
+
+    for host in sweep(parse_targets(["127.0.0.1"]), timeout=1.0):
+        print(host.host, host.status, host.reason, host.rtt_ms)
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import queue
+import random
+import resource
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from hilos.errors import HilosError, PrivilegeError, UsageError
+from hilos.probes.icmp import V6_TAG, EchoEngine, LinkTx, can_open_raw, ping_group_allows
+from hilos.probes.ratelimit import TokenBucket
+from hilos.results import HostResult
+from hilos.targets import TargetSpace
+
+__all__ = [
+    "DEFAULT_RATE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "MIN_WAIT",
+    "SweepProgress",
+    "Sweeper",
+    "sweep",
+]
+
+Method = Literal["auto", "icmp", "tcp"]
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
+Range = tuple[int, int, int]  # (family, first, last), inclusive
+
+#: Longest wait for an answer (seconds) when --timeout is not given; also the wait used before
+#: any answer has been seen. LAN-friendly and the same as nmap's initial RTT timeout.
+DEFAULT_TIMEOUT = 1.0
+#: Shortest adaptive wait (nmap's --min-rtt-timeout at -T4 is 100 ms as well).
+MIN_WAIT = 0.1
+DEFAULT_RETRIES = 1
+#: Packets per second when --rate is not given: high enough never to be the bottleneck of a
+#: Python sender on a LAN (~130 Mbit/s of 64-byte packets), low enough not to flood a WAN link.
+DEFAULT_RATE = 300_000.0
+_RTT_FACTOR = 4.0  # wait 4x the slowest answer seen (with MIN_WAIT as floor)
+_TCP_PORTS = (443, 80)  # raw: SYN to 443, ACK to 80 (nmap -PS443 -PA80); connect: both
+_DEFAULT_THREADS = 16
+_CONNECT_CHUNK = 128  # addresses per connect worker task (2 sockets each)
+
+_TCP_REASONS = {1: "syn-ack", 2: "rst"}
+_OCTETS = tuple(str(i) for i in range(256))
+_PACE_BATCH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class SweepProgress:
+    """Where a running sweep is: `done` of `total` addresses probed in pass `pass_no` of `passes`."""
+
+    done: int
+    total: int
+    up: int
+    pass_no: int
+    passes: int
+    elapsed: float
+
+
+class _Engine(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def run_pass(
+        self, ranges: Iterable[Range], skip: dict[int, object], stop: threading.Event
+    ) -> int: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Targets as int ranges
+# --------------------------------------------------------------------------------------------
+
+
+def _key_of(addr: Address) -> tuple[int, int]:
+    ip = ipaddress.ip_address(addr) if isinstance(addr, str) else addr
+    return ip.version, int(ip)
+
+
+def _host_str(key: int) -> str:
+    if key >= V6_TAG:
+        return str(ipaddress.IPv6Address(key - V6_TAG))
+    return socket.inet_ntoa(key.to_bytes(4, "big"))
+
+
+class _Targets:
+    """Re-iterable (family, first, last) int ranges of the targets, in probing order."""
+
+    def __init__(
+        self, targets: TargetSpace | Iterable[Address], randomize: bool, seed: int | None
+    ) -> None:
+        self._space: TargetSpace | None = None
+        self._list: list[tuple[int, int]] | None = None
+        self.seed = seed if seed is not None else random.getrandbits(32)
+        self.randomize = randomize
+        if isinstance(targets, TargetSpace):
+            self._space = targets
+            self.size = targets.size
+            self.families = {
+                fam for fam, n in ((4, targets.size_v4), (6, targets.size_v6)) if n > 0
+            }
+        else:
+            # A plain iterable may be a one-shot iterator; retries need a second look, so keep
+            # the ints (de-duplicated, order kept). Use a TargetSpace for big spaces.
+            seen: dict[tuple[int, int], None] = {}
+            for a in targets:
+                seen[_key_of(a)] = None
+            self._list = list(seen)
+            if randomize:
+                random.Random(self.seed).shuffle(self._list)
+            self.size = len(self._list)
+            self.families = {fam for fam, _ in self._list}
+
+    def ranges(self) -> Iterator[Range]:
+        if self._list is not None:
+            for fam, a in self._list:
+                yield fam, a, a
+            return
+        space = self._space
+        assert space is not None
+        if self.randomize:
+            for ip in space.iter_permuted(self.seed):
+                a = int(ip)
+                yield ip.version, a, a
+            return
+        for first, last in space.iter_ranges():
+            yield first.version, int(first), int(last)
+
+    def keys(self) -> Iterator[int]:
+        for fam, first, last in self.ranges():
+            tag = V6_TAG if fam == 6 else 0
+            for a in range(first, last + 1):
+                yield a + tag
+
+
+# --------------------------------------------------------------------------------------------
+# Engines
+# --------------------------------------------------------------------------------------------
+
+Sink = Callable[[int, str, "float | None"], None]
+
+
+class _IcmpEngine:
+    """ICMP echo through hilos.probes.icmp.EchoEngine (raw or datagram sockets)."""
+
+    def __init__(self, key: int, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
+        self.engine = EchoEngine(key, bucket, sink, families=families)
+        kinds = set(self.engine.kinds.values())
+        self.raw = kinds == {"raw"}
+        self.name = "ICMP echo" + ("" if self.raw else " (unprivileged ping socket)")
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def run_pass(
+        self, ranges: Iterable[Range], skip: dict[int, object], stop: threading.Event
+    ) -> int:
+        return self.engine.send_ranges(ranges, skip, stop)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class _RawTcpEngine:
+    """Raw SYN to 443 and ACK to 80 with the raw TCP engine of hilos.probes.tcp.
+
+    The packets, cookies (sequence numbers), send-time source ports and the validating receiver
+    are that module's (TcpProber/RawTcpEngine/SynTemplate4): one mechanism with the SYN scan.
+    Only the loop is local, working on int addresses so no ipaddress object is made per probe,
+    and IPv4 probes leave as Ethernet frames when a LinkTx covers them.
+    """
+
+    name = "TCP SYN 443 + ACK 80 (raw)"
+
+    def __init__(self, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
+        from hilos.probes import tcp
+
+        self._tcp = tcp
+        self.bucket = bucket
+        self.link: LinkTx | None = None
+
+        def on_reply(r: tcp.Reply) -> None:
+            if r.port not in _TCP_PORTS:
+                return
+            key = r.addr + (V6_TAG if r.family == 6 else 0)
+            if r.kind == tcp.KIND_UNREACH:
+                sink(key, r.reason, None)
+            else:
+                sink(key, _TCP_REASONS.get(r.kind, "rst"), round(r.rtt_ms, 3))
+
+        self.prober = tcp.TcpProber(on_reply, syn_port=443, ack_port=80, families=families)
+        self._templates: dict[int, object] = {}
+
+    def start(self) -> None:
+        self.prober.engine.start()
+
+    def close(self) -> None:
+        self.prober.close()
+
+    def run_pass(
+        self, ranges: Iterable[Range], skip: dict[int, object], stop: threading.Event
+    ) -> int:
+        sent = 0
+        for fam, first, last in ranges:
+            if stop.is_set():
+                break
+            if fam == 6:
+                sent += self._pass6(first, last, skip, stop)
+            elif self.link is not None and self.link.covers_range(first, last):
+                sent += self._pass4(first, last, skip, stop, self.link)
+            else:
+                sent += self._pass4(first, last, skip, stop, None)
+        self.prober.engine.check()
+        return sent
+
+    def _pass4(
+        self,
+        first: int,
+        last: int,
+        skip: dict[int, object],
+        stop: threading.Event,
+        link: LinkTx | None,
+    ) -> int:
+        tcp = self._tcp
+        eng = self.prober.engine
+        cookie = eng.cookie
+        host_seed, value = cookie.host_seed, cookie.value
+        tick = tcp.send_tick
+        take = self.bucket.take
+        limited = not self.bucket.unlimited
+        octets = _OCTETS
+        sent = pending = 0
+        template = None
+        if link is not None:
+            template = tcp.SynTemplate4(ipaddress.IPv4Address(link.source))
+            send = link.sock.send
+            eth = link.eth
+            # IPv4 header sum without the destination: SynTemplate4 leaves the checksum to the
+            # kernel (IP_HDRINCL), a frame must carry it.
+            ip_base = int.from_bytes(template.prefix, "big") % 0xFFFF
+        else:
+            sendto = eng.tx4.sendto if eng.tx4 is not None else None
+            if sendto is None:
+                return 0
+        a = first
+        while a <= last:
+            if stop.is_set():
+                break
+            block_end = min(last, a | 0xFF)
+            if link is None:
+                template = self._template4(a)
+                prefix = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}."
+            assert template is not None
+            syn, ack = template.syn, template.ack
+            for b in range(a, block_end + 1):
+                if b in skip:
+                    continue
+                if limited:
+                    pending += 2
+                    if pending >= _PACE_BATCH:
+                        take(pending)
+                        pending = 0
+                seed = host_seed(b)
+                sport = tick()
+                d4 = b.to_bytes(4, "big")
+                hs = (b >> 16) + (b & 0xFFFF)
+                p1 = syn(d4, hs, 443, sport, value(seed, 443, sport))
+                p2 = ack(d4, hs, 80, sport, value(seed, 80, sport))
+                try:
+                    if link is not None:
+                        csum = (0xFFFF - (ip_base + b) % 0xFFFF).to_bytes(2, "big")
+                        send(eth + p1[:10] + csum + p1[12:])
+                        send(eth + p2[:10] + csum + p2[12:])
+                    else:
+                        dest = (prefix + octets[b & 255], 0)
+                        sendto(p1, dest)
+                        sendto(p2, dest)
+                except OSError as exc:
+                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        continue
+                    if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                        time.sleep(0.001)  # queue full: this address waits for the retry pass
+                        continue
+                    raise
+                sent += 2
+            a = block_end + 1
+        return sent
+
+    def _template4(self, a: int) -> Any:
+        net = a >> 8
+        t = self._templates.get(net)
+        if t is None:
+            src = self._tcp.source_address(ipaddress.IPv4Address(a))
+            t = self._templates[net] = self._tcp.SynTemplate4(src)
+        return t
+
+    def _pass6(self, first: int, last: int, skip: dict[int, object], stop: threading.Event) -> int:
+        probe = self.prober.probe
+        take = self.bucket.take
+        limited = not self.bucket.unlimited
+        sent = pending = 0
+        for a in range(first, last + 1):
+            if a + V6_TAG in skip:
+                continue
+            if sent & 0xFF == 0 and stop.is_set():
+                break
+            if limited:
+                pending += 2
+                if pending >= _PACE_BATCH:
+                    take(pending)
+                    pending = 0
+            probe(ipaddress.IPv6Address(a))
+            sent += 2
+        return sent
+
+
+class _ConnectEngine:
+    """Unprivileged TCP discovery: non-blocking connect() to 80 and 443, many in flight.
+
+    Work is cut into chunks of addresses run by `threads` workers (hilos.pool); each worker
+    starts its chunk's connects at once and waits on one selector until every socket resolved or
+    the wait ran out. Accepted (syn-ack) or refused (conn-refused) means up; EHOSTUNREACH /
+    ENETUNREACH means down (host-unreach).
+    """
+
+    name = "TCP connect to 80 and 443"
+
+    def __init__(
+        self, bucket: TokenBucket, sink: Sink, threads: int, wait: Callable[[], float]
+    ) -> None:
+        self.bucket = bucket
+        self.sink = sink
+        self.wait = wait
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = min(hard, 1 << 16) if hard != resource.RLIM_INFINITY else 1 << 16
+        if soft != resource.RLIM_INFINITY and soft < want:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+                soft = want
+            except (ValueError, OSError):
+                pass
+        budget = max(64, (soft if soft != resource.RLIM_INFINITY else 1 << 16) - 128)
+        # Two sockets per address in flight, across all workers: stay inside RLIMIT_NOFILE.
+        self.chunk = max(1, min(_CONNECT_CHUNK, budget // (2 * threads)))
+        self.threads = max(1, min(threads, budget // (2 * self.chunk)))
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def run_pass(
+        self, ranges: Iterable[Range], skip: dict[int, object], stop: threading.Event
+    ) -> int:
+        from hilos.pool import Pool
+
+        def chunks() -> Iterator[list[tuple[int, int]]]:
+            chunk: list[tuple[int, int]] = []
+            for fam, first, last in ranges:
+                tag = V6_TAG if fam == 6 else 0
+                for a in range(first, last + 1):
+                    if a + tag in skip:
+                        continue
+                    chunk.append((fam, a))
+                    if len(chunk) >= self.chunk:
+                        if stop.is_set():
+                            return
+                        yield chunk
+                        chunk = []
+            if chunk and not stop.is_set():
+                yield chunk
+
+        sent = 0
+        with Pool(
+            lambda c: self._probe_chunk(c, stop), threads=self.threads, name="hilos-connect"
+        ) as pool:
+            for res in pool.imap_unordered(chunks()):
+                if res.error is not None and not isinstance(res.error, Exception):
+                    raise res.error
+                if isinstance(res.error, HilosError):
+                    raise res.error
+                sent += res.value or 0
+                if stop.is_set():
+                    pool.cancel()
+                    break
+        return sent
+
+    def _probe_chunk(self, chunk: list[tuple[int, int]], stop: threading.Event) -> int:
+        self.bucket.take(2 * len(chunk))
+        sel = selectors.DefaultSelector()
+        pending: dict[socket.socket, tuple[int, float]] = {}
+        sink = self.sink
+        sent = 0
+        try:
+            for fam, a in chunk:
+                af = socket.AF_INET if fam == 4 else socket.AF_INET6
+                host = (
+                    socket.inet_ntoa(a.to_bytes(4, "big"))
+                    if fam == 4
+                    else socket.inet_ntop(socket.AF_INET6, a.to_bytes(16, "big"))
+                )
+                key = a + (V6_TAG if fam == 6 else 0)
+                for port in _TCP_PORTS:
+                    try:
+                        s = socket.socket(af, socket.SOCK_STREAM)
+                    except OSError as exc:
+                        if exc.errno in (errno.EMFILE, errno.ENFILE):
+                            break  # the rest of this chunk stays unanswered: a retry gets it
+                        raise
+                    s.setblocking(False)
+                    # RST on close: no TIME_WAIT pile-up after thousands of probes.
+                    s.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    t0 = time.monotonic()
+                    err = s.connect_ex((host, port))
+                    sent += 1
+                    if err in (0, errno.EINPROGRESS):
+                        if err == 0:
+                            sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
+                            s.close()
+                            continue
+                        pending[s] = (key, t0)
+                        sel.register(s, selectors.EVENT_WRITE)
+                    else:
+                        s.close()
+                        self._classify(key, err, t0)
+            deadline = time.monotonic() + self.wait()
+            while pending and not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                for skey, _ in sel.select(min(left, 0.05)):
+                    s = skey.fileobj
+                    assert isinstance(s, socket.socket)
+                    key, t0 = pending.pop(s)
+                    sel.unregister(s)
+                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    s.close()
+                    if err == 0:
+                        sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
+                    else:
+                        self._classify(key, err, t0)
+        finally:
+            for s in pending:
+                s.close()
+            sel.close()
+        return sent
+
+    def _classify(self, key: int, err: int, t0: float) -> None:
+        if err == errno.ECONNREFUSED:
+            self.sink(key, "conn-refused", (time.monotonic() - t0) * 1000)
+        elif err in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            self.sink(key, "host-unreach", None)
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep
+# --------------------------------------------------------------------------------------------
+
+_UP_REASONS = frozenset({"echo-reply", "syn-ack", "rst", "conn-refused"})
+_DONE = object()
+
+
+class Sweeper:
+    """A ping sweep over `targets`; iterate it to get HostResults as hosts are found.
+
+    Up hosts are yielded as soon as they answer (each once, with its first answer's reason and
+    RTT). With `all_hosts=True` the down hosts follow at the end (reason host-unreach,
+    time-exceeded or no-response). `method`: "auto" uses every probe this process may send,
+    "icmp" or "tcp" forces one kind; `notice` says which were chosen (also sent to `on_notice`).
+
+    Timing: `timeout` is the longest wait for an answer after a probe (default 1.0 s). Without an
+    explicit `timeout` the wait adapts as nmap's does: 4x the slowest round trip seen so far,
+    at least MIN_WAIT, at most DEFAULT_TIMEOUT. The sweep waits once after its last send, not per
+    host. `retries` more passes go only to addresses that have not answered; a late answer to an
+    earlier pass still counts. `rate` caps packets (or connects) per second across all engines.
+
+        sweeper = Sweeper(parse_targets(["127.0.0.1"]), method="icmp")
+        up = [r.host for r in sweeper]
+    """
+
+    def __init__(
+        self,
+        targets: TargetSpace | Iterable[Address],
+        *,
+        method: Method = "auto",
+        rate: float | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        threads: int | None = None,
+        randomize: bool = False,
+        seed: int | None = None,
+        all_hosts: bool = False,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        if method not in ("auto", "icmp", "tcp"):
+            raise UsageError(f"unknown sweep method {method!r} (auto, icmp or tcp)")
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"timeout must be positive, not {timeout!r}")
+        if retries is not None and retries < 0:
+            raise UsageError(f"retries must not be negative, not {retries!r}")
+        if rate is not None and not rate > 0:
+            raise UsageError(f"rate must be positive, not {rate!r}")
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be at least 1, not {threads!r}")
+        self.method = method
+        self.rate = DEFAULT_RATE if rate is None else rate
+        self.timeout = timeout
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        self.threads = threads or _DEFAULT_THREADS
+        self.all_hosts = all_hosts
+        self.on_progress = on_progress
+        self.on_notice = on_notice
+        self._targets = _Targets(targets, randomize, seed)
+        self.size = self._targets.size
+        self.notice = ""
+        self.engines: list[_Engine] = []
+        self._key = random.getrandbits(61)
+        self._bucket = TokenBucket(self.rate, burst=64)
+        # key -> reason: up hosts and hosts reported unreachable. The only per-host state.
+        self._answered: dict[int, object] = {}
+        self._up = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._max_rtt = 0.0
+        self._samples = 0
+        self._last_answer = 0.0
+        self._pass = 0
+        self._progress = [0]
+        self._error: BaseException | None = None
+        self._started = 0.0
+        self.elapsed = 0.0
+        self._used = False
+        self._link: LinkTx | None = None
+
+    # -- method selection ---------------------------------------------------------------------
+
+    def _build_engines(self) -> None:
+        fams = self._targets.families or {4}
+        raw = can_open_raw()
+        want_icmp = self.method in ("auto", "icmp")
+        want_tcp = self.method in ("auto", "tcp")
+        engines: list[_Engine] = []
+        missing: list[str] = []
+        try:
+            if want_icmp:
+                if raw or ping_group_allows() or 6 in fams:
+                    try:
+                        engines.append(_IcmpEngine(self._key, self._bucket, self._record, fams))
+                    except PrivilegeError:
+                        if self.method == "icmp":
+                            raise
+                        missing.append("ICMP echo (needs root, or net.ipv4.ping_group_range)")
+                elif self.method == "icmp":
+                    # Let the socket layer produce the precise error (names the sysctl fix).
+                    engines.append(_IcmpEngine(self._key, self._bucket, self._record, fams))
+                else:
+                    missing.append(
+                        "ICMP echo (needs root, or sysctl net.ipv4.ping_group_range covering "
+                        "your group)"
+                    )
+            if want_tcp:
+                if raw:
+                    engines.append(_RawTcpEngine(self._bucket, self._record, fams))
+                else:
+                    engines.append(
+                        _ConnectEngine(self._bucket, self._record, self.threads, self._wait)
+                    )
+                    if self.method == "auto":
+                        missing.append("raw TCP SYN/ACK probes (need root)")
+        except BaseException:
+            for e in engines:
+                e.close()
+            raise
+        self.engines = engines
+        if raw and 4 in fams:
+            self._attach_link()
+        used = " + ".join(e.name for e in engines)
+        note = f"sweep: using {used}"
+        if missing:
+            note += "; not privileged, so without " + ", ".join(missing)
+        self.notice = note
+        if self.on_notice is not None:
+            self.on_notice(note)
+
+    def _attach_link(self) -> None:
+        """Give the raw engines an Ethernet-frame transmitter when the targets sit behind a
+        gateway (the common routed case); otherwise they keep their IP sockets."""
+        first = next((a for fam, a, _ in self._targets.ranges() if fam == 4), None)
+        if first is None:
+            return
+        icmp = next((e for e in self.engines if isinstance(e, _IcmpEngine)), None)
+        tcpe = next((e for e in self.engines if isinstance(e, _RawTcpEngine)), None)
+
+        def resolve() -> None:
+            # One ordinary packet makes the kernel resolve the gateway's MAC (ARP). It goes to
+            # the first target, which is probed anyway; its answer is validated as usual.
+            dest = socket.inet_ntoa(first.to_bytes(4, "big"))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.sendto(b"", (dest, 9))
+
+        link = LinkTx.for_route(first, resolve=resolve)
+        if link is None:
+            return
+        self._link = link
+        if icmp is not None:
+            icmp.engine.link = link
+        if tcpe is not None:
+            tcpe.link = link
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _record(self, key: int, reason: str, rtt_ms: float | None) -> None:
+        """Called from receiver threads for every validated answer."""
+        up = reason in _UP_REASONS
+        with self._lock:
+            prev = self._answered.get(key)
+            if prev is not None and (prev in _UP_REASONS or not up):
+                return
+            self._answered[key] = reason
+            if not up:
+                return  # reported with the other down hosts at the end (if asked for)
+            self._up += 1
+            self._last_answer = time.monotonic()
+            if rtt_ms is not None:
+                self._samples += 1
+                if rtt_ms > self._max_rtt:
+                    self._max_rtt = rtt_ms
+        self._queue.put(
+            HostResult(_host_str(key), "up", reason, None if rtt_ms is None else round(rtt_ms, 3))
+        )
+
+    def _wait(self) -> float:
+        """How long to wait for answers after a probe (seconds), adapting to what came back."""
+        if self.timeout is not None:
+            return self.timeout
+        if not self._samples:
+            return DEFAULT_TIMEOUT
+        return min(DEFAULT_TIMEOUT, max(MIN_WAIT, _RTT_FACTOR * self._max_rtt / 1000.0))
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _all_answered(self) -> bool:
+        return len(self._answered) >= self.size
+
+    def _run(self) -> None:
+        try:
+            for e in self.engines:
+                e.start()
+            passes = self.retries + 1
+            last_send = time.monotonic()
+            for p in range(passes):
+                if self._stop.is_set() or self._all_answered():
+                    break
+                self._pass = p + 1
+                start = time.monotonic()
+                if p > 0:
+                    # A retry goes no sooner than one wait after the previous probe.
+                    self._sleep_until(lambda: last_pass_start + self._wait())
+                    start = time.monotonic()
+                last_pass_start = start
+                self._run_engines()
+                last_send = time.monotonic()
+            # One wait after the last send, ending early once every target has answered.
+            self._sleep_until(lambda: last_send + self._wait())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._stop.set()
+            for e in self.engines:
+                try:
+                    e.close()
+                except Exception as exc:  # a failing close must not hide the sweep's results
+                    self._error = self._error or exc
+            if self._link is not None:
+                self._link.close()
+            self._queue.put(_DONE)
+
+    def _sleep_until(self, when: Callable[[], float]) -> None:
+        while not self._stop.is_set() and not self._all_answered():
+            left = when() - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, 0.02))
+
+    def _run_engines(self) -> None:
+        skip = self._answered
+        errors: list[BaseException] = []
+        if len(self.engines) == 1:
+            self.engines[0].run_pass(self._targets.ranges(), skip, self._stop)
+            return
+
+        def run(engine: _Engine) -> None:
+            try:
+                engine.run_pass(self._targets.ranges(), skip, self._stop)
+            except BaseException as exc:
+                errors.append(exc)
+                self._stop.set()
+
+        threads = [
+            threading.Thread(target=run, args=(e,), name=f"hilos-send-{i}", daemon=True)
+            for i, e in enumerate(self.engines)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    def cancel(self) -> None:
+        """Stop sending and waiting; the iterator ends after what was already found."""
+        self._stop.set()
+
+    @property
+    def up(self) -> int:
+        return self._up
+
+    def __iter__(self) -> Iterator[HostResult]:
+        if self._used:
+            raise RuntimeError("a Sweeper runs once; make a new one")
+        self._used = True
+        self._started = time.monotonic()
+        self._build_engines()
+        runner = threading.Thread(target=self._run, name="hilos-sweep", daemon=True)
+        runner.start()
+        next_progress = 0.0
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    item = None
+                if item is _DONE:
+                    break
+                if isinstance(item, HostResult):
+                    yield item
+                if self.on_progress is not None:
+                    now = time.monotonic()
+                    if now >= next_progress:
+                        next_progress = now + 0.1
+                        self.on_progress(self._progress_now())
+            runner.join()
+            if self._error is not None:
+                raise self._error
+            if self.all_hosts:
+                answered = self._answered
+                for key in self._targets.keys():
+                    reason = answered.get(key)
+                    if reason in _UP_REASONS:
+                        continue
+                    yield HostResult(
+                        _host_str(key), "down", str(reason) if reason else "no-response", None
+                    )
+        finally:
+            self._stop.set()
+            runner.join(timeout=5.0)
+            self.elapsed = time.monotonic() - self._started
+
+    def _progress_now(self) -> SweepProgress:
+        return SweepProgress(
+            done=len(self._answered),
+            total=self.size,
+            up=self._up,
+            pass_no=self._pass,
+            passes=self.retries + 1,
+            elapsed=time.monotonic() - self._started,
+        )
+
+
+def sweep(
+    targets: TargetSpace | Iterable[Address],
+    *,
+    method: Method = "auto",
+    rate: float | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    threads: int | None = None,
+    randomize: bool = False,
+    seed: int | None = None,
+    all_hosts: bool = False,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> Iterator[HostResult]:
+    """Sweep `targets` and yield a HostResult per up host as it answers (see Sweeper).
+
+    for r in sweep(["127.0.0.1", "::1"], method="icmp", timeout=0.5):
+        print(r.host, r.reason, r.rtt_ms)
+    """
+    return iter(
+        Sweeper(
+            targets,
+            method=method,
+            rate=rate,
+            timeout=timeout,
+            retries=retries,
+            threads=threads,
+            randomize=randomize,
+            seed=seed,
+            all_hosts=all_hosts,
+            on_progress=on_progress,
+            on_notice=on_notice,
+        )
+    )
