@@ -1,4 +1,4 @@
-"""hilos: multithreaded network tasks — a worker-pool engine, a host-discovery sweep, a port scanner."""
+"""hilos: multithreaded network tasks — a worker-pool engine, a host sweep, a port scanner."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from hilos.errors import (
     TargetError,
     UsageError,
 )
+from hilos.pool import Pool, PoolStats, TaskResult, run_all
 from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.targets import Permutation, TargetSpace, parse_ports, parse_targets, top_ports
 
 __version__ = "0.1.0"
 
@@ -21,12 +23,21 @@ __all__ = [
     "HostResult",
     "LabError",
     "NetworkError",
+    "Permutation",
+    "Pool",
+    "PoolStats",
     "PortResult",
     "PortSpecError",
     "PrivilegeError",
     "ResourceError",
     "ScanHostResult",
     "TargetError",
+    "TargetSpace",
+    "TaskResult",
     "UsageError",
     "__version__",
+    "parse_ports",
+    "parse_targets",
+    "run_all",
+    "top_ports",
 ]
