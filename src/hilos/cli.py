@@ -229,8 +229,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     from hilos.output import open_outputs
     from hilos.output.progress import Progress
-    from hilos.ports import exclude_ports, parse_ports, top_ports
-    from hilos.results import HostResult, ScanHostResult
+    from dataclasses import replace
+
+    from hilos.ports import exclude_ports, parse_ports, service_name, top_ports
+    from hilos.results import HostResult, PortResult, ScanHostResult
     from hilos.targets import parse_shard, parse_targets
 
     quiet = bool(getattr(args, "quiet", False))
@@ -349,10 +351,24 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     ticker = threading.Thread(target=tick, name="hilos-progress", daemon=True)
     ticker.start()
     up = 0
+    def named(host: ScanHostResult) -> ScanHostResult:
+        # Ports nothing was learned from get the port table's name, as nmap's "table" method.
+        def unnamed(p: PortResult) -> bool:
+            return p.service is None and p.state != "closed" and not (p.banner or p.product)
+
+        if not any(unnamed(p) for p in host.ports):
+            return host
+        return replace(
+            host,
+            ports=tuple(
+                replace(p, service=service_name(p.port)) if unnamed(p) else p for p in host.ports
+            ),
+        )
+
     try:
         for host in stream:
             up += host.status == "up"
-            out.write(host)
+            out.write(named(host))
     except KeyboardInterrupt:
         finished.set()
         scanner.cancel()
@@ -366,7 +382,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             if host.host not in seen:
                 seen.add(host.host)
                 up += host.status == "up"
-                out.write(host)
+                out.write(named(host))
         progress.close()
         out.close(
             {"addresses": len(targets), "up": up, "elapsed": time.monotonic() - started},
