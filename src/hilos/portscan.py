@@ -229,7 +229,9 @@ class ConnectScanner:
         self._tries = retries + 1
         soft = raise_nofile_limit()
         self._threads = max(1, threads or DEFAULT_THREADS)
-        limit = window_for_limit(soft, window or DEFAULT_WINDOW)
+        # An explicit window is taken as asked (EMFILE shrinks it at run time if it must);
+        # the default one is sized to the descriptors this process may open.
+        limit = window if window else window_for_limit(soft, DEFAULT_WINDOW)
         self.window = limit
         per = max(1, limit // self._threads)
         self._win = [per] * self._threads
@@ -272,6 +274,11 @@ class ConnectScanner:
                 elapsed=time.monotonic() - self._started if self._started else 0.0,
                 window=sum(self._win),
             )
+
+    def start(self) -> ConnectScanner:
+        """Start the worker threads (results() does it too); returns self."""
+        self._start()
+        return self
 
     def results(self) -> Iterator[ScanHostResult]:
         """Start the scan (once) and yield each host's result as soon as all its ports answered."""
