@@ -232,11 +232,14 @@ class SynScanner:
         if self._total == 0:
             self._finished.set()
             return self
-        self._engine = RawTcpEngine(self._on_reply, families=self._families, cookie=self._cookie)
+        self._engine = self._make_engine()
         self._engine.start()
         self._thread = threading.Thread(target=self._sender_main, name="hilos-syn-tx", daemon=True)
         self._thread.start()
         return self
+
+    def _make_engine(self) -> RawTcpEngine:
+        return RawTcpEngine(self._on_reply, families=self._families, cookie=self._cookie)
 
     def results(self) -> Iterator[ScanHostResult]:
         """Yield each host's result once it is final; raises the sender's error, if any."""
