@@ -432,9 +432,9 @@ def _tls_context() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # identification only: any certificate will do
     try:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        # Old servers too: any cipher the library still has (identification, not secrecy).
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except (ValueError, ssl.SSLError):
+    except ssl.SSLError:
         pass
     return ctx
 
