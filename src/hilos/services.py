@@ -28,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import ssl
@@ -431,11 +432,9 @@ def _tls_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # identification only: any certificate will do
-    try:
-        # Old servers too: any cipher the library still has (identification, not secrecy).
+    # Old servers too: any cipher the library still has (identification, not secrecy).
+    with contextlib.suppress(ssl.SSLError):
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
-        pass
     return ctx
 
 
