@@ -217,7 +217,105 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    raise UsageError("sweep: not built yet")
+    """hilos sweep: targets, the best probes this process may send, streamed outputs."""
+    import time
+
+    from hilos.output import open_outputs
+    from hilos.output.progress import Progress
+    from hilos.sweep import Sweeper, SweepProgress
+    from hilos.targets import parse_targets
+
+    quiet = bool(getattr(args, "quiet", False))
+
+    def notice(msg: str) -> None:
+        if not quiet:
+            sys.stderr.write(f"hilos: {msg}\n")
+
+    if not args.targets and not args.input_file:
+        raise UsageError("no targets given (addresses, CIDR ranges, names or -iL FILE)")
+    targets = parse_targets(
+        args.targets,
+        exclude=[s for spec in args.exclude for s in spec.split(",") if s.strip()],
+        input_file=args.input_file,
+        exclude_file=args.exclude_file,
+        on_warning=notice,
+    )
+    if targets.size == 0:
+        raise UsageError("no targets left to sweep (every name failed or all were excluded)")
+    start_wall = time.time()
+    progress = Progress(sys.stderr, quiet=quiet, label="sweep")
+
+    def on_progress(p: SweepProgress) -> None:
+        progress.update(p.done, p.total, found=p.up)
+
+    sweeper = Sweeper(
+        targets,
+        method=args.method,
+        rate=args.rate,
+        timeout=args.timeout,
+        retries=args.retries,
+        threads=args.threads,
+        randomize=args.randomize,
+        seed=args.seed,
+        all_hosts=args.show_all,
+        on_progress=on_progress if progress.enabled else None,
+        on_notice=notice,
+    )
+    argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else "hilos sweep"
+    out = open_outputs(
+        "sweep",
+        args.format,
+        args.output,
+        args.output_all,
+        show_all=args.show_all,
+        stdout=sys.stdout,
+        meta={"args": argv, "start": start_wall},
+        progress=progress,
+    )
+    stream = sweeper.__iter__()
+    try:
+        for host in stream:
+            out.write(host)
+    except KeyboardInterrupt:
+        # Stop the senders, then every result found so far still reaches the outputs.
+        sweeper.cancel()
+        for host in sweeper.drain():
+            out.write(host)
+        progress.close()
+        summary = _sweep_summary(targets.size, out.up, sweeper.started or time.monotonic())
+        out.close(summary, error="interrupted")
+        sys.stderr.write("hilos: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BaseException:
+        sweeper.cancel()
+        progress.close()
+        out.close(error="failed")
+        raise
+    finally:
+        stream.close()
+    progress.close()
+    summary = _sweep_summary(targets.size, out.up, sweeper.started or time.monotonic())
+    out.close(summary)
+    if not quiet and not _sweep_text_on_stdout(args):
+        # The text report ends with its own summary; anything else gets one on stderr.
+        sys.stderr.write(
+            f"hilos: {summary['addresses']} addresses, {summary['up']} up, "
+            f"{summary['elapsed']:.2f} s\n"
+        )
+    return EXIT_OK
+
+
+def _sweep_summary(addresses: int, up: int, started: float) -> dict[str, object]:
+    import time
+
+    return {"addresses": addresses, "up": up, "elapsed": time.monotonic() - started}
+
+
+def _sweep_text_on_stdout(args: argparse.Namespace) -> bool:
+    from hilos.output import plan_outputs
+
+    plan = plan_outputs("sweep", args.format, args.output, args.output_all)
+    return any(spec.format == "text" and spec.to_stdout for spec in plan)
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

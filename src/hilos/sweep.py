@@ -24,17 +24,21 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import ipaddress
 import os
 import queue
 import random
 import resource
 import selectors
+import signal
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -74,12 +78,26 @@ _CONNECT_CHUNK = 128  # addresses per connect worker task (2 sockets each)
 
 _TCP_REASONS = {1: "syn-ack", 2: "rst"}
 _OCTETS = tuple(str(i) for i in range(256))
+# An IPv4 TCP probe as an Ethernet frame: eth + IP bytes 0-9, IP checksum, source, destination,
+# sport, dport, seq, ack, offset/flags + window, TCP checksum, urgent pointer + MSS option.
+_TCP_FRAME = struct.Struct("!24sH4sIHHII4sH6s")
+# An ICMP echo as an Ethernet frame (the layout of hilos.probes.icmp's echo requests).
+_ICMP_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
+_ECHO_PAD = b"hilos-sweep\x00"
+_ECHO_LEN = 20 + len(_ECHO_PAD)
+_MAX_SENDERS = 2  # sender processes for the frame path (the kernel work is what they share)
+_CHEAP_PASS = 0.05  # a first pass this short is simply repeated: measuring loss costs as much
+_LOSS_HOSTS = 512  # hosts that get loss probes, at most
+_LOSS_MIN_HOSTS = 8  # fewer answering hosts than this: no measurement, retry
+_LOSS_PROBES = 256  # loss probes in all, at least (in up to 8 rounds)
+_FORK_MIN = 4096  # addresses in a pass before a second sender process pays for its fork
 _PACE_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
 class SweepProgress:
-    """Where a running sweep is: `done` of `total` addresses probed in pass `pass_no` of `passes`."""
+    """A running sweep's state: `done` of `total` addresses settled (up or unreachable), `up`
+    of them up, in pass `pass_no` of at most `passes`."""
 
     done: int
     total: int
@@ -160,7 +178,7 @@ class _Targets:
         for first, last in space.iter_ranges():
             yield first.version, int(first), int(last)
 
-    def keys(self) -> Iterator[int]:
+    def iter_keys(self) -> Iterator[int]:
         for fam, first, last in self.ranges():
             tag = V6_TAG if fam == 6 else 0
             for a in range(first, last + 1):
@@ -211,7 +229,6 @@ class _RawTcpEngine:
 
         self._tcp = tcp
         self.bucket = bucket
-        self.link: LinkTx | None = None
 
         def on_reply(r: tcp.Reply) -> None:
             if r.port not in _TCP_PORTS:
@@ -240,51 +257,33 @@ class _RawTcpEngine:
                 break
             if fam == 6:
                 sent += self._pass6(first, last, skip, stop)
-            elif self.link is not None and self.link.covers_range(first, last):
-                sent += self._pass4(first, last, skip, stop, self.link)
             else:
-                sent += self._pass4(first, last, skip, stop, None)
+                sent += self._pass4(first, last, skip, stop)
         self.prober.engine.check()
         return sent
 
-    def _pass4(
-        self,
-        first: int,
-        last: int,
-        skip: dict[int, object],
-        stop: threading.Event,
-        link: LinkTx | None,
-    ) -> int:
+    def _pass4(self, first: int, last: int, skip: dict[int, object], stop: threading.Event) -> int:
+        # Through the IP socket (IP_HDRINCL): used when no LinkTx covers the range (on-link
+        # targets, loopback). The frame path is _FrameSender.
         tcp = self._tcp
         eng = self.prober.engine
+        if eng.tx4 is None:
+            return 0
         cookie = eng.cookie
         host_seed, value = cookie.host_seed, cookie.value
         tick = tcp.send_tick
         take = self.bucket.take
         limited = not self.bucket.unlimited
         octets = _OCTETS
+        sendto = eng.tx4.sendto
         sent = pending = 0
-        template = None
-        if link is not None:
-            template = tcp.SynTemplate4(ipaddress.IPv4Address(link.source))
-            send = link.sock.send
-            eth = link.eth
-            # IPv4 header sum without the destination: SynTemplate4 leaves the checksum to the
-            # kernel (IP_HDRINCL), a frame must carry it.
-            ip_base = int.from_bytes(template.prefix, "big") % 0xFFFF
-        else:
-            sendto = eng.tx4.sendto if eng.tx4 is not None else None
-            if sendto is None:
-                return 0
         a = first
         while a <= last:
             if stop.is_set():
                 break
             block_end = min(last, a | 0xFF)
-            if link is None:
-                template = self._template4(a)
-                prefix = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}."
-            assert template is not None
+            template = self._template4(a)
+            prefix = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}."
             syn, ack = template.syn, template.ack
             for b in range(a, block_end + 1):
                 if b in skip:
@@ -298,24 +297,16 @@ class _RawTcpEngine:
                 sport = tick()
                 d4 = b.to_bytes(4, "big")
                 hs = (b >> 16) + (b & 0xFFFF)
-                p1 = syn(d4, hs, 443, sport, value(seed, 443, sport))
-                p2 = ack(d4, hs, 80, sport, value(seed, 80, sport))
+                dest = (prefix + octets[b & 255], 0)
                 try:
-                    if link is not None:
-                        csum = (0xFFFF - (ip_base + b) % 0xFFFF).to_bytes(2, "big")
-                        send(eth + p1[:10] + csum + p1[12:])
-                        send(eth + p2[:10] + csum + p2[12:])
-                    else:
-                        dest = (prefix + octets[b & 255], 0)
-                        sendto(p1, dest)
-                        sendto(p2, dest)
+                    sendto(syn(d4, hs, 443, sport, value(seed, 443, sport)), dest)
+                    sendto(ack(d4, hs, 80, sport, value(seed, 80, sport)), dest)
                 except OSError as exc:
-                    if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                        continue
                     if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                         time.sleep(0.001)  # queue full: this address waits for the retry pass
-                        continue
-                    raise
+                    elif exc.errno not in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        raise
+                    continue
                 sent += 2
             a = block_end + 1
         return sent
@@ -346,6 +337,191 @@ class _RawTcpEngine:
             probe(ipaddress.IPv6Address(a))
             sent += 2
         return sent
+
+
+class _FrameSender:
+    """Privileged IPv4 fast path: every probe of an address (echo, SYN 443, ACK 80) built as an
+    Ethernet frame in one loop and sent on the LinkTx socket; the engines' receivers validate
+    the answers as usual. On multi-core machines a forked child sends half of the /24 blocks, so
+    the kernel's per-packet work (most of a probe's cost) runs on two cores without the GIL.
+    """
+
+    def __init__(
+        self,
+        link: LinkTx,
+        icmp: _IcmpEngine | None,
+        tcpe: _RawTcpEngine | None,
+        rate: float | None,
+        parts: int,
+    ) -> None:
+        self.link = link
+        self.icmp = icmp
+        self.tcpe = tcpe
+        self.rate = rate
+        self.parts = max(1, parts)
+        self.bucket = TokenBucket(rate, burst=64)
+        self._child: int | None = None
+
+    def run_pass(
+        self,
+        ranges: Callable[[], Iterable[Range]],
+        skip: dict[int, object],
+        stop: threading.Event,
+        todo: int,
+    ) -> int:
+        """Send one pass over `ranges()` (called in each sender process); `todo` (the number of
+        addresses) decides whether a second process is worth its fork."""
+        parts = self.parts if todo >= _FORK_MIN else 1
+        if parts == 1:
+            return self._send(ranges(), skip, stop, 0, 1, self.bucket)
+        share = None if self.rate is None else self.rate / parts
+        pids = []
+        for part in range(1, parts):
+            pid = os.fork()
+            if pid == 0:  # the child: send its blocks, never return into the caller's code
+                code = 0
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    self._send(
+                        ranges(), skip, threading.Event(), part, parts, TokenBucket(share, 64)
+                    )
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        try:
+            return self._send(ranges(), skip, stop, 0, parts, TokenBucket(share, 64))
+        finally:
+            for pid in pids:
+                if stop.is_set():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+
+    def _send(
+        self,
+        ranges: Iterable[Range],
+        skip: dict[int, object],
+        stop: threading.Event,
+        part: int,
+        parts: int,
+        bucket: TokenBucket,
+    ) -> int:
+        # The hot loop of a privileged sweep. Going through Cookie.host_seed/value and
+        # SynTemplate4.syn/ack costs ~11 us of Python per address (profiled); here the same
+        # splitmix64 cookie arithmetic and the same 44-byte probes (plus the IP checksum the
+        # kernel fills for IP_HDRINCL) are inlined into one struct.pack per frame, ~3 us for
+        # all three probes. tests/test_sweep.py checks these frames against SynTemplate4 and
+        # that the engines' receivers accept their answers.
+        link = self.link
+        send = link.sock.send
+        src4 = link.source.to_bytes(4, "big")
+        take = bucket.take
+        limited = not bucket.unlimited
+        now_ns = time.monotonic_ns
+        do_icmp = self.icmp is not None
+        do_tcp = self.tcpe is not None
+        # ICMP echo frame.
+        ikey = self.icmp.engine.key if self.icmp is not None else 0
+        ihead, ip_base_i = link.ip_prefix(socket.IPPROTO_ICMP, 20 + _ECHO_LEN)
+        ibase = (((8 << 8) + int.from_bytes(_ECHO_PAD, "big")) % 0xFFFF) if do_icmp else 0
+        ipack = _ICMP_FRAME.pack
+        pad = _ECHO_PAD
+        # TCP frames (hilos.probes.tcp's probes and cookies).
+        if self.tcpe is not None:
+            tcp = self.tcpe._tcp
+            cookie = self.tcpe.prober.engine.cookie
+            k1, k2 = cookie.k1, cookie.k2
+            m1, m2, m3, mask = tcp._M1, tcp._M2, tcp._M3, tcp._MASK64
+            tick = tcp.send_tick
+            template = tcp.SynTemplate4(ipaddress.IPv4Address(link.source))
+            thead = link.eth + template.prefix[:10]
+            ip_base_t = int.from_bytes(template.prefix, "big") % 0xFFFF
+            syn_base = (
+                template.const + int.from_bytes(template.win_flags_syn[:2], "big") + 443
+            ) % 0xFFFF
+            ack_base = (
+                template.const + int.from_bytes(template.win_flags_ack[:2], "big") + 80
+            ) % 0xFFFF
+            wf_syn, wf_ack, suffix = template.win_flags_syn, template.win_flags_ack, template.suffix
+        else:
+            k1 = k2 = m1 = m2 = m3 = mask = ip_base_t = syn_base = ack_base = 0
+            tick = _zero
+            thead = wf_syn = wf_ack = suffix = b""
+        tpack = _TCP_FRAME.pack
+        syn_key, ack_key = 443 << 16, 80 << 16
+        per_addr = (1 if do_icmp else 0) + (2 if do_tcp else 0)
+        sent = pending = 0
+        nth = 0  # block counter for the split between processes
+        for _fam, first, last in ranges:
+            a = first
+            while a <= last:
+                block_end = min(last, a | 0xFF)
+                mine = nth % parts == part
+                nth += 1
+                if not mine:
+                    a = block_end + 1
+                    continue
+                if stop.is_set():
+                    return sent
+                for b in range(a, block_end + 1):
+                    if b in skip:
+                        continue
+                    if limited:
+                        pending += per_addr
+                        if pending >= _PACE_BATCH:
+                            take(pending)
+                            pending = 0
+                    try:
+                        if do_icmp:
+                            c = hash((ikey, b)) & 0xFFFFFFFF
+                            t = now_ns()
+                            send(
+                                ipack(
+                                    ihead, 0xFFFF - (ip_base_i + b) % 0xFFFF, src4, b,
+                                    8, 0, 0xFFFF - (ibase + c + c + t) % 0xFFFF, c, t, c, pad,
+                                )
+                            )  # fmt: skip
+                        if do_tcp:
+                            x = ((b ^ k1) * m1) & mask
+                            x ^= x >> 31
+                            x = ((x ^ k2) * m2) & mask
+                            seed = x ^ (x >> 29)
+                            sport = tick()
+                            y = ((seed ^ syn_key ^ sport) * m3) & mask
+                            y ^= y >> 32
+                            c_syn = ((y * m1) & mask) >> 32
+                            y = ((seed ^ ack_key ^ sport) * m3) & mask
+                            y ^= y >> 32
+                            c_ack = ((y * m1) & mask) >> 32
+                            ip_csum = 0xFFFF - (ip_base_t + b) % 0xFFFF
+                            t = b + sport
+                            send(
+                                tpack(
+                                    thead, ip_csum, src4, b, sport, 443, c_syn, 0, wf_syn,
+                                    0xFFFF - (syn_base + t + c_syn) % 0xFFFF, suffix,
+                                )
+                            )  # fmt: skip
+                            send(
+                                tpack(
+                                    thead, ip_csum, src4, b, sport, 80, c_ack, c_ack, wf_ack,
+                                    0xFFFF - (ack_base + t + c_ack + c_ack) % 0xFFFF, suffix,
+                                )
+                            )  # fmt: skip
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
+                            time.sleep(0.001)  # queue full: this address waits for a retry
+                            continue
+                        raise
+                    sent += per_addr
+                a = block_end + 1
+        return sent
+
+
+def _zero() -> int:
+    return 0
 
 
 class _ConnectEngine:
@@ -406,9 +582,11 @@ class _ConnectEngine:
                 yield chunk
 
         sent = 0
-        with Pool(
-            lambda c: self._probe_chunk(c, stop), threads=self.threads, name="hilos-connect"
-        ) as pool:
+
+        def work(chunk: list[tuple[int, int]]) -> int:
+            return self._probe_chunk(chunk, stop)
+
+        with Pool(work, threads=self.threads, name="hilos-connect") as pool:
             for res in pool.imap_unordered(chunks()):
                 if res.error is not None and not isinstance(res.error, Exception):
                     raise res.error
@@ -466,12 +644,12 @@ class _ConnectEngine:
                 if left <= 0:
                     break
                 for skey, _ in sel.select(min(left, 0.05)):
-                    s = skey.fileobj
-                    assert isinstance(s, socket.socket)
-                    key, t0 = pending.pop(s)
-                    sel.unregister(s)
-                    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    s.close()
+                    done = skey.fileobj
+                    assert isinstance(done, socket.socket)
+                    key, t0 = pending.pop(done)
+                    sel.unregister(done)
+                    err = done.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    done.close()
                     if err == 0:
                         sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
                     else:
@@ -566,10 +744,18 @@ class Sweeper:
         self._pass = 0
         self._progress = [0]
         self._error: BaseException | None = None
-        self._started = 0.0
+        self.started = 0.0
         self.elapsed = 0.0
         self._used = False
         self._link: LinkTx | None = None
+        self._frames: _FrameSender | None = None
+        self._adaptive = retries is None
+        self._loss_decision: bool | None = True
+        self._loss_engine: EchoEngine | None = None
+        #: (loss probes sent, lost) when the default adaptive retry measured the path
+        self.loss_measured: tuple[int, int] | None = None
+        #: how long each pass took to send (seconds)
+        self.pass_seconds: list[float] = []
 
     # -- method selection ---------------------------------------------------------------------
 
@@ -641,10 +827,11 @@ class Sweeper:
         if link is None:
             return
         self._link = link
-        if icmp is not None:
-            icmp.engine.link = link
-        if tcpe is not None:
-            tcpe.link = link
+        if icmp is not None and not icmp.raw:
+            icmp = None  # a datagram ICMP socket cannot be bypassed: it keeps its own pass
+        if icmp is not None or tcpe is not None:
+            parts = min(_MAX_SENDERS, len(os.sched_getaffinity(0)))
+            self._frames = _FrameSender(link, icmp, tcpe, self.rate, parts)
 
     # -- results ------------------------------------------------------------------------------
 
@@ -686,21 +873,29 @@ class Sweeper:
             for e in self.engines:
                 e.start()
             passes = self.retries + 1
-            last_send = time.monotonic()
+            last_send = last_pass_start = time.monotonic()
             for p in range(passes):
                 if self._stop.is_set() or self._all_answered():
                     break
-                self._pass = p + 1
-                start = time.monotonic()
                 if p > 0:
-                    # A retry goes no sooner than one wait after the previous probe.
-                    self._sleep_until(lambda: last_pass_start + self._wait())
-                    start = time.monotonic()
-                last_pass_start = start
-                self._run_engines()
+                    # A retry goes no sooner than one wait after the previous pass began, so
+                    # answers still on their way are not asked for twice.
+                    self._sleep_until(functools.partial(self._deadline, last_pass_start))
+                    if p == 1 and self._loss_decision is None:
+                        # The loss probes went out when the first pass ended: their answers
+                        # are due within one wait.
+                        self._sleep_until(functools.partial(self._deadline, last_send))
+                    if p == 1 and not self._retry_needed():
+                        break
+                self._pass = p + 1
+                last_pass_start = time.monotonic()
+                self._run_pass()
                 last_send = time.monotonic()
+                self.pass_seconds.append(last_send - last_pass_start)
+                if p == 0 and passes > 1 and self._adaptive:
+                    self._probe_loss(last_send - last_pass_start)
             # One wait after the last send, ending early once every target has answered.
-            self._sleep_until(lambda: last_send + self._wait())
+            self._sleep_until(functools.partial(self._deadline, last_send))
         except BaseException as exc:
             self._error = exc
         finally:
@@ -714,6 +909,9 @@ class Sweeper:
                 self._link.close()
             self._queue.put(_DONE)
 
+    def _deadline(self, since: float) -> float:
+        return since + self._wait()
+
     def _sleep_until(self, when: Callable[[], float]) -> None:
         while not self._stop.is_set() and not self._all_answered():
             left = when() - time.monotonic()
@@ -721,23 +919,83 @@ class Sweeper:
                 return
             self._stop.wait(min(left, 0.02))
 
-    def _run_engines(self) -> None:
-        skip = self._answered
-        errors: list[BaseException] = []
-        if len(self.engines) == 1:
-            self.engines[0].run_pass(self._targets.ranges(), skip, self._stop)
-            return
+    # -- adaptive retries ---------------------------------------------------------------------
 
-        def run(engine: _Engine) -> None:
+    def _probe_loss(self, pass_seconds: float) -> None:
+        """After the first pass of a default-retries sweep, measure the path's loss.
+
+        A retry pass costs as much as the first pass, and on a path that loses nothing it
+        cannot find anything: every live host already had its probes (three per address when
+        privileged). So, as nmap adapts its retransmissions to the drops it observes, extra echo
+        requests go to hosts that answered one (at least 256 in all, several rounds for few
+        hosts); the retry pass runs unless every one of them is answered. Small sweeps (a pass
+        under 50 ms) skip the measurement and always retry.
+        """
+        self._loss_decision = True  # default: retry
+        icmp = next((e for e in self.engines if isinstance(e, _IcmpEngine)), None)
+        if icmp is None or pass_seconds < _CHEAP_PASS:
+            return
+        with self._lock:
+            hosts = [k for k, r in self._answered.items() if r == "echo-reply"][:_LOSS_HOSTS]
+        if len(hosts) < _LOSS_MIN_HOSTS:
+            return
+        rounds = max(1, min(8, -(-_LOSS_PROBES // len(hosts))))
+        icmp.engine.send_loss_probes(hosts, rounds)
+        self._loss_engine = icmp.engine
+        self._loss_decision = None  # decided when the answers are in (_retry_needed)
+
+    def _retry_needed(self) -> bool:
+        if not self._adaptive or self._loss_decision is not None:
+            return self._loss_decision is not False
+        eng = self._loss_engine
+        assert eng is not None
+        lost = eng.loss_sent - eng.loss_replies
+        self.loss_measured = (eng.loss_sent, lost)
+        return lost > 0
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _run_pass(self) -> None:
+        skip = self._answered
+        frames = self._frames
+        link = self._link
+        jobs: list[Callable[[], object]] = []
+        if frames is not None and link is not None:
+
+            def l2() -> Iterator[Range]:
+                for r in self._targets.ranges():
+                    if r[0] == 4 and link.covers_range(r[1], r[2]):
+                        yield r
+
+            def rest() -> Iterator[Range]:
+                for r in self._targets.ranges():
+                    if not (r[0] == 4 and link.covers_range(r[1], r[2])):
+                        yield r
+
+            jobs.append(functools.partial(frames.run_pass, l2, skip, self._stop, self.size))
+            for e in self.engines:
+                # What the frames cover is theirs; the engine gets the rest (IPv6, on-link).
+                covered = e is frames.icmp or e is frames.tcpe
+                ranges = rest() if covered else self._targets.ranges()
+                jobs.append(functools.partial(e.run_pass, ranges, skip, self._stop))
+        else:
+            for e in self.engines:
+                jobs.append(functools.partial(e.run_pass, self._targets.ranges(), skip, self._stop))
+        if len(jobs) == 1:
+            jobs[0]()
+            return
+        errors: list[BaseException] = []
+
+        def run(job: Callable[[], object]) -> None:
             try:
-                engine.run_pass(self._targets.ranges(), skip, self._stop)
+                job()
             except BaseException as exc:
                 errors.append(exc)
                 self._stop.set()
 
         threads = [
-            threading.Thread(target=run, args=(e,), name=f"hilos-send-{i}", daemon=True)
-            for i, e in enumerate(self.engines)
+            threading.Thread(target=run, args=(job,), name=f"hilos-send-{i}", daemon=True)
+            for i, job in enumerate(jobs)
         ]
         for t in threads:
             t.start()
@@ -750,15 +1008,26 @@ class Sweeper:
         """Stop sending and waiting; the iterator ends after what was already found."""
         self._stop.set()
 
+    def drain(self) -> list[HostResult]:
+        """Results found but not yet yielded (after `cancel`, e.g. on Ctrl-C)."""
+        found: list[HostResult] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return found
+            if isinstance(item, HostResult):
+                found.append(item)
+
     @property
     def up(self) -> int:
         return self._up
 
-    def __iter__(self) -> Iterator[HostResult]:
+    def __iter__(self) -> Generator[HostResult, None, None]:
         if self._used:
             raise RuntimeError("a Sweeper runs once; make a new one")
         self._used = True
-        self._started = time.monotonic()
+        self.started = time.monotonic()
         self._build_engines()
         runner = threading.Thread(target=self._run, name="hilos-sweep", daemon=True)
         runner.start()
@@ -783,7 +1052,7 @@ class Sweeper:
                 raise self._error
             if self.all_hosts:
                 answered = self._answered
-                for key in self._targets.keys():
+                for key in self._targets.iter_keys():
                     reason = answered.get(key)
                     if reason in _UP_REASONS:
                         continue
@@ -793,7 +1062,7 @@ class Sweeper:
         finally:
             self._stop.set()
             runner.join(timeout=5.0)
-            self.elapsed = time.monotonic() - self._started
+            self.elapsed = time.monotonic() - self.started
 
     def _progress_now(self) -> SweepProgress:
         return SweepProgress(
@@ -802,7 +1071,7 @@ class Sweeper:
             up=self._up,
             pass_no=self._pass,
             passes=self.retries + 1,
-            elapsed=time.monotonic() - self._started,
+            elapsed=time.monotonic() - self.started,
         )
 
 

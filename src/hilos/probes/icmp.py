@@ -1,4 +1,4 @@
-"""ICMP and ICMPv6 echo: packet building and parsing (RFC 792, RFC 4443) and the sockets to send them.
+"""ICMP/ICMPv6 echo: building and parsing packets (RFC 792, RFC 4443), sockets, the echo engine.
 
 Packet layout of an echo request as hilos builds it (RFC 792 p. 14)::
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import socket
 import struct
 import threading
@@ -66,8 +67,6 @@ _SO_RCVBUFFORCE: Final = 33
 _HEADER = struct.Struct("!BBHI")  # type, code, checksum, cookie (identifier << 16 | sequence)
 _ECHO = struct.Struct("!BBHIQI")  # ... + send time (ns) + cookie again
 _PAD = b"hilos-sweep\x00"  # makes our probes recognisable in a capture; even length
-# A whole Ethernet frame: eth + IPv4 bytes 0-9, IP checksum, source, destination, echo, padding.
-_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
 ECHO_PAYLOAD_LEN: Final = _ECHO.size - 8 + len(_PAD)
 _RCVBUF = 8 << 20
 
@@ -109,7 +108,7 @@ class EchoBuilder:
     so a packet costs one modulo and one `struct.pack`.
     """
 
-    __slots__ = ("_base", "_kind", "_pad", "_pack", "v6")
+    __slots__ = ("_base", "_kind", "_pack", "_pad", "v6")
 
     def __init__(self, *, v6: bool = False) -> None:
         self.v6 = v6
@@ -121,10 +120,8 @@ class EchoBuilder:
 
     def build(self, cookie: int, sent_ns: int) -> bytes:
         """The echo request carrying `cookie` (32 bits) and `sent_ns` (64 bits)."""
-        if self.v6:
-            csum = 0  # the kernel fills it in (pseudo-header)
-        else:
-            csum = 0xFFFF - (self._base + cookie + cookie + sent_ns) % 0xFFFF
+        # ICMPv6: the kernel fills the checksum in (it covers a pseudo-header).
+        csum = 0 if self.v6 else 0xFFFF - (self._base + cookie + cookie + sent_ns) % 0xFFFF
         return self._pack(self._kind, 0, csum, cookie, sent_ns, cookie) + self._pad
 
     @property
@@ -321,10 +318,10 @@ def open_icmp_socket(
             raise from_oserror(exc, f"setting up an ICMPv{family} socket") from exc
         return IcmpSocket(sock, family, kind == "raw", ident)
     what = f"opening an ICMP{'v6' if family == 6 else ''} socket"
-    exc = errors[-1]
+    last = errors[-1]
     if all(e.errno in (errno.EPERM, errno.EACCES) for e in errors):
-        raise PrivilegeError(f"{what}: permission denied ({_SYSCTL_FIX})") from exc
-    raise from_oserror(exc, what, _SYSCTL_FIX) from exc
+        raise PrivilegeError(f"{what}: permission denied ({_SYSCTL_FIX})") from last
+    raise from_oserror(last, what, _SYSCTL_FIX) from last
 
 
 def _tune(sock: socket.socket, family: int, *, raw: bool, rcvbuf: int) -> None:
@@ -334,10 +331,8 @@ def _tune(sock: socket.socket, family: int, *, raw: bool, rcvbuf: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
     except OSError:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    except OSError:
-        pass
     if not raw:
         sock.bind(("0.0.0.0", 0) if family == 4 else ("::", 0))
         return
@@ -427,7 +422,10 @@ class EchoEngine:
         self.sockets: dict[int, IcmpSocket] = {}
         self.sent = 0
         self.send_errors = 0
-        self.link: LinkTx | None = None
+        self.loss_keys: tuple[int, ...] = ()
+        self.loss_replies = 0
+        self.loss_sent = 0
+        self._base4 = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(_PAD, "big")) % 0xFFFF
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         try:
@@ -470,8 +468,7 @@ class EchoEngine:
         stop: threading.Event,
     ) -> int:
         """Send one echo request to every address of `ranges` ((family, first, last) inclusive int
-        ranges) whose key is not in `skip`. Runs in the caller's thread; returns packets sent.
-        IPv4 goes out as Ethernet frames when `self.link` (a LinkTx) covers the range."""
+        ranges) whose key is not in `skip`. Runs in the caller's thread; returns packets sent."""
         sent = 0
         for fam, first, last in ranges:
             if stop.is_set():
@@ -479,10 +476,7 @@ class EchoEngine:
             isock = self.sockets.get(fam)
             if isock is None:
                 continue
-            link = self.link
-            if fam == 4 and link is not None and isock.raw and link.covers_range(first, last):
-                sent += self._send4_link(link, first, last, skip, stop)
-            elif fam == 4:
+            if fam == 4:
                 sent += self._send4(isock, first, last, skip, stop)
             else:
                 sent += self._send6(isock, first, last, skip, stop)
@@ -532,49 +526,6 @@ class EchoEngine:
             a = block_end + 1
         return sent
 
-    def _send4_link(
-        self, link: LinkTx, first: int, last: int, skip: Container[int], stop: threading.Event
-    ) -> int:
-        # Same loop as _send4, but the whole frame is one struct.pack and no address string is
-        # made at all: Ethernet + IPv4 (checksum: precomputed sum + destination) + echo.
-        send = link.sock.send
-        prefix, ip_base = link.ip_prefix(socket.IPPROTO_ICMP, 20 + _ECHO.size + len(_PAD))
-        pack = _FRAME.pack
-        src = link.source.to_bytes(4, "big")
-        pad = _PAD
-        key = self.key
-        now_ns = time.monotonic_ns
-        base = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(_PAD, "big")) % 0xFFFF
-        take = self.bucket.take
-        limited = not self.bucket.unlimited
-        sent = 0
-        pending = 0
-        for b in range(first, last + 1):
-            if b in skip:
-                continue
-            if limited:
-                pending += 1
-                if pending >= _PACE_BATCH:
-                    take(pending)
-                    pending = 0
-                    if stop.is_set():
-                        break
-            elif sent & 0x3FF == 0 and stop.is_set():
-                break
-            c = hash((key, b)) & 0xFFFFFFFF
-            t = now_ns()
-            frame = pack(
-                prefix, 0xFFFF - (ip_base + b) % 0xFFFF, src, b,
-                8, 0, 0xFFFF - (base + c + c + t) % 0xFFFF, c, t, c, pad,
-            )  # fmt: skip
-            try:
-                send(frame)
-            except OSError as exc:
-                if not self._send_failed(exc, b, lambda f, _d: send(f), frame, ()):
-                    continue
-            sent += 1
-        return sent
-
     def _send6(
         self, isock: IcmpSocket, first: int, last: int, skip: Container[int], stop: threading.Event
     ) -> int:
@@ -609,6 +560,38 @@ class EchoEngine:
                 if not self._send_failed(exc, k, sendto, pkt, dest):
                     continue
             sent += 1
+        return sent
+
+    def send_loss_probes(self, hosts: Iterable[int], rounds: int) -> int:
+        """Measure loss: `rounds` extra echo requests to each of `hosts` (keys of hosts that
+        already answered an echo), each round under its own random key so their answers are
+        counted in `loss_replies` and never mistaken for, nor recorded as, sweep results.
+        Returns how many were sent."""
+        keys = tuple(random.getrandbits(61) for _ in range(rounds))
+        self.loss_keys = keys
+        sent = 0
+        for k in keys:
+            for h in hosts:
+                fam = 6 if h >= V6_TAG else 4
+                isock = self.sockets.get(fam)
+                if isock is None:
+                    continue
+                c = hash((k, h)) & 0xFFFFFFFF
+                t = time.monotonic_ns()
+                if fam == 4:
+                    csum = 0xFFFF - (self._base4 + c + c + t) % 0xFFFF
+                    pkt = _ECHO.pack(ICMP_ECHO_REQUEST, 0, csum, c, t, c) + _PAD
+                    dest: tuple[object, ...] = (socket.inet_ntoa(h.to_bytes(4, "big")), 0)
+                else:
+                    pkt = _ECHO.pack(ICMP6_ECHO_REQUEST, 0, 0, c, t, c) + _PAD
+                    raw = (h - V6_TAG).to_bytes(16, "big")
+                    dest = (socket.inet_ntop(socket.AF_INET6, raw), 0, 0, 0)
+                try:
+                    isock.sock.sendto(pkt, dest)
+                except OSError:
+                    continue
+                sent += 1
+        self.loss_sent += sent
         return sent
 
     def _send_failed(
@@ -678,13 +661,15 @@ class EchoEngine:
                 body = data[off + 8 :]
                 if dgram:
                     # The kernel rewrote the identifier: check the sequence and the payload copy.
-                    if (
-                        (got & 0xFFFF) != (c & 0xFFFF)
-                        or len(body) < 12
-                        or from_bytes(body[8:12], "big") != c
-                    ):
-                        continue
-                elif got != c:
+                    if len(body) >= 12:
+                        got = (got & 0xFFFF) | (from_bytes(body[8:10], "big") << 16)
+                    else:
+                        got = -1
+                if got != c:
+                    if self.loss_keys and got in {
+                        hash((k, addr)) & 0xFFFFFFFF for k in self.loss_keys
+                    }:
+                        self.loss_replies += 1  # an answer to a loss probe (see send_loss_probes)
                     continue
                 rtt: float | None = None
                 if len(body) >= 8:

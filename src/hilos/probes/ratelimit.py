@@ -1,4 +1,4 @@
-"""A thread-safe token bucket pacing packet senders (`--rate`); the sweep and SYN engines share it."""
+"""A thread-safe token bucket that paces packet senders (`--rate`); sweep and SYN scan share it."""
 
 from __future__ import annotations
 
