@@ -500,11 +500,13 @@ class ConnectScanner:
         # The C socket type: socket.socket's Python __init__/close wrappers cost ~5 us per probe.
         new_socket = _socket.socket
         epollout = select.EPOLLOUT
-        sol_socket, so_error = socket.SOL_SOCKET, socket.SO_ERROR
         einprogress, ealready, eisconn = errno.EINPROGRESS, errno.EALREADY, errno.EISCONN
         af_inet = socket.AF_INET
         spare4: _socket.socket | None = None  # a socket reset by a refused connect, reused
         spare6: _socket.socket | None = None
+        reg4: list[_socket.socket] = []  # reset sockets still in the epoll set, reused next fill
+        reg6: list[_socket.socket] = []
+        econnaborted = errno.ECONNABORTED
         errno_code = _ERRNO_CODE
         resource_errnos = _RESOURCE_ERRNOS
         monotonic = time.monotonic
@@ -527,7 +529,7 @@ class ConnectScanner:
             starved = False
             items: list[tuple[_Host, int, int]] = []
             if room > 0:
-                step = min(room, _FILL_STEP)
+                step = min(room, max(_FILL_STEP, len(reg4) + len(reg6)))
                 while retry and len(items) < step:
                     items.append(retry.popleft())
                 if len(items) < step and not source_empty:
@@ -540,6 +542,21 @@ class ConnectScanner:
                 for n_item, item in enumerate(items):
                     h, p_i, attempt = item
                     fam = h.family
+                    regs = reg4 if fam == af_inet else reg6
+                    if regs:
+                        # A socket reset by its last answer, still in our epoll set: one
+                        # connect() is the whole cost of this probe until its answer.
+                        rs = regs.pop()
+                        now = monotonic()
+                        rc = rs.connect_ex((h.addr, ports[p_i]))
+                        if rc == einprogress:
+                            probe = _Probe(rs, h, p_i, now, attempt)
+                            active[rs.fileno()] = probe
+                            order.append(probe)
+                        else:  # an odd state: drop the socket, the probe goes the usual way
+                            rs.close()
+                            retry.append(item)
+                        continue
                     s = spare4 if fam == af_inet else spare6
                     if s is None:
                         try:
@@ -604,6 +621,15 @@ class ConnectScanner:
                     else:
                         spare6 = s
 
+            # Reset sockets not reused now would wake every epoll wait (level-triggered): close.
+            if reg4 or reg6:
+                for rs in reg4:
+                    rs.close()
+                for rs in reg6:
+                    rs.close()
+                reg4.clear()
+                reg6.clear()
+
             if not active:
                 if results:
                     self._record(results)
@@ -629,7 +655,18 @@ class ConnectScanner:
                 probe = active.pop(fd)
                 probe.done = True
                 sock = probe.sock
-                err = 0 if ev == epollout else sock.getsockopt(sol_socket, so_error)
+                if ev == epollout:
+                    err = 0
+                else:
+                    # connect() again on the same address reports the error (ECONNREFUSED,
+                    # EHOSTUNREACH, ...) and resets the socket: it is reused, still registered.
+                    err = sock.connect_ex((probe.host.addr, ports[probe.p_i]))
+                    if err == eisconn:
+                        err = 0
+                    elif err == ealready:  # not finished after all: keep waiting
+                        probe.done = False
+                        active[fd] = probe
+                        continue
                 if err == 0:
                     if self._opened(sock, probe.host, probe.p_i):
                         results.append((probe.host, probe.p_i, _OPEN))
@@ -637,10 +674,11 @@ class ConnectScanner:
                     else:
                         retry.append((probe.host, probe.p_i, probe.attempt))
                     continue
-                sock.close()  # closing removes it from the epoll set: no unregister call
-                if err in resource_errnos:
+                if err in resource_errnos or err == econnaborted:
+                    sock.close()  # closing removes it from the epoll set: no unregister call
                     retry.append((probe.host, probe.p_i, probe.attempt))
                     continue
+                (reg4 if probe.host.family == af_inet else reg6).append(sock)
                 code = errno_code.get(err, 9)
                 results.append((probe.host, probe.p_i, code))
                 if code == _CLOSED:
@@ -666,7 +704,7 @@ class ConnectScanner:
         # Cancelled or finished: close whatever is still open.
         for probe in active.values():
             probe.sock.close()
-        for spare in (spare4, spare6):
+        for spare in (spare4, spare6, *reg4, *reg6):
             if spare is not None:
                 spare.close()
 
