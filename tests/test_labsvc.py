@@ -6,6 +6,7 @@ import json
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
 import ssl
@@ -15,13 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+from xml.etree import ElementTree
 
 import pytest
 
 from hilos.errors import LabError
 from hilos.labsvc import FLOOD_BYTES, FLOOD_PATTERN, KINDS, describe, parse_spec
 
-IDLE = 3.0  # idle_timeout of the shared server: long enough for every exchange below
+IDLE = 2.0  # idle_timeout of the shared server: long enough for every exchange below
 IO_TIMEOUT = 5.0
 
 
@@ -426,6 +428,25 @@ def test_tls_is_smtp_inside_tls(svc: dict[str, tuple[str, int]]) -> None:
         assert _recv_until(tls, b"250 CHUNKING\r\n").startswith(b"250-mail.lab.example\r\n")
         tls.sendall(b"QUIT\r\n")
         assert _recv_until(tls, b"\r\n") == b"221 2.0.0 Bye\r\n"
+        assert tls.recv(100) == b"", "close_notify: a clean TLS end of stream"
+
+
+# nmap's SSLSessionReq probe: an SSLv3 ClientHello with ciphers no modern server accepts.
+_SSLV3_HELLO = (
+    b"\x16\x03\x00\x00S\x01\x00\x00O\x03\x00?G\xd7\xf7\xba,\xee\xea\xb2`~\xf3\x00\xfd\x82{\xb9"
+    b"\xd5\x96\xc8w\x9b\xe6\xc4\xdb<=\xdbo\xef\x10n\x00\x00(\x00\x16\x00\x13\x00\x0a\x00f\x00"
+    b"\x05\x00\x04\x00e\x00d\x00c\x00b\x00a\x00`\x00\x15\x00\x12\x00\x09\x00\x14\x00\x11\x00"
+    b"\x08\x00\x06\x00\x03\x01\x00"
+)
+
+
+@pytest.mark.parametrize("kind", ["https", "tls"])
+def test_failed_handshake_gets_a_tls_alert(svc: dict[str, tuple[str, int]], kind: str) -> None:
+    with _connect(svc[kind]) as sock:
+        sock.sendall(_SSLV3_HELLO)
+        reply = _recv_to_eof(sock)
+    # A fatal alert record (content type 21, level 2), as OpenSSL servers send.
+    assert reply[:2] == b"\x15\x03" and reply[3:6] == b"\x00\x02\x02", reply
 
 
 def test_tls_port_spoken_to_in_clear_text_closes(svc: dict[str, tuple[str, int]]) -> None:
@@ -523,6 +544,16 @@ def test_imap_dovecot(svc: dict[str, tuple[str, int]]) -> None:
             ],
         )
         assert _closed(sock)
+
+
+def test_imap_bad_lines_like_dovecot(svc: dict[str, tuple[str, int]]) -> None:
+    with _connect(svc["imap"]) as sock:
+        _recv_until(sock, b"\r\n")
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert _recv_until(sock, b"* BAD Error in IMAP command received by server.\r\n") == (
+            b"GET BAD Error in IMAP command received by server.\r\n"
+            b"* BAD Error in IMAP command received by server.\r\n"
+        )
 
 
 def _mysql_read_packet(sock: socket.socket) -> tuple[int, bytes]:
@@ -664,14 +695,21 @@ def test_elasticsearch(svc: dict[str, tuple[str, int]]) -> None:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         status, headers, body = _http_response(reader)
         assert status == "HTTP/1.1 200 OK"
-        assert headers["x-elastic-product"] == "Elasticsearch"
-        assert headers["content-type"] == "application/json"
+        assert headers == {
+            "content-type": "application/json; charset=UTF-8",
+            "content-length": str(len(body)),
+        }
+        assert b'"number" : "8.11.1"' in body, "Jackson's pretty printing"
         doc = json.loads(body)
         assert doc["version"]["number"] == "8.11.1"
         assert doc["tagline"] == "You Know, for Search"
         sock.sendall(b"GET /_cat/nodes/x/y HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _, body = _http_response(reader)
         assert status == "HTTP/1.1 400 Bad Request" and b"no handler found" in body
+    with _connect(svc["elasticsearch"]) as sock, sock.makefile("rb") as reader:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert _http_response(reader)[0] == "HTTP/1.0 200 OK", "Netty answers in kind"
+        assert reader.read() == b""
 
 
 def test_escape_banner(svc: dict[str, tuple[str, int]]) -> None:
@@ -809,3 +847,66 @@ def test_bad_spec_and_usage(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("usage: python -m hilos.labsvc SPEC.json")
+
+
+# Kinds nmap -sV identifies by itself (escape, flood and silent it cannot; postgresql it names
+# "PostgreSQL DB", version "9.6.0 or later" from the error's line numbers).
+_NMAP_KINDS = (
+    "ssh",
+    "http",
+    "https",
+    "tls",
+    "ftp",
+    "smtp",
+    "pop3",
+    "imap",
+    "mysql",
+    "redis",
+    "postgresql",
+    "elasticsearch",
+)
+
+
+@pytest.mark.slow
+def test_nmap_agrees_with_describe(tmp_path: Path) -> None:
+    """nmap -sV (connect scan, loopback only) reports what describe() says, for every kind."""
+    nmap = shutil.which("nmap")
+    if nmap is None:
+        pytest.skip("nmap is not installed (scripts/system-deps installs it)")
+    ports: dict[int, str] = {}
+
+    def make(addr: str, base: int) -> list[dict[str, Any]]:
+        ports.clear()
+        ports.update({base + i: kind for i, kind in enumerate(_NMAP_KINDS)})
+        return [{"addr": addr, "port": p, "kind": k} for p, k in ports.items()]
+
+    spec_path = tmp_path / "spec.json"
+    running = _start(make, spec_path, idle=30.0)  # nmap waits up to 6 s per probe
+    try:
+        addr = json.loads(spec_path.read_text())["services"][0]["addr"]
+        assert addr.startswith("127.")
+        proc = subprocess.run(
+            [nmap, "-sT", "-sV", "-Pn", "-n", "-oX", "-", "-p", ",".join(map(str, ports)), addr],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        running.stop()
+    assert proc.returncode == 0, proc.stderr
+    seen = {}
+    for port in ElementTree.fromstring(proc.stdout).iter("port"):
+        service = port.find("service")
+        assert service is not None
+        seen[ports[int(port.get("portid", "0"))]] = service.attrib
+    assert set(seen) == set(_NMAP_KINDS)
+    for kind, got in seen.items():
+        want = describe(kind)
+        name = got.get("name")
+        if got.get("tunnel") == "ssl":
+            name = {"http": "https", "smtp": "smtps"}.get(name or "", name)
+        assert (name, got.get("tunnel") == "ssl") == (want["service"], want["tls"]), kind
+        assert got.get("product", "").startswith(want["product"]), (kind, got)
+        # nmap learns Redis's version only from its INFO probe, sent to port 6379 alone.
+        if want["version"] is not None and kind != "redis":
+            assert got.get("version") == want["version"], (kind, got)

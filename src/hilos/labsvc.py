@@ -342,7 +342,9 @@ class _Conn(asyncio.Protocol):
         self.close()
 
     def send(self, data: bytes | memoryview) -> None:
-        if not self.closing and self.transport is not None:
+        # is_closing() is already true when the peer reset us but connection_lost() is still
+        # queued: writing then only makes asyncio log "socket.send() raised exception."
+        if not self.closing and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def say(self, *lines: str) -> None:
@@ -521,6 +523,7 @@ _ES_BODY = (
             "tagline": "You Know, for Search",
         },
         indent=2,
+        separators=(",", " : "),  # Jackson's pretty printer, which nmap's pattern expects
     ).encode("ascii")
     + b"\n"
 )
@@ -537,6 +540,7 @@ class _HttpConn(_Conn):
 
     def start(self) -> None:
         self.skip = 0  # request body bytes still to discard
+        self.version = "HTTP/1.1"  # of the request being answered
 
     def feed(self) -> None:
         buf = self.buf
@@ -587,6 +591,7 @@ class _HttpConn(_Conn):
             self.bad_request()
             return
         method, target, version = parts
+        self.version = version
         headers: dict[str, str] = {}
         for raw in lines[1:]:
             name, colon, value = raw.rstrip("\r").partition(":")
@@ -722,15 +727,14 @@ class _ElasticConn(_HttpConn):
     def response(
         self, status: str, extra: list[str], body: bytes, length: int, keep: bool
     ) -> bytes:
-        # Elasticsearch (Netty) sends lower-case header names and no Server header.
+        # Netty answers in the request's HTTP version, with lower-case header names and no Server
+        # header. Exactly these two headers, as Elasticsearch 7 sent them: nmap 7.93's pattern
+        # wants them alone (8.x adds X-elastic-product, which that pattern does not allow).
         head = [
-            f"HTTP/1.1 {status}",
-            "X-elastic-product: Elasticsearch",
-            "content-type: application/json",
+            f"{self.version} {status}",
+            "content-type: application/json; charset=UTF-8",
             f"content-length: {length}",
         ]
-        if not keep:
-            head.append("connection: close")
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
     def error_page(self, status: str) -> bytes:
@@ -916,11 +920,13 @@ class _ImapConn(_LineConn):
 
     def line(self, line: str) -> None:
         tag, _, rest = line.strip().partition(" ")
-        if not tag:
-            return
         verb = rest.strip().partition(" ")[0].upper()
-        if not verb or not tag.isprintable() or any(c in tag for c in '(){%*"\\'):
+        # Dovecot: an empty line or a bad tag is an untagged BAD; a tag followed by something
+        # that is not a command name a tagged one (nmap's Dovecot match after "GET / HTTP/1.0").
+        if not tag or not tag.isprintable() or any(c in tag for c in '(){%*"\\+'):
             self.say("* BAD Error in IMAP command received by server.")
+        elif not verb.isalpha():
+            self.say(f"{tag} BAD Error in IMAP command received by server.")
         elif verb == "CAPABILITY":
             self.say(
                 f"* CAPABILITY {_IMAP_CAPS}",
@@ -1321,6 +1327,8 @@ class _FloodConn(_Conn):
 
     def pump(self) -> None:
         while not self.paused and not self.closing:
+            if self.transport is None or self.transport.is_closing():
+                return
             if self.sent >= FLOOD_BYTES:
                 self.close()
                 return
@@ -1342,6 +1350,110 @@ class _FloodConn(_Conn):
 
 class _SilentConn(_Conn):
     idle_timeout = False  # stays until the client closes
+
+
+class _TlsConn(_Conn):
+    """Server-side TLS over memory BIOs, carrying an inner protocol once the handshake is done.
+
+    Not asyncio's own TLS (create_server(ssl=...)): when a handshake fails it drops the alert
+    OpenSSL wrote, and scanners recognise TLS by that alert (nmap's SSLSessionReq probe is an
+    SSLv3 hello that every modern server refuses with a protocol_version alert).
+    """
+
+    def __init__(self, ctx: _Context, service: Service, tls: ssl.SSLContext, inner: _Conn) -> None:
+        super().__init__(ctx, service)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = tls.wrap_bio(self.incoming, self.outgoing, server_side=True)
+        self.inner = inner
+        self.wrapped = False
+
+    def feed(self) -> None:
+        self.incoming.write(self.buf)
+        self.buf.clear()
+        if not self.wrapped:
+            try:
+                self.obj.do_handshake()
+            except ssl.SSLWantReadError:
+                self.flush()
+                return
+            except ssl.SSLError:
+                self.flush()  # the alert says why
+                self.close()
+                return
+            self.wrapped = True
+            self.flush()
+            self.inner.connection_made(_TlsTransport(self))
+        while not self.closing:
+            try:
+                data = self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # the client's close_notify
+                self.tls_close()
+                return
+            except ssl.SSLError:
+                self.flush()
+                self.close()
+                return
+            if not data:
+                break
+            self.inner.data_received(data)
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.send(data)
+
+    def tls_write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closing:
+            return
+        try:
+            self.obj.write(data)
+        except ssl.SSLError:
+            self.abort()
+            return
+        self.flush()
+
+    def tls_close(self) -> None:
+        if self.closing:
+            return
+        with contextlib.suppress(ssl.SSLError):
+            self.obj.unwrap()  # queues our close_notify; SSLWantReadError while the peer's is due
+        self.flush()
+        self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.wrapped:
+            self.inner.connection_lost(exc)
+
+
+class _TlsTransport(asyncio.Transport):
+    """What the inner protocol of a _TlsConn writes to: plaintext in, TLS records out."""
+
+    def __init__(self, conn: _TlsConn) -> None:
+        super().__init__()
+        self._conn = conn
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._conn.tls_write(data)
+
+    def close(self) -> None:
+        self._conn.tls_close()
+
+    def abort(self) -> None:
+        self._conn.abort()
+
+    def is_closing(self) -> bool:
+        return self._conn.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._conn.obj
+        raw = self._conn.transport
+        return raw.get_extra_info(name, default) if raw is not None else default
 
 
 _PROTOCOLS: dict[str, type[_Conn]] = {
@@ -1366,8 +1478,8 @@ _PROTOCOLS: dict[str, type[_Conn]] = {
 # Server
 
 
-def _make_tls_context() -> ssl.SSLContext:
-    """A server context with a fresh self-signed RSA certificate made by the openssl command."""
+def _make_tls_contexts() -> dict[str, ssl.SSLContext]:
+    """Server contexts for https and tls with one fresh self-signed RSA certificate (openssl)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise LabError(
@@ -1401,10 +1513,13 @@ def _make_tls_context() -> ssl.SSLContext:
         if proc.returncode != 0:
             detail = proc.stderr.strip().splitlines()[-1:] or ["no message"]
             raise LabError(f"openssl could not make a certificate: {detail[0]}")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+        contexts = {}
+        for kind in _TLS_KINDS:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            contexts[kind] = ctx
+    contexts["https"].set_alpn_protocols(["http/1.1"])
+    return contexts
 
 
 _IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)  # Linux value; Python does not export it
@@ -1458,28 +1573,22 @@ class LabServer:
         self.spec = spec
         self._ctx = _Context(spec.idle_timeout)
         self._servers: list[asyncio.AbstractServer] = []
+        self._tls: dict[str, ssl.SSLContext] = {}
 
     async def start(self) -> None:
         """Bind every listener and start serving; on any failure close what was bound and raise."""
         services = self.spec.services
         _raise_fd_limit(len(services) + 256)
-        tls = _make_tls_context() if any(s.kind in _TLS_KINDS for s in services) else None
+        if any(s.kind in _TLS_KINDS for s in services):
+            self._tls = _make_tls_contexts()
         loop = asyncio.get_running_loop()
         try:
             for service in services:
                 sock = _listen(service)
-                factory = self._factory(service)
                 try:
-                    if service.kind in _TLS_KINDS:
-                        server = await loop.create_server(
-                            factory,
-                            sock=sock,
-                            backlog=BACKLOG,
-                            ssl=tls,
-                            ssl_handshake_timeout=self.spec.idle_timeout,
-                        )
-                    else:
-                        server = await loop.create_server(factory, sock=sock, backlog=BACKLOG)
+                    server = await loop.create_server(
+                        self._factory(service), sock=sock, backlog=BACKLOG
+                    )
                 except BaseException:
                     sock.close()
                     raise
@@ -1493,6 +1602,9 @@ class LabServer:
         if cls is _RedisConn:
             store: dict[bytes, bytes] = {}  # one keyspace per listener
             return lambda: _RedisConn(ctx, service, store)
+        if service.kind in _TLS_KINDS:
+            tls = self._tls[service.kind]
+            return lambda: _TlsConn(ctx, service, tls, cls(ctx, service))
         return lambda: cls(ctx, service)
 
     @property
