@@ -747,6 +747,7 @@ class Sweeper:
         self.started = 0.0
         self.elapsed = 0.0
         self._used = False
+        self.cancelled = False
         self._link: LinkTx | None = None
         self._frames: _FrameSender | None = None
         self._adaptive = retries is None
@@ -1005,7 +1006,9 @@ class Sweeper:
             raise errors[0]
 
     def cancel(self) -> None:
-        """Stop sending and waiting; the iterator ends after what was already found."""
+        """Stop sending and waiting; the iterator ends after what was already found (down
+        hosts are not listed: most addresses of a cancelled sweep were never probed)."""
+        self.cancelled = True
         self._stop.set()
 
     def drain(self) -> list[HostResult]:
@@ -1050,7 +1053,7 @@ class Sweeper:
             runner.join()
             if self._error is not None:
                 raise self._error
-            if self.all_hosts:
+            if self.all_hosts and not self.cancelled:
                 answered = self._answered
                 for key in self._targets.iter_keys():
                     reason = answered.get(key)

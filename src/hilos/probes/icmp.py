@@ -713,6 +713,77 @@ _ETH_P_IP: Final = 0x0800
 _IP_PREFIX = struct.Struct("!BBHHHBB")  # version/ihl .. protocol: the 10 bytes before the checksum
 
 
+_NLMSG = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_RTMSG = struct.Struct("=BBBBBBBBI")  # rtmsg: family, dst_len, src_len, tos, table, proto,
+#                                       scope, type, flags
+_RTM_GETROUTE, _RTM_NEWROUTE, _NLMSG_ERROR = 26, 24, 2
+_NLM_F_REQUEST = 1
+_RTA_DST, _RTA_OIF, _RTA_GATEWAY = 1, 4, 5
+_RTN_UNICAST = 1
+
+
+def kernel_route_v4(dst: int) -> tuple[int, int, int, int] | None:
+    """Ask the kernel (netlink RTM_GETROUTE) how it would send to `dst`, exactly as a socket
+    would: (route type, output interface index, gateway or 0, prefix length of the query).
+
+    Unlike /proc/net/route this sees the local table, policy rules and every routing table, so
+    a frame is only ever sent where the kernel itself would send the packet.
+    """
+    try:
+        nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)  # NETLINK_ROUTE
+    except (OSError, AttributeError):
+        return None
+    try:
+        nl.settimeout(1.0)
+        rta = struct.pack("=HH", 8, _RTA_DST) + dst.to_bytes(4, "big")
+        body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, 0) + rta
+        nl.send(_NLMSG.pack(_NLMSG.size + len(body), _RTM_GETROUTE, _NLM_F_REQUEST, 1, 0) + body)
+        data = nl.recv(65536)
+    except OSError:
+        return None
+    finally:
+        nl.close()
+    if len(data) < _NLMSG.size + _RTMSG.size:
+        return None
+    length, kind = _NLMSG.unpack_from(data)[:2]
+    if kind != _RTM_NEWROUTE:
+        return None  # NLMSG_ERROR: no route (ENETUNREACH) or a failure
+    _fam, dst_len, _s, _t, _tab, _p, _scope, rtype, _f = _RTMSG.unpack_from(data, _NLMSG.size)
+    oif = gateway = 0
+    off = _NLMSG.size + _RTMSG.size
+    end = min(length, len(data))
+    while off + 4 <= end:
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if alen < 4:
+            break
+        value = data[off + 4 : off + alen]
+        if atype == _RTA_OIF and len(value) == 4:
+            oif = struct.unpack("=I", value)[0]
+        elif atype == _RTA_GATEWAY and len(value) == 4:
+            gateway = int.from_bytes(value, "big")
+        off += (alen + 3) & ~3
+    return rtype, oif, gateway, dst_len
+
+
+def _local_addresses_v4() -> set[int]:
+    """Every IPv4 address of this namespace's local table (from /proc/net/fib_trie)."""
+    found: set[int] = set()
+    try:
+        with open("/proc/net/fib_trie") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return found
+    last: str | None = None
+    for line in lines:
+        text = line.strip()
+        if text.startswith("|--"):
+            last = text[3:].strip()
+        elif "/32 host LOCAL" in text and last is not None:
+            with contextlib.suppress(OSError):
+                found.add(int.from_bytes(socket.inet_aton(last), "big"))
+    return found
+
+
 def _routes_v4() -> list[tuple[int, int, int, str, int]]:
     """The main table's IPv4 routes from /proc: (prefix length, network, mask, iface, gateway)."""
     routes: list[tuple[int, int, int, str, int]] = []
@@ -738,14 +809,11 @@ def _routes_v4() -> list[tuple[int, int, int, str, int]]:
     return routes
 
 
-def _route_v4(
-    dst: int, routes: list[tuple[int, int, int, str, int]] | None = None
-) -> tuple[str, int] | None:
-    """(interface, gateway or 0) of the longest-prefix main-table route for `dst`."""
-    for _plen, net, mask, iface, gw in _routes_v4() if routes is None else routes:
-        if dst & mask == net:
-            return iface, gw
-    return None
+def _ifindex(iface: str) -> int:
+    try:
+        return socket.if_nametoindex(iface)
+    except OSError:
+        return -1
 
 
 def _neighbour_mac(ip: int, iface: str) -> bytes | None:
@@ -776,15 +844,28 @@ class LinkTx:
         if link: link.send(link.eth + ip_packet)
     """
 
-    __slots__ = ("_by24", "_long", "_routes", "eth", "gateway", "iface", "sock", "source")
+    __slots__ = (
+        "_by24",
+        "_ifindex",
+        "_local",
+        "_long",
+        "eth",
+        "gateway",
+        "iface",
+        "sock",
+        "source",
+    )
 
     def __init__(
         self, sock: socket.socket, iface: str, gateway: int, eth: bytes, source: int
     ) -> None:
-        self._routes = _routes_v4()  # a snapshot: a sweep is short, and /proc costs a file read
-        # The route of a /24 is one answer unless a longer route (/25-/32) sits inside it.
-        self._long = {net >> 8 for plen, net, _m, _i, _g in self._routes if plen > 24}
+        # /25-/32 routes of the main table and the local addresses, by /24: inside such a /24
+        # the kernel's answer for one address does not hold for the others.
+        routes = _routes_v4()
+        self._long = {net >> 8 for plen, net, _m, _i, _g in routes if plen > 24}
+        self._local = {a >> 8 for a in _local_addresses_v4()}
         self._by24: dict[int, bool] = {}
+        self._ifindex = _ifindex(iface)
         self.sock = sock
         self.iface = iface
         self.gateway = gateway
@@ -795,13 +876,21 @@ class LinkTx:
     def for_route(cls, dst: int, *, resolve: Callable[[], object] | None = None) -> LinkTx | None:
         """A transmitter for `dst`'s route, or None (no gateway, not Ethernet, not privileged).
 
-        `resolve` is called once if the gateway's MAC is not yet known (send one ordinary probe
-        so the kernel ARPs for it); the neighbour table is then polled for up to 1 s.
+        The route is the kernel's own answer (netlink), never a guess: a local, loopback,
+        blackhole or on-link destination gets None and stays on the IP socket. `resolve` is
+        called once if the gateway's MAC is not yet known (send one ordinary probe so the
+        kernel ARPs for it); the neighbour table is then polled for up to 1 s.
         """
-        route = _route_v4(dst)
-        if route is None or not route[1]:
+        if dst >> 24 == 127 or dst in _local_addresses_v4():
             return None
-        iface, gw = route
+        route = kernel_route_v4(dst)
+        if route is None or route[0] != _RTN_UNICAST or not route[2]:
+            return None
+        _type, oif, gw, _plen = route
+        try:
+            iface = socket.if_indextoname(oif)
+        except OSError:
+            return None
         try:
             with open(f"/sys/class/net/{iface}/type") as fh:
                 if int(fh.read().strip()) != _ARPHRD_ETHER:
@@ -837,27 +926,37 @@ class LinkTx:
         except OSError:
             sock.close()
             return None
-        return cls(sock, iface, gw, mac + own + _ETH_P_IP.to_bytes(2, "big"), source)
+        link = cls(sock, iface, gw, mac + own + _ETH_P_IP.to_bytes(2, "big"), source)
+        if not link.covers(dst):
+            link.close()
+            return None
+        return link
 
     def covers(self, dst: int) -> bool:
-        """Whether `dst` leaves by the same gateway and interface."""
+        """Whether the kernel sends `dst` (and, cached, its whole /24) by this interface and
+        gateway. A /24 holding a local address or a /25-/32 route is never cached and never
+        covered: those few blocks keep the IP socket."""
         block = dst >> 8
-        if block in self._long:
-            return _route_v4(dst, self._routes) == (self.iface, self.gateway)
         hit = self._by24.get(block)
         if hit is None:
-            hit = self._by24[block] = _route_v4(dst, self._routes) == (self.iface, self.gateway)
+            hit = False
+            if block not in self._long and block not in self._local and dst >> 24 != 127:
+                route = kernel_route_v4(block << 8)
+                hit = (
+                    route is not None
+                    and route[0] == _RTN_UNICAST
+                    and route[1] == self._ifindex
+                    and route[2] == self.gateway
+                )
+            self._by24[block] = hit
         return hit
 
     def covers_range(self, first: int, last: int) -> bool:
         """Whether every address of a range leaves by this gateway (checked per /24)."""
         if first == last:
             return self.covers(first)
-        blocks = range(first >> 8, (last >> 8) + 1)
-        if any(b in self._long for b in blocks):
-            return False  # a /25-/32 route inside: keep the IP socket for this range
         covers = self.covers
-        return all(covers(b << 8) for b in blocks)
+        return all(covers(b << 8) for b in range(first >> 8, (last >> 8) + 1))
 
     def ip_prefix(self, proto: int, total_len: int) -> tuple[bytes, int]:
         """The Ethernet header plus IPv4 bytes 0-9 for `proto`/`total_len`, and the checksum sum
