@@ -65,6 +65,9 @@ _FILL_STEP = 256
 _MIN_TIMEOUT = 0.15
 _MAX_TIMEOUT = 1.25
 _INITIAL_TIMEOUT = 1.0
+# Congestion control never cuts a worker's window below this (unless EMFILE did).
+_MIN_WINDOW = 256
+_INITIAL_WINDOW = 512
 # Descriptors kept back for everything else the process needs (outputs, banner grabs, epoll).
 _FD_RESERVE = 48
 
@@ -234,7 +237,9 @@ class ConnectScanner:
         limit = window if window else window_for_limit(soft, DEFAULT_WINDOW)
         self.window = limit
         per = max(1, limit // self._threads)
-        self._win = [per] * self._threads
+        # Slow start: begin small, +1 per answer doubles the window every round trip.
+        self._win = [min(per, _INITIAL_WINDOW)] * self._threads  # the window in use, per worker
+        self._cap = [per] * self._threads  # its ceiling (lowered for good by EMFILE)
         # --rate: new connections per second, paced by the bucket the sweep and SYN scan use.
         self._bucket = (
             TokenBucket(rate, burst=max(1, min(64, int(rate // 50) or 1))) if rate else None
@@ -522,6 +527,8 @@ class ConnectScanner:
         source_empty = False
         n_fast = 0
         win = self._win
+        cap = self._cap
+        next_cut = 0.0
 
         while not stop.is_set():
             # ---- fill the window
@@ -587,6 +594,8 @@ class ConnectScanner:
                             n_fast += 1
                             if n_fast & 7 == 0:  # a sample now and then is plenty
                                 rtt.sample(monotonic() - now)
+                                if win[wid] < cap[wid]:
+                                    win[wid] = min(cap[wid], win[wid] + 8)
                             if rc == 0 or rc == eisconn:
                                 if self._opened(s, h, p_i):
                                     results.append((h, p_i, _OPEN))
@@ -667,6 +676,15 @@ class ConnectScanner:
                         probe.done = False
                         active[fd] = probe
                         continue
+                # Congestion: an answer to a resend means its first probe was lost on the way.
+                # Cut the window (once per timeout period, as TCP does once per RTT) so a
+                # queue we overflow can drain; grow it back by one per first-try answer.
+                if probe.attempt:
+                    if now >= next_cut:
+                        win[wid] = max(min(cap[wid], _MIN_WINDOW), int(win[wid] * 0.7))
+                        next_cut = now + rtt.timeout
+                elif win[wid] < cap[wid]:
+                    win[wid] += 1
                 if err == 0:
                     if self._opened(sock, probe.host, probe.p_i):
                         results.append((probe.host, probe.p_i, _OPEN))
@@ -727,6 +745,7 @@ class ConnectScanner:
         """Out of descriptors or ports: the window becomes what actually fitted, minus a margin."""
         new = max(1, min(self._win[wid] - 1, int(in_flight * 0.9)))
         self._win[wid] = new
+        self._cap[wid] = new
         if in_flight == 0:
             time.sleep(0.01)  # nothing of ours to wait for: someone else holds the descriptors
 
