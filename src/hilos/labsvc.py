@@ -48,6 +48,14 @@ Kinds (``KINDS``) and what they speak; ``describe(kind)`` gives what a scanner s
   then closes; tests that scanners cap what they read.
 - silent: accepts, never speaks, reads and discards, keeps the connection until the client closes.
 
+nmap 7.93 ``-sV`` names every kind but escape, flood and silent as describe() does (a slow test
+checks it): https is its "ssl/http" (service "https" here), tls its "ssl/smtp" ("smtps"),
+elasticsearch its "http" with product "Elasticsearch REST API"; for postgresql it prints
+"PostgreSQL DB" "9.6.0 or later", inferred from the error's source line numbers. TLS is done here
+with memory BIOs rather than by asyncio, so a refused handshake gets its alert, which is how nmap
+recognises TLS. Listeners set IP_FREEBIND, so an IPv6 address still in duplicate address
+detection binds at once.
+
 Example::
 
     python -m hilos.labsvc spec.json   # prints "ready"; kill -TERM to stop
