@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from xml.sax.saxutils import quoteattr
 
 from hilos.output._base import Result, Summary, Writer, clean_port, split_ports
 from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
@@ -49,6 +48,10 @@ def _ascii(text: str) -> str:
 
 
 def _start_tag(name: str, attrs: dict[str, str], empty: bool = False) -> str:
+    # Imported here: xml.sax.saxutils pulls in urllib.request (~40 ms), which every command
+    # would pay at startup for a format only scans use.
+    from xml.sax.saxutils import quoteattr
+
     body = "".join(
         f" {k}={quoteattr(v, {chr(10): '&#10;', chr(13): '&#13;'})}" for k, v in attrs.items()
     )
