@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from hilos.errors import HilosError, UsageError
+from hilos.errors import HilosError, UsageError, from_oserror
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult, PortResult, ScanHostResult
 
@@ -65,7 +65,7 @@ _FILL_STEP = 256
 _MIN_TIMEOUT = 0.15
 _MAX_TIMEOUT = 1.25
 _INITIAL_TIMEOUT = 1.0
-# Congestion control never cuts a worker's window below this (unless EMFILE did).
+# Congestion control never cuts a worker's window below this (EMFILE may).
 _MIN_WINDOW = 256
 _INITIAL_WINDOW = 512
 # Descriptors kept back for everything else the process needs (outputs, banner grabs, epoll).
@@ -238,8 +238,9 @@ class ConnectScanner:
         self.window = limit
         per = max(1, limit // self._threads)
         # Slow start: begin small, +1 per answer doubles the window every round trip.
+        self.resource_waits = 0  # times EMFILE & co. shrank a window
         self._win = [min(per, _INITIAL_WINDOW)] * self._threads  # the window in use, per worker
-        self._cap = [per] * self._threads  # its ceiling (lowered for good by EMFILE)
+        self._cap = [per] * self._threads  # its ceiling
         # --rate: new connections per second, paced by the bucket the sweep and SYN scan use.
         self._bucket = (
             TokenBucket(rate, burst=max(1, min(64, int(rate // 50) or 1))) if rate else None
@@ -263,6 +264,7 @@ class ConnectScanner:
         self._hosts_done = 0
         self._started = 0.0
         self._workers: list[threading.Thread] = []
+        self._epolls: list[select.epoll] = []
         self._feeder: threading.Thread | None = None
         self._error: BaseException | None = None
         self._finished = False
@@ -324,6 +326,14 @@ class ConnectScanner:
     def _start(self) -> None:
         if self._started:
             return
+        # One epoll set per worker, made here so a shortage of descriptors is a clear error
+        # before anything starts rather than a dead worker.
+        try:
+            self._epolls = [select.epoll() for _ in range(self._threads)]
+        except OSError as exc:
+            for e in self._epolls:
+                e.close()
+            raise from_oserror(exc, "creating the scan's epoll sets") from exc
         self._started = time.monotonic()
         self._feeder = threading.Thread(
             target=self._pull_hosts, name="hilos-scan-feed", daemon=True
@@ -495,7 +505,7 @@ class ConnectScanner:
             self._stop.set()
 
     def _worker(self, wid: int) -> None:
-        ep = select.epoll()
+        ep = self._epolls[wid]
         try:
             self._loop(wid, ep)
         finally:
@@ -743,9 +753,10 @@ class ConnectScanner:
 
     def _shrink(self, wid: int, in_flight: int) -> None:
         """Out of descriptors or ports: the window becomes what actually fitted, minus a margin."""
-        new = max(1, min(self._win[wid] - 1, int(in_flight * 0.9)))
-        self._win[wid] = new
-        self._cap[wid] = new
+        self.resource_waits += 1
+        # The window grows back by itself as answers come (descriptors held elsewhere, e.g. by
+        # banner grabs, may be freed later); each new shortage costs only one failed call.
+        self._win[wid] = max(4, min(self._win[wid] - 1, int(in_flight * 0.9)))
         if in_flight == 0:
             time.sleep(0.01)  # nothing of ours to wait for: someone else holds the descriptors
 
