@@ -86,7 +86,6 @@ _ICMP_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
 _ECHO_PAD = b"hilos-sweep\x00"
 _ECHO_LEN = 20 + len(_ECHO_PAD)
 _MAX_SENDERS = 2  # sender processes for the frame path (the kernel work is what they share)
-_CHEAP_PASS = 0.05  # a first pass this short is simply repeated: measuring loss costs as much
 _LOSS_HOSTS = 512  # hosts that get loss probes, at most
 _LOSS_MIN_HOSTS = 8  # fewer answering hosts than this: no measurement, retry
 _LOSS_PROBES = 256  # loss probes in all, at least (in up to 8 rounds)
@@ -894,21 +893,21 @@ class Sweeper:
                 last_send = time.monotonic()
                 self.pass_seconds.append(last_send - last_pass_start)
                 if p == 0 and passes > 1 and self._adaptive:
-                    self._probe_loss(last_send - last_pass_start)
+                    self._probe_loss()
             # One wait after the last send, ending early once every target has answered.
             self._sleep_until(functools.partial(self._deadline, last_send))
         except BaseException as exc:
             self._error = exc
         finally:
             self._stop.set()
+            # The results are complete: let the iterator finish now, and close the engines
+            # (their receiver threads take up to one poll interval to stop) after that.
+            self._queue.put(_DONE)
             for e in self.engines:
-                try:
+                with contextlib.suppress(Exception):  # nothing is left to report it to
                     e.close()
-                except Exception as exc:  # a failing close must not hide the sweep's results
-                    self._error = self._error or exc
             if self._link is not None:
                 self._link.close()
-            self._queue.put(_DONE)
 
     def _deadline(self, since: float) -> float:
         return since + self._wait()
@@ -922,19 +921,20 @@ class Sweeper:
 
     # -- adaptive retries ---------------------------------------------------------------------
 
-    def _probe_loss(self, pass_seconds: float) -> None:
+    def _probe_loss(self) -> None:
         """After the first pass of a default-retries sweep, measure the path's loss.
 
         A retry pass costs as much as the first pass, and on a path that loses nothing it
         cannot find anything: every live host already had its probes (three per address when
         privileged). So, as nmap adapts its retransmissions to the drops it observes, extra echo
         requests go to hosts that answered one (at least 256 in all, several rounds for few
-        hosts); the retry pass runs unless every one of them is answered. Small sweeps (a pass
-        under 50 ms) skip the measurement and always retry.
+        hosts); the retry pass runs unless every one of them is answered. Their answers arrive
+        within the wait the first pass needs anyway, so measuring costs no time; with fewer than
+        8 hosts answering echo there is nothing to measure with and the retry always runs.
         """
         self._loss_decision = True  # default: retry
         icmp = next((e for e in self.engines if isinstance(e, _IcmpEngine)), None)
-        if icmp is None or pass_seconds < _CHEAP_PASS:
+        if icmp is None:
             return
         with self._lock:
             hosts = [k for k, r in self._answered.items() if r == "echo-reply"][:_LOSS_HOSTS]
@@ -1035,6 +1035,7 @@ class Sweeper:
         runner = threading.Thread(target=self._run, name="hilos-sweep", daemon=True)
         runner.start()
         next_progress = 0.0
+        finished = False
         try:
             while True:
                 try:
@@ -1050,7 +1051,7 @@ class Sweeper:
                     if now >= next_progress:
                         next_progress = now + 0.1
                         self.on_progress(self._progress_now())
-            runner.join()
+            finished = True
             if self._error is not None:
                 raise self._error
             if self.all_hosts and not self.cancelled:
@@ -1064,7 +1065,10 @@ class Sweeper:
                     )
         finally:
             self._stop.set()
-            runner.join(timeout=5.0)
+            if not finished:
+                # Cancelled or failed mid-pass: wait for the senders (a forked one is stopped
+                # there) before handing control back.
+                runner.join(timeout=5.0)
             self.elapsed = time.monotonic() - self.started
 
     def _progress_now(self) -> SweepProgress:

@@ -453,6 +453,11 @@ class EchoEngine:
     def close(self) -> None:
         """Stop the receivers and close the sockets (idempotent)."""
         self._stop.set()
+        for isock in self.sockets.values():
+            # Wakes a receiver blocked in recvfrom at once (Linux wakes waiters on shutdown
+            # even for unconnected datagram sockets), instead of after its 50 ms poll.
+            with contextlib.suppress(OSError):
+                isock.sock.shutdown(socket.SHUT_RD)
         for t in self._threads:
             t.join(timeout=2.0)
         self._threads.clear()
