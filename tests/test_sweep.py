@@ -157,7 +157,7 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
 
     class Capture:
         def send(self, frame: bytes) -> int:
-            sent.append(frame)
+            sent.append(bytes(frame))
             return len(frame)
 
         def close(self) -> None:
