@@ -225,6 +225,24 @@ def test_unprivileged_falls_back_with_a_notice() -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_unprivileged_forced_icmp_is_a_clear_error() -> None:
+    """--method icmp without any way to send echo requests: exit 1, one line naming the fix."""
+    proc = subprocess.run(
+        [*NOBODY, sys.executable, "-m", "hilos", "sweep", "127.0.0.1", "--method", "icmp"],
+        capture_output=True, text=True, timeout=50, check=False,
+    )  # fmt: skip
+    if "No module named" in proc.stderr:
+        pytest.skip("the package is not readable by nobody here")
+    if proc.returncode == 0:  # this machine's ping_group_range lets nobody ping
+        assert "unprivileged ping socket" in proc.stderr
+        return
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ping_group_range" in lines[0] and "root" in lines[0]
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
     "argv",

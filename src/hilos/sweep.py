@@ -97,8 +97,8 @@ _PACE_BATCH = 32
 
 @dataclass(frozen=True, slots=True)
 class SweepProgress:
-    """A running sweep's state: `done` of `total` addresses settled (up or unreachable), `up`
-    of them up, in pass `pass_no` of at most `passes`."""
+    """A running sweep's state: `done` of `total` addresses probed in pass `pass_no` (of at most
+    `passes`), `up` hosts found so far."""
 
     done: int
     total: int
@@ -361,7 +361,7 @@ class _FrameSender:
         self.rate = rate
         self.parts = max(1, parts)
         self.bucket = TokenBucket(rate, burst=64)
-        self._child: int | None = None
+        self.progress = 0  # addresses handled in the current pass (estimated across senders)
 
     def run_pass(
         self,
@@ -373,6 +373,7 @@ class _FrameSender:
         """Send one pass over `ranges()` (called in each sender process); `todo` (the number of
         addresses) decides whether a second process is worth its fork."""
         parts = self.parts if todo >= _FORK_MIN else 1
+        self.progress = 0
         if parts == 1:
             return self._send(ranges(), skip, stop, 0, 1, self.bucket)
         share = None if self.rate is None else self.rate / parts
@@ -474,6 +475,7 @@ class _FrameSender:
                     continue
                 if stop.is_set():
                     break
+                self.progress += (block_end - a + 1) * parts  # the other senders keep pace
                 for b in range(a, block_end + 1):
                     if b in skip:
                         continue
@@ -1177,8 +1179,14 @@ class Sweeper:
             self.elapsed = time.monotonic() - self.started
 
     def _progress_now(self) -> SweepProgress:
+        done = len(self._answered)
+        if self._frames is not None:
+            done = max(done, self._frames.progress)
+        for e in self.engines:
+            if isinstance(e, _IcmpEngine):
+                done = max(done, e.engine.progress)
         return SweepProgress(
-            done=len(self._answered),
+            done=min(done, self.size),
             total=self.size,
             up=self._up,
             pass_no=self._pass,

@@ -421,6 +421,7 @@ class EchoEngine:
         self.on_result = on_result
         self.sockets: dict[int, IcmpSocket] = {}
         self.sent = 0
+        self.progress = 0  # addresses handled by the current send_ranges call
         self.send_errors = 0
         self.loss_keys: tuple[int, ...] = ()
         self.loss_replies = 0
@@ -475,9 +476,11 @@ class EchoEngine:
         """Send one echo request to every address of `ranges` ((family, first, last) inclusive int
         ranges) whose key is not in `skip`. Runs in the caller's thread; returns packets sent."""
         sent = 0
+        self.progress = 0
         for fam, first, last in ranges:
             if stop.is_set():
                 break
+            self.progress += last - first + 1
             isock = self.sockets.get(fam)
             if isock is None:
                 continue
