@@ -15,8 +15,11 @@ only one bit is kept ("final"), plus a small dict of the indices that answered:
 Retries resend only indices still without an answer, pipelined: the retry pass follows the walk
 `timeout` seconds behind the first pass, so a scan costs (probes sent) / rate + about two timeouts.
 Without a fixed `timeout`, it adapts to the RTTs measured from the replies (srtt + 4 rttvar, RFC
-6298, clamped to 30 ms .. 1 s). A probe is given up only once the receiver has drained everything
-that arrived before its deadline, so a busy receiver never turns a late answer into "filtered".
+6298, and 1.5x the recent peak RTT; clamped to 30 ms .. 2.5 s). A probe is given up only once the
+receiver has drained everything that arrived before its deadline, so a busy receiver never turns a
+late answer into "filtered". RTTs rising above the smallest one seen (a queue building up
+somewhere) halve the send pace (delay-based congestion control); it grows back while they do not.
+Two sender processes (fork) share the walk when the machine has two cores or more.
 
 Usage::
 
@@ -76,7 +79,7 @@ MAX_HOSTS = 1 << 22
 _CHUNK = 256  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
 _BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
 _MIN_TIMEOUT = 0.03
-_MAX_TIMEOUT = 1.0
+_MAX_TIMEOUT = 2.5
 _INITIAL_TIMEOUT = 1.0
 
 # Result codes kept for answered indices; everything final without a code is "no-response".
@@ -161,7 +164,23 @@ class SynScanner:
         self._child_fd: int | None = None  # in a child: the write end of its pipe to the parent
         self._child_sent = 0
         self._parent_pid = os.getpid()
-        self._ctl = mmap.mmap(-1, _CTL.size + 8)  # shared with children: idle_at, timeout, cancel
+        # Shared with sender processes: receiver idle_at, timeout, pace, cancel, sent counters.
+        self._ctl = mmap.mmap(-1, _CTL_SENT + 8 * self._processes)
+        self._child_slot = 0
+        self._child_total = 0
+        # Delay-based congestion control (see _control): a pace cap set when RTTs rise above
+        # the smallest RTT seen, i.e. when probes or answers start waiting in some queue.
+        self._pace = 0.0
+        self._pace_next = 0.0
+        self._rtt_min: float | None = None
+        self._rtt_imax = 0.0
+        self._rtt_isum = 0.0
+        self._rtt_icount = 0
+        self._rtt_peak = 0.0
+        self._ctl_next = 0.0
+        self._ctl_last = 0.0
+        self._ctl_sent = 0
+        self._ctl_hold = 0.0
         self._fixed_timeout = timeout
         self._seed = 0 if seed is None else seed
         self._shard = shard
@@ -346,7 +365,8 @@ class SynScanner:
             return self._fixed_timeout
         if self._srtt is None:
             return _INITIAL_TIMEOUT
-        t = self._srtt + 4 * self._rttvar + 0.002
+        # The smoothed estimate lags a queue building up: also cover 1.5x the recent peak RTT.
+        t = max(self._srtt + 4 * self._rttvar, 1.5 * self._rtt_peak) + 0.002
         return min(_MAX_TIMEOUT, max(_MIN_TIMEOUT, t))
 
     # ---------------------------------------------------------------- receiving
@@ -362,8 +382,14 @@ class SynScanner:
             code = _REASON_CODE.get(r.reason, _REASON_CODE["unreach"])
         else:
             code = _OPEN if r.kind == KIND_SYN_ACK else _CLOSED
-            # RFC 6298 smoothing; samples are quantised to 262 us ticks.
+            # RFC 6298 smoothing; samples are quantised to 1.05 ms ticks.
             rtt = r.rtt_ms / 1000.0
+            if self._rtt_min is None or rtt < self._rtt_min:
+                self._rtt_min = rtt
+            if rtt > self._rtt_imax:
+                self._rtt_imax = rtt
+            self._rtt_isum += rtt
+            self._rtt_icount += 1
             if self._srtt is None:
                 self._srtt, self._rttvar = rtt, rtt / 2
             else:
@@ -411,7 +437,7 @@ class SynScanner:
 
     def _fork_senders(self) -> None:
         parts = self._parts(self._processes)
-        for part in parts:
+        for slot, part in enumerate(parts):
             rfd, wfd = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: send this part, report through the pipe, never return
@@ -421,6 +447,7 @@ class SynScanner:
                     for _pid, other in self._children:
                         os.close(other)
                     self._child_fd = wfd
+                    self._child_slot = _CTL_SENT + 8 * slot
                     self._bucket = TokenBucket(
                         None if self._rate is None else self._rate / len(parts), burst=_BATCH * 2
                     )
@@ -455,8 +482,11 @@ class SynScanner:
         ctl = self._ctl
         next_progress = 0.0
         try:
+            slots = range(_CTL_SENT, _CTL_SENT + 8 * len(self._children), 8)
             while open_fds:
-                _CTL.pack_into(ctl, 0, engine.idle_at, self.timeout)
+                now = time.monotonic()
+                self._control(now, sum(_COUNT.unpack_from(ctl, o)[0] for o in slots))
+                _CTL.pack_into(ctl, 0, engine.idle_at, self.timeout, self._pace)
                 engine.check()
                 for fd, _ev in poller.poll(1):
                     chunk = os.read(fd, 1 << 16)
@@ -621,11 +651,12 @@ class SynScanner:
             if child:
                 # The parent publishes the receiver's progress and the timeout; stop if it is
                 # gone (never keep sending for a dead scan).
-                idle, timeout = _CTL.unpack_from(ctl, 0)
+                idle, timeout, _pace = _CTL.unpack_from(ctl, 0)
                 if ctl[_CTL_CANCEL] or os.getppid() != parent:
                     break
             else:
                 engine.check()
+                self._control(time.monotonic(), self._sent)
                 idle = engine.idle_at
                 timeout = self.timeout
             worked = False
@@ -712,6 +743,7 @@ class SynScanner:
                 continue
             if budget == 0:
                 take(_BATCH)
+                self._pace_wait()
                 budget = _BATCH
                 sport = SPORT_BASE + ((mono_ns() >> TICK_SHIFT) & SPORT_MASK)
             budget -= 1
@@ -751,7 +783,55 @@ class SynScanner:
                 self._sent += sent
         else:
             self._child_sent += sent
+            self._child_total += sent
+            _COUNT.pack_into(self._ctl, self._child_slot, self._child_total)
         return consumed
+
+    def _pace_wait(self) -> None:
+        """Hold this sender to its share of the congestion pace (if one is set)."""
+        child = self._child_fd is not None
+        pace = _PACE.unpack_from(self._ctl, 16)[0] if child else self._pace
+        if pace <= 0:
+            return
+        share = pace / self._processes if child else pace
+        now = time.monotonic()
+        nxt = max(self._pace_next, now - 0.005)  # after a pause, no catch-up burst
+        nxt += _BATCH / share
+        self._pace_next = nxt
+        if nxt > now:
+            time.sleep(nxt - now)
+
+    def _control(self, now: float, sent: int) -> None:
+        """Delay-based congestion control, about once per RTT (parent side only).
+
+        RTT samples well above the smallest one mean our probes or their answers queue up
+        somewhere (a slow link, a router, our own receiver): halve the pace to the rate
+        actually achieved, and hold it while the queue drains; otherwise grow it by 15% per
+        interval. nmap's -T5 without this lost answers under 40 ms of latency.
+        """
+        if now < self._ctl_next:
+            return
+        dt = now - self._ctl_last if self._ctl_last else 0.0
+        rate = (sent - self._ctl_sent) / dt if dt > 0 else 0.0
+        self._ctl_last, self._ctl_sent = now, sent
+        peak, self._rtt_imax = self._rtt_imax, 0.0
+        total, count = self._rtt_isum, self._rtt_icount
+        self._rtt_isum, self._rtt_icount = 0.0, 0
+        self._rtt_peak = max(peak, self._rtt_peak * 0.8)
+        srtt = self._srtt or 0.0
+        self._ctl_next = now + min(0.2, max(0.02, 2 * srtt))
+        base = self._rtt_min
+        if base is None or count == 0:
+            return
+        # The interval's mean, not its peak: one answer that waited for our own receiver thread
+        # (the GIL) is not a queue in the network.
+        if total / count > base + max(0.03, base):
+            if now >= self._ctl_hold and rate > 0:
+                cur = min(self._pace, rate) if self._pace > 0 else rate
+                self._pace = max(_MIN_PACE, cur * 0.5)
+                self._ctl_hold = now + max(0.05, 2 * peak)
+        elif self._pace > 0 and now >= self._ctl_hold:
+            self._pace *= 1.15
 
     @staticmethod
     def _send_error(
@@ -870,8 +950,12 @@ def _no_link(pkt: bytes) -> int:
 
 
 # Parent <-> sender processes: a shared control block and framed messages on a pipe.
-_CTL = struct.Struct("=dd")  # receiver idle_at, current timeout
-_CTL_CANCEL = _CTL.size  # one byte after the two doubles: set when the scan is cancelled
+_CTL = struct.Struct("=ddd")  # receiver idle_at, current timeout, pace (packets/s, 0: none)
+_CTL_CANCEL = _CTL.size  # one byte after the doubles: set when the scan is cancelled
+_CTL_SENT = _CTL.size + 8  # then one 8-byte counter of packets sent per sender process
+_PACE = struct.Struct("=d")
+_COUNT = struct.Struct("=Q")
+_MIN_PACE = 500.0  # congestion control never slows below this many packets/s
 _MSG = struct.Struct("=BQ")  # kind, payload length
 _MSG_FINAL, _MSG_SENT, _MSG_ERROR = 1, 2, 3
 

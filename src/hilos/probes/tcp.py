@@ -16,7 +16,7 @@ sequence number (SYN) or as sequence and acknowledgement number (ACK). A reply i
 recomputing the cookie from its own fields matches: SYN-ACK and RST-ACK acknowledge cookie + 1; the
 RST answering an ACK probe carries seq == cookie; an ICMP/ICMPv6 destination-unreachable quotes our
 header, whose seq is the cookie. Nothing is stored per probe. The source port comes from a small
-range above the kernel's ephemeral ports (61000-65095) and encodes the send time in 262 us ticks,
+range above the kernel's ephemeral ports (61000-65095) and encodes the send time in 1.05 ms ticks,
 so each reply also yields an RTT sample without any per-probe table.
 
 Discovery API (used by the sweep; the engine below is shared with `hilos.synscan`)::
@@ -81,12 +81,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # Source ports 61000..65095 sit above Linux's default ephemeral range (32768-60999), so the
-# kernel's own connections never collide with ours. 4096 ports x 262 us ticks: RTT samples wrap
-# after 1.07 s.
+# kernel's own connections never collide with ours. 4096 ports x 1.05 ms ticks: RTT samples wrap
+# after 4.3 s (a shorter window aliased the RTTs of a congested link to near zero).
 SPORT_BASE = 61000
 SPORT_COUNT = 4096
 SPORT_MASK = SPORT_COUNT - 1
-TICK_SHIFT = 18  # monotonic_ns >> 18: one tick = 262.144 us
+TICK_SHIFT = 20  # monotonic_ns >> 20: one tick = 1.048576 ms
 TICK_MS = (1 << TICK_SHIFT) / 1e6
 
 MSS = 1460
