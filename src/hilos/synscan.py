@@ -277,7 +277,9 @@ class SynScanner:
             return self
         self._engine = self._make_engine()
         target = self._sender_main
-        if self._processes > 1 and type(self._engine) is RawTcpEngine:
+        # Forking pays off only for big jobs (a fork of a large process costs milliseconds).
+        big = self._total >= _FORK_MIN_PROBES
+        if self._processes > 1 and big and type(self._engine) is RawTcpEngine:
             # Fork before any thread of ours runs (a child inherits no half-held lock of ours).
             try:
                 self._prepare()
@@ -955,7 +957,8 @@ _CTL_CANCEL = _CTL.size  # one byte after the doubles: set when the scan is canc
 _CTL_SENT = _CTL.size + 8  # then one 8-byte counter of packets sent per sender process
 _PACE = struct.Struct("=d")
 _COUNT = struct.Struct("=Q")
-_MIN_PACE = 500.0  # congestion control never slows below this many packets/s
+_MIN_PACE = 500.0
+_FORK_MIN_PROBES = 20_000  # congestion control never slows below this many packets/s
 _MSG = struct.Struct("=BQ")  # kind, payload length
 _MSG_FINAL, _MSG_SENT, _MSG_ERROR = 1, 2, 3
 
