@@ -404,7 +404,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else 0
     if args.randomize and shard is None:
         shard = (1, 1)  # the keyed random walk over hosts x ports, all of it
-    retries = 1 if args.retries is None else args.retries
+    # Connect scans resend twice by default: a resend costs only the ports still silent, and
+    # a loaded path (a busy router, a slow queue) then still gives exact states.
+    retries = args.retries if args.retries is not None else (1 if scan_type == "syn" else 2)
     scanner: Any
     if scan_type == "syn":
         from hilos.synscan import SynScanner

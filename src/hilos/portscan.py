@@ -37,6 +37,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 from hilos.errors import HilosError, UsageError, from_oserror
 from hilos.probes.ratelimit import TokenBucket
@@ -431,13 +432,13 @@ class ConnectScanner:
             nports = len(self._ports)
             while len(active) < self._max_active and self._incoming:
                 active.append(self._incoming.popleft())
-            # Small runs per host keep the loop cheap yet no host gets a long burst.
-            run = 4
+            # Runs per host: each step spreads over every active host, none gets a burst.
+            run = max(4, wanted // max(1, len(active)))
             while len(out) < wanted and active:
                 i = self._rr % len(active)
                 h = active[i]
                 stop = min(nports, h.pos + run, h.pos + wanted - len(out))
-                out.extend((h, p, 0) for p in range(h.pos, stop))
+                out.extend(zip(repeat(h), range(h.pos, stop), repeat(0)))
                 h.pos = stop
                 if h.pos >= nports:
                     active.pop(i)
@@ -521,7 +522,7 @@ class ConnectScanner:
         spare6: _socket.socket | None = None
         reg4: list[_socket.socket] = []  # reset sockets still in the epoll set, reused next fill
         reg6: list[_socket.socket] = []
-        econnaborted = errno.ECONNABORTED
+        econnaborted, econnrefused = errno.ECONNABORTED, errno.ECONNREFUSED
         errno_code = _ERRNO_CODE
         resource_errnos = _RESOURCE_ERRNOS
         monotonic = time.monotonic
@@ -535,7 +536,6 @@ class ConnectScanner:
         retry: deque[tuple[_Host, int, int]] = deque()
         results: list[tuple[_Host, int, int]] = []
         source_empty = False
-        n_fast = 0
         win = self._win
         cap = self._cap
         next_cut = 0.0
@@ -556,6 +556,7 @@ class ConnectScanner:
                     elif self._exhausted():
                         source_empty = True
                 starved = not items
+                now = monotonic()
                 for n_item, item in enumerate(items):
                     h, p_i, attempt = item
                     fam = h.family
@@ -564,7 +565,6 @@ class ConnectScanner:
                         # A socket reset by its last answer, still in our epoll set: one
                         # connect() is the whole cost of this probe until its answer.
                         rs = regs.pop()
-                        now = monotonic()
                         rc = rs.connect_ex((h.addr, ports[p_i]))
                         if rc == einprogress:
                             probe = _Probe(rs, h, p_i, now, attempt)
@@ -585,7 +585,8 @@ class ConnectScanner:
                                 break
                             raise
                     addr = (h.addr, ports[p_i])
-                    now = monotonic()
+                    if not n_item & 7:  # a fresh clock now and then is plenty (RTT samples)
+                        now = monotonic()
                     rc = s.connect_ex(addr)
                     if rc == einprogress:
                         # On a fast path (loopback, a LAN without delay) the answer is usually
@@ -601,12 +602,13 @@ class ConnectScanner:
                             order.append(probe)
                             s = None
                         else:
-                            n_fast += 1
-                            if n_fast & 7 == 0:  # a sample now and then is plenty
+                            if not n_item & 7:
                                 rtt.sample(monotonic() - now)
                                 if win[wid] < cap[wid]:
                                     win[wid] = min(cap[wid], win[wid] + 8)
-                            if rc == 0 or rc == eisconn:
+                            if rc == econnrefused:
+                                results.append((h, p_i, _CLOSED))
+                            elif rc == 0 or rc == eisconn:
                                 if self._opened(s, h, p_i):
                                     results.append((h, p_i, _OPEN))
                                 else:
