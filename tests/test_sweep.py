@@ -58,12 +58,16 @@ def test_defaults_documented() -> None:
     s = Sweeper(["127.0.0.1"])
     assert s.retries == 1 and s.timeout is None and s.rate > 0
     assert s._wait() == DEFAULT_TIMEOUT  # nothing heard yet: the full wait
-    s._samples, s._max_rtt = 1, 2.0
-    assert s._wait() == MIN_WAIT  # 4 x 2 ms is below the floor
-    s._max_rtt = 80.0
-    assert s._wait() == pytest.approx(0.32)
-    s._max_rtt = 5000.0
-    assert s._wait() == DEFAULT_TIMEOUT
+    for _ in range(20):
+        s._record(LO, "echo-reply", 2.0)
+    assert s._wait() == MIN_WAIT  # 2 ms round trips: the floor
+    s2 = Sweeper(["127.0.0.1"])
+    for i in range(50):
+        s2._record(LO + i, "echo-reply", 80.0 + (i % 2))
+    assert 0.16 <= s2._wait() <= 0.2  # srtt ~80 ms, small variation: about 2 x srtt
+    s3 = Sweeper(["127.0.0.1"])
+    s3._record(LO, "echo-reply", 5000.0)
+    assert s3._wait() == DEFAULT_TIMEOUT
     assert Sweeper(["127.0.0.1"], timeout=2.5)._wait() == 2.5
 
 

@@ -71,10 +71,9 @@ DEFAULT_RETRIES = 1
 #: Packets per second when --rate is not given: high enough never to be the bottleneck of a
 #: Python sender on a LAN (~130 Mbit/s of 64-byte packets), low enough not to flood a WAN link.
 DEFAULT_RATE = 300_000.0
-_RTT_FACTOR = 4.0  # wait 4x the slowest answer seen (with MIN_WAIT as floor)
 _TCP_PORTS = (443, 80)  # raw: SYN to 443, ACK to 80 (nmap -PS443 -PA80); connect: both
 _DEFAULT_THREADS = 16
-_CONNECT_CHUNK = 128  # addresses per connect worker task (2 sockets each)
+_CONNECT_CHUNK = 256  # addresses per connect worker task (2 sockets each)
 
 _TCP_REASONS = {1: "syn-ack", 2: "rst"}
 _OCTETS = tuple(str(i) for i in range(256))
@@ -789,11 +788,13 @@ class Sweeper:
     time-exceeded or no-response). `method`: "auto" uses every probe this process may send,
     "icmp" or "tcp" forces one kind; `notice` says which were chosen (also sent to `on_notice`).
 
-    Timing: `timeout` is the longest wait for an answer after a probe (default 1.0 s). Without an
-    explicit `timeout` the wait adapts as nmap's does: 4x the slowest round trip seen so far,
-    at least MIN_WAIT, at most DEFAULT_TIMEOUT. The sweep waits once after its last send, not per
-    host. `retries` more passes go only to addresses that have not answered; a late answer to an
-    earlier pass still counts. `rate` caps packets (or connects) per second across all engines.
+    Timing: `timeout` is the longest wait for an answer after a probe (default 1.0 s). Without
+    an explicit `timeout` the wait adapts as nmap's does: smoothed RTT + 4 x its variation (at
+    least twice the smoothed RTT), within [MIN_WAIT, DEFAULT_TIMEOUT]. The sweep waits once
+    after its last send, not per host. `retries` (default 1) more passes go only to addresses
+    that have not answered; a late answer to an earlier pass still counts. With the default,
+    the retry pass is skipped when loss probes show the path lost nothing (see _probe_loss);
+    an explicit `retries` always runs. `rate` caps packets (or connects) per second overall.
 
         sweeper = Sweeper(parse_targets(["127.0.0.1"]), method="icmp")
         up = [r.host for r in sweeper]
@@ -845,6 +846,8 @@ class Sweeper:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._max_rtt = 0.0
+        self._srtt = 0.0
+        self._rttvar = 0.0
         self._samples = 0
         self._last_answer = 0.0
         self._pass = 0
@@ -955,6 +958,13 @@ class Sweeper:
             self._up += 1
             self._last_answer = time.monotonic()
             if rtt_ms is not None:
+                # Smoothed RTT and variation, as TCP (RFC 6298) and nmap estimate timeouts:
+                # robust to the odd sample delayed by our own busy threads.
+                if self._samples == 0:
+                    self._srtt, self._rttvar = rtt_ms, rtt_ms / 2
+                else:
+                    self._rttvar = 0.75 * self._rttvar + 0.25 * abs(self._srtt - rtt_ms)
+                    self._srtt = 0.875 * self._srtt + 0.125 * rtt_ms
                 self._samples += 1
                 if rtt_ms > self._max_rtt:
                     self._max_rtt = rtt_ms
@@ -963,12 +973,14 @@ class Sweeper:
         )
 
     def _wait(self) -> float:
-        """How long to wait for answers after a probe (seconds), adapting to what came back."""
+        """How long to wait for answers after a probe (seconds), adapting to what came back:
+        nmap's srtt + 4 x rttvar (and at least 2 x srtt), within [MIN_WAIT, DEFAULT_TIMEOUT]."""
         if self.timeout is not None:
             return self.timeout
         if not self._samples:
             return DEFAULT_TIMEOUT
-        return min(DEFAULT_TIMEOUT, max(MIN_WAIT, _RTT_FACTOR * self._max_rtt / 1000.0))
+        ms = max(self._srtt + 4.0 * self._rttvar, 2.0 * self._srtt)
+        return min(DEFAULT_TIMEOUT, max(MIN_WAIT, ms / 1000.0))
 
     # -- running ------------------------------------------------------------------------------
 
