@@ -516,6 +516,7 @@ class ConnectScanner:
         # The C socket type: socket.socket's Python __init__/close wrappers cost ~5 us per probe.
         new_socket = _socket.socket
         epollout = select.EPOLLOUT
+        sol_socket, so_error = socket.SOL_SOCKET, socket.SO_ERROR
         einprogress, ealready, eisconn = errno.EINPROGRESS, errno.EALREADY, errno.EISCONN
         af_inet = socket.AF_INET
         spare4: _socket.socket | None = None  # a socket reset by a refused connect, reused
@@ -594,7 +595,21 @@ class ConnectScanner:
                         # it (ECONNREFUSED, ...) AND resets the socket for the next probe: two
                         # syscalls per closed port instead of socket+connect+getsockopt+close.
                         rc = s.connect_ex(addr)
-                        if rc == ealready:  # no answer yet: epoll tells when it comes
+                        if rc == ealready:
+                            # An ICMP error that came back while connect() still held the
+                            # socket is only kept as a "soft" error: no epoll event will tell.
+                            soft = s.getsockopt(sol_socket, so_error)
+                            if soft:
+                                s.close()
+                                s = None
+                                results.append((h, p_i, errno_code.get(soft, 9)))
+                                rtt.sample(monotonic() - now)  # an ICMP answer is a round trip
+                                if fam == af_inet:
+                                    spare4 = s
+                                else:
+                                    spare6 = s
+                                continue
+                            # No answer yet: epoll tells when it comes.
                             fd = s.fileno()
                             ep.register(fd, epollout)
                             probe = _Probe(s, h, p_i, now, attempt)
@@ -711,8 +726,7 @@ class ConnectScanner:
                 (reg4 if probe.host.family == af_inet else reg6).append(sock)
                 code = errno_code.get(err, 9)
                 results.append((probe.host, probe.p_i, code))
-                if code == _CLOSED:
-                    rtt.sample(now - probe.start)
+                rtt.sample(now - probe.start)  # a RST or an ICMP error: both are round trips
             # ---- expire probes that got no answer in time
             limit = now - rtt.timeout
             while order and (order[0].done or order[0].start <= limit):
@@ -722,7 +736,13 @@ class ConnectScanner:
                 probe.done = True
                 sock = probe.sock
                 active.pop(sock.fileno(), None)
+                # A soft error (an ICMP unreachable that came while connect() held the socket)
+                # is an answer, not silence.
+                soft = sock.getsockopt(sol_socket, so_error)
                 sock.close()
+                if soft and soft not in resource_errnos:
+                    results.append((probe.host, probe.p_i, errno_code.get(soft, 9)))
+                    continue
                 attempt = probe.attempt + 1
                 if attempt < tries:
                     retry.append((probe.host, probe.p_i, attempt))
