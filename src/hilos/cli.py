@@ -323,12 +323,11 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     import threading
     import time
     from collections.abc import Iterable, Iterator
+    from dataclasses import replace
     from typing import Any
 
     from hilos.output import open_outputs
     from hilos.output.progress import Progress
-    from dataclasses import replace
-
     from hilos.ports import exclude_ports, parse_ports, service_name, top_ports
     from hilos.results import HostResult, PortResult, ScanHostResult
     from hilos.targets import parse_shard, parse_targets
