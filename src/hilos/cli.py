@@ -372,7 +372,6 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         progress=progress,
     )
     down: list[HostResult] = []
-    discovered = [0]
 
     def live_hosts() -> Iterator[HostResult | str]:
         if args.no_discovery:
@@ -381,7 +380,6 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         if all(a.is_loopback and b.is_loopback for a, b in targets.iter_ranges()):
             # This machine's own addresses need no discovery (nmap: "localhost-response").
             for a in targets:
-                discovered[0] += 1
                 yield HostResult(str(a), "up", "localhost-response", 0.0)
             return
         from hilos.sweep import sweep
@@ -395,7 +393,6 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             on_notice=notice,
         ):
             if h.status == "up":
-                discovered[0] += 1
                 yield h
             else:
                 down.append(h)
@@ -406,50 +403,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     # Connect scans resend twice by default: a resend costs only the ports still silent, and
     # a loaded path (a busy router, a slow queue) then still gives exact states.
     retries = args.retries if args.retries is not None else (1 if scan_type == "syn" else 2)
-    scanner: Any
-    if scan_type == "syn":
-        from hilos.synscan import SynScanner
 
-        scanner = SynScanner(
-            [h.host if isinstance(h, HostResult) else h for h in live_hosts()],
-            ports,
-            rate=args.rate,
-            timeout=args.timeout,
-            retries=retries,
-            seed=seed,
-            shard=shard,
-        )
-    else:
-        from hilos.portscan import ConnectScanner
-
-        scanner = ConnectScanner(
-            live_hosts(),
-            ports,
-            timeout=args.timeout,
-            retries=retries,
-            threads=args.threads,
-            rate=args.rate,
-            shard=shard,
-            seed=seed,
-        )
-    grabber = None
-    stream: Iterable[ScanHostResult] = scanner.results()
-    if args.banners:
-        from hilos.services import BannerGrabber
-
-        grabber = BannerGrabber()
-        stream = grabber.enrich(stream)
-
-    finished = threading.Event()
-
-    def tick() -> None:
-        while not finished.wait(0.1):
-            st = scanner.stats
-            progress.update(st.done, st.total or None, found=out.up)
-
-    ticker = threading.Thread(target=tick, name="hilos-progress", daemon=True)
-    ticker.start()
-    up = 0
     def named(host: ScanHostResult) -> ScanHostResult:
         # Ports nothing was learned from get the port table's name, as nmap's "table" method.
         def unnamed(p: PortResult) -> bool:
@@ -464,18 +418,65 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             ),
         )
 
+    scanner: Any = None
+    grabber: Any = None
+    finished = threading.Event()
+    up = 0
+
+    def tick() -> None:
+        while not finished.wait(0.1):
+            if scanner is not None:
+                st = scanner.stats
+                progress.update(st.done, st.total or None, found=out.up)
+
     try:
+        # Inside the try: a Ctrl-C during discovery (the SYN scan waits for it) is handled too.
+        if scan_type == "syn":
+            from hilos.synscan import SynScanner
+
+            scanner = SynScanner(
+                [h.host if isinstance(h, HostResult) else h for h in live_hosts()],
+                ports,
+                rate=args.rate,
+                timeout=args.timeout,
+                retries=retries,
+                seed=seed,
+                shard=shard,
+            )
+        else:
+            from hilos.portscan import ConnectScanner
+
+            scanner = ConnectScanner(
+                live_hosts(),
+                ports,
+                timeout=args.timeout,
+                retries=retries,
+                threads=args.threads,
+                rate=args.rate,
+                shard=shard,
+                seed=seed,
+            )
+        stream: Iterable[ScanHostResult] = scanner.results()
+        if args.banners:
+            from hilos.services import BannerGrabber
+
+            grabber = BannerGrabber()
+            stream = grabber.enrich(stream)
+        threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
         for host in stream:
             up += host.status == "up"
             out.write(named(host))
     except KeyboardInterrupt:
         finished.set()
-        scanner.cancel()
+        if scanner is not None:
+            scanner.cancel()
         if grabber is not None:
             grabber.cancel()
         # Every result found so far goes to the outputs: hosts whose banners were being read,
         # then hosts still being scanned (with the ports answered so far).
-        rest = (grabber.pending() if grabber is not None else []) + list(scanner.partial())
+        rest = (grabber.pending() if grabber is not None else []) + (
+            list(scanner.partial()) if scanner is not None else []
+        )
         seen = set()
         for host in rest:
             if host.host not in seen:
@@ -491,7 +492,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except BaseException:
         finished.set()
-        scanner.cancel()
+        if scanner is not None:
+            scanner.cancel()
         progress.close()
         out.close(error="failed")
         raise
