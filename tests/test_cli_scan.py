@@ -131,6 +131,26 @@ def test_all_lists_closed_ports_too(opened: list[int]) -> None:
     }
 
 
+def test_shards_split_the_scan_disjointly(opened: list[int]) -> None:
+    spec = f"1-1500,{','.join(map(str, opened))}"
+    base = ["scan", "127.0.0.1", "127.0.0.2", "-p", spec, "--type", "connect", "--all",
+            "--format", "json", "--seed", "5"]  # fmt: skip
+    whole = {
+        (h, p["port"], p["state"])
+        for h, d in jsonl(hilos(*base).stdout).items()
+        for p in d["ports"]
+    }
+    parts: list[set[tuple[str, int, str]]] = []
+    for i in range(1, 4):
+        out = hilos(*base, "--shard", f"{i}/3")
+        assert out.returncode == 0, out.stderr
+        parts.append(
+            {(h, p["port"], p["state"]) for h, d in jsonl(out.stdout).items() for p in d["ports"]}
+        )
+    assert sum(len(p) for p in parts) == len(whole)  # disjoint
+    assert set().union(*parts) == whole  # and together the whole scan
+
+
 def test_emfile_under_prlimit_64_is_complete_and_exact(opened: list[int]) -> None:
     spec = f"1-3000,{','.join(map(str, opened))}"
     out = subprocess.run(
