@@ -7,7 +7,8 @@ scanner namespace, the only place the lab may be probed from. Root only.
     python benchmarks/bench_sweep.py --rtt 40    # 40 ms round trips (userspace delayer)
     python benchmarks/bench_sweep.py --repeat 1  # quicker
 
-Cases, alternating tools within each round, median of --repeat rounds:
+Cases, alternating tools within each round, median of --repeat rounds (5), wall and CPU time
+(user + system: what a tool costs, whatever else the shared machine is doing):
   /24  198.18.0.0/24:  hilos, nmap -sn -T4, fping -i0, the tutorial (100 threads x ping -c1 -W1)
   /16  198.18.0.0/16:  hilos, fping -i0; the tutorial only ESTIMATED from a sample (every 128th
        address, scaled by 128) because a real run takes minutes; nmap not run (the issue
@@ -22,6 +23,7 @@ import argparse
 import ipaddress
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,13 +67,18 @@ Found = set[str]
 def run_timed(
     lab: Lab, cmd: Sequence[str], parse: Callable[[str], Found], stdin: str | None = None,
     timeout: float = 300,
-) -> tuple[float, Found]:  # fmt: skip
+) -> tuple[float, Found, float]:  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = lab.run(list(cmd), timeout=timeout, input=stdin)
     elapsed = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):  # fping exits 1 when some targets are unreachable
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    return elapsed, parse(proc.stdout)
+    # CPU seconds (user + system of the tool and its children): unlike wall time, they do
+    # not depend on what else the machine is doing.
+    return elapsed, parse(proc.stdout), cpu
 
 
 def parse_lines(out: str) -> Found:
@@ -117,23 +124,32 @@ def describe(found: Found, live: Found) -> str:
     return text
 
 
-def bench_case(lab: Lab, net: str, repeat: int, live: Found) -> dict[str, tuple[float, Found]]:
+def bench_case(
+    lab: Lab, net: str, repeat: int, live: Found
+) -> dict[str, tuple[float, Found, float]]:
+    """{tool: (median seconds, hosts found in the last run, median CPU seconds)}"""
     tools = tools_for(net)
     names = list(tools)
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, Found] = {}
     for r in range(repeat):
         order = names[r % len(names) :] + names[: r % len(names)]  # alternate who goes first
         for name in order:
             cmd, parse = tools[name]
-            elapsed, found = run_timed(lab, cmd, parse)
+            elapsed, found, used = run_timed(lab, cmd, parse)
             times[name].append(elapsed)
+            cpu[name].append(used)
             last[name] = found
             time.sleep(0.3)  # let the lab's queues drain between tools
-    return {n: (statistics.median(times[n]), last[n]) for n in names}
+    return {n: (statistics.median(times[n]), last[n], statistics.median(cpu[n])) for n in names}
 
 
-def tutorial(lab: Lab, addrs: list[str]) -> tuple[float, Found]:
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def tutorial(lab: Lab, addrs: list[str]) -> tuple[float, Found, float]:
     return run_timed(
         lab, [sys.executable, "-c", TUTORIAL], parse_lines, stdin="\n".join(addrs) + "\n",
         timeout=900,
@@ -143,7 +159,7 @@ def tutorial(lab: Lab, addrs: list[str]) -> tuple[float, Found]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rtt", type=float, default=0.0, help="lab round-trip time in ms (0)")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (3)")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds; the median is reported (5)")
     ap.add_argument("--name", default=f"bsw{os.getpid() % 100000}", help="lab name (unique)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -178,25 +194,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         res24 = bench_case(lab, DENSE, args.repeat, live24)
         dense = [str(a) for a in ipaddress.ip_network(DENSE)]
         tut24 = [tutorial(lab, dense) for _ in range(args.repeat)]
-        res24["tutorial (100 thr x ping)"] = (statistics.median(t for t, _ in tut24), tut24[-1][1])
-        for name, (secs, found) in res24.items():
-            print(f"  {name:28s} {secs:7.2f} s   {describe(found, live24)}")
+        res24["tutorial (100 thr x ping)"] = (
+            statistics.median(t for t, _, _ in tut24),
+            tut24[-1][1],
+            statistics.median(c for _, _, c in tut24),
+        )
+        for name, (secs, found, used) in res24.items():
+            print(f"  {name:28s} {secs:7.2f} s  cpu {used:6.2f} s   {describe(found, live24)}")
         h24, n24 = res24["hilos"][0], res24["nmap -sn -T4"][0]
-        print(f"  ratio hilos/nmap = {h24 / n24:.2f}   (target <= 0.30)")
+        print(f"  ratio hilos/nmap = {h24 / n24:.2f}   (target <= 0.30)   {_load()}")
 
         print(f"\n== {NET} ==")
         res16 = bench_case(lab, NET, args.repeat, live16)
-        for name, (secs, found) in res16.items():
-            print(f"  {name:28s} {secs:7.2f} s   {describe(found, live16)}")
+        for name, (secs, found, used) in res16.items():
+            print(f"  {name:28s} {secs:7.2f} s  cpu {used:6.2f} s   {describe(found, live16)}")
         base = int(ipaddress.IPv4Address("198.18.0.0"))
         sample = [str(ipaddress.IPv4Address(base + i)) for i in range(0, 65536, SAMPLE_STEP)]
-        t_s, found_s = tutorial(lab, sample)
+        t_s, found_s, _cpu = tutorial(lab, sample)
         live_s = {a for a in live16 if (int(ipaddress.IPv4Address(a)) - base) % SAMPLE_STEP == 0}
         print(f"  {'tutorial (ESTIMATE)':28s} {t_s * SAMPLE_STEP:7.1f} s   "
               f"from {len(sample)} sampled addresses in {t_s:.2f} s x {SAMPLE_STEP}; "
               f"sample: {describe(found_s, live_s)}")  # fmt: skip
         h16, f16 = res16["hilos"][0], res16["fping -i0 -r0"][0]
-        print(f"  ratio hilos/fping = {h16 / f16:.2f}   (target <= 1.00, with every live host)")
+        print(f"  ratio hilos/fping = {h16 / f16:.2f}   (target <= 1.00, with every live host)   "
+              f"{_load()}")  # fmt: skip
     finally:
         lab.down()
     return 0
