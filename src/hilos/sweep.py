@@ -83,6 +83,8 @@ _OCTETS = tuple(str(i) for i in range(256))
 _TCP_FRAME = struct.Struct("!24sH4sIHHII4sH6s")
 # An ICMP echo as an Ethernet frame (the layout of hilos.probes.icmp's echo requests).
 _ICMP_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
+# Echo, SYN and ACK of one address in three consecutive 66-byte slots, for one pack_into.
+_ALL_FRAMES = struct.Struct("!24sH4sIBBHIQI12s" + "24sH4sIHHII4sH6s8x" + "24sH4sIHHII4sH6s8x")
 _ECHO_PAD = b"hilos-sweep\x00"
 _ECHO_LEN = 20 + len(_ECHO_PAD)
 _MAX_SENDERS = 2  # sender processes for the frame path (the kernel work is what they share)
@@ -460,7 +462,10 @@ class _FrameSender:
         buf = batch.buf
         ipack = _ICMP_FRAME.pack_into
         tpack = _TCP_FRAME.pack_into
+        apack = _ALL_FRAMES.pack_into
+        both = do_icmp and do_tcp
         slot = _SLOT
+        slot3 = 3 * _SLOT
         off = 0
         end = batch.size
         sent = pending = 0
@@ -485,6 +490,39 @@ class _FrameSender:
                         if pending >= _PACE_BATCH:
                             take(pending)
                             pending = 0
+                    if both:
+                        # All three frames of the address in one pack_into (slots are
+                        # contiguous): a third of the call overhead of packing each.
+                        c = hash((ikey, b)) & 0xFFFFFFFF
+                        t = now_ns()
+                        x = ((b ^ k1) * m1) & mask
+                        x ^= x >> 31
+                        x = ((x ^ k2) * m2) & mask
+                        seed = x ^ (x >> 29)
+                        if not b & 15:
+                            sport = tick()  # see below
+                        y = ((seed ^ syn_key ^ sport) * m3) & mask
+                        y ^= y >> 32
+                        c_syn = ((y * m1) & mask) >> 32
+                        y = ((seed ^ ack_key ^ sport) * m3) & mask
+                        y ^= y >> 32
+                        c_ack = ((y * m1) & mask) >> 32
+                        ip_csum = 0xFFFF - (ip_base_t + b) % 0xFFFF
+                        u = b + sport
+                        apack(
+                            buf, off,
+                            ihead, 0xFFFF - (ip_base_i + b) % 0xFFFF, src4, b,
+                            8, 0, 0xFFFF - (ibase + c + c + t) % 0xFFFF, c, t, c, pad,
+                            thead, ip_csum, src4, b, sport, 443, c_syn, 0, wf_syn,
+                            0xFFFF - (syn_base + u + c_syn) % 0xFFFF, suffix,
+                            thead, ip_csum, src4, b, sport, 80, c_ack, c_ack, wf_ack,
+                            0xFFFF - (ack_base + u + c_ack + c_ack) % 0xFFFF, suffix,
+                        )  # fmt: skip
+                        off += slot3
+                        if off >= end:
+                            sent += batch.flush(off // slot)
+                            off = 0
+                        continue
                     if do_icmp:
                         c = hash((ikey, b)) & 0xFFFFFFFF
                         t = now_ns()
