@@ -43,7 +43,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hilos.errors import HilosError, PrivilegeError, UsageError
-from hilos.probes.icmp import V6_TAG, EchoEngine, LinkTx, can_open_raw, ping_group_allows
+from hilos.probes.icmp import (
+    ECHO_PAD,
+    V6_TAG,
+    EchoEngine,
+    LinkTx,
+    can_open_raw,
+    ping_group_allows,
+)
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult
 from hilos.targets import TargetSpace
@@ -85,8 +92,8 @@ _TCP_FRAME = struct.Struct("!24sH4sIHHII4sH6s")
 _ICMP_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
 # Echo, SYN and ACK of one address in three consecutive 66-byte slots, for one pack_into.
 _ALL_FRAMES = struct.Struct("!24sH4sIBBHIQI12s" + "24sH4sIHHII4sH6s8x" + "24sH4sIHHII4sH6s8x")
-_ECHO_PAD = b"hilos-sweep\x00"
-_ECHO_LEN = 20 + len(_ECHO_PAD)
+_ECHO_PAD = ECHO_PAD
+_ECHO_LEN = 20 + len(_ECHO_PAD)  # ICMP header 8 + send time 8 + cookie 4 + padding
 _MAX_SENDERS = 2  # sender processes for the frame path (the kernel work is what they share)
 _LOSS_HOSTS = 512  # hosts that get loss probes, at most
 _LOSS_MIN_HOSTS = 8  # fewer answering hosts than this: no measurement, retry

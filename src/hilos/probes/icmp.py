@@ -38,6 +38,7 @@ from hilos.errors import PrivilegeError, from_oserror
 from hilos.probes.ratelimit import TokenBucket
 
 __all__ = [
+    "ECHO_PAD",
     "ECHO_PAYLOAD_LEN",
     "EchoBuilder",
     "IcmpReply",
@@ -67,6 +68,7 @@ _SO_RCVBUFFORCE: Final = 33
 _HEADER = struct.Struct("!BBHI")  # type, code, checksum, cookie (identifier << 16 | sequence)
 _ECHO = struct.Struct("!BBHIQI")  # ... + send time (ns) + cookie again
 _PAD = b"hilos-sweep\x00"  # makes our probes recognisable in a capture; even length
+ECHO_PAD: Final = _PAD
 ECHO_PAYLOAD_LEN: Final = _ECHO.size - 8 + len(_PAD)
 _RCVBUF = 8 << 20
 
