@@ -380,7 +380,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         if all(a.is_loopback and b.is_loopback for a, b in targets.iter_ranges()):
             # This machine's own addresses need no discovery (nmap: "localhost-response").
             for a in targets:
-                yield HostResult(str(a), "up", "localhost-response", 0.0)
+                yield HostResult(str(a), "up", "localhost-response")
             return
         from hilos.sweep import sweep
 
