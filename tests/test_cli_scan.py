@@ -152,7 +152,8 @@ def test_shards_split_the_scan_disjointly(opened: list[int]) -> None:
 
 
 def test_emfile_under_prlimit_64_is_complete_and_exact(opened: list[int]) -> None:
-    spec = f"1-3000,{','.join(map(str, opened))}"
+    # Around our own listeners: other ports of this machine belong to others.
+    spec = f"{opened[0] - 1500}-{opened[0] + 1499},{','.join(map(str, opened))}"
     out = subprocess.run(
         ["prlimit", "--nofile=64", *HILOS, "scan", "127.0.0.1", "-p", spec,
          "--type", "connect", "--format", "json", "--all"],
@@ -161,17 +162,17 @@ def test_emfile_under_prlimit_64_is_complete_and_exact(opened: list[int]) -> Non
     assert out.returncode == 0, out.stderr
     (host,) = jsonl(out.stdout).values()
     states = {p["port"]: p["state"] for p in host["ports"]}
-    assert len(states) == 3000 + len(opened)
-    # (this machine may run services of its own in 1-3000: only ours are checked)
+    assert len(states) == len(set(range(opened[0] - 1500, opened[0] + 1500)) | set(opened))
+    # (other programs may listen in that range too: only ours are checked)
     assert set(opened) <= {p for p, s in states.items() if s == "open"}
-    assert all(states[p] == "closed" for p in range(1, 11))
 
 
 def test_ctrl_c_keeps_every_result_and_files_well_formed(tmp_path: Path) -> None:
-    # A paced -p- scan (about 22 s) interrupted after ~1.5 s: what was found is in the files.
+    # A paced scan (about 37 s) interrupted after ~1.5 s: what was found is in the files.
     js, xm = tmp_path / "a.jsonl", tmp_path / "a.xml"
     proc = subprocess.Popen(
-        [*HILOS, "scan", "127.0.0.1", "127.0.0.2", "-p-", "--type", "connect", "--rate", "3000",
+        [*HILOS, "scan", "127.0.0.1", "127.0.0.2", "-p", "10000-65535", "--type", "connect",
+         "--rate", "3000",
          "--all", "--format", "json", "-o", str(js), "--format", "xml", "-o", str(xm)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -182,7 +183,7 @@ def test_ctrl_c_keeps_every_result_and_files_well_formed(tmp_path: Path) -> None
     hosts = jsonl(js.read_text())  # every line valid JSON
     answered = sum(len(h["ports"]) for h in hosts.values())
     assert answered >= 1000  # about 3000/s for 1.5 s, all kept
-    assert answered < 2 * 65535
+    assert answered < 2 * 55536
     root = ET.parse(xm).getroot()  # the XML is closed and parseable
     assert root.tag == "nmaprun"
     xml_ports = sum(len(h.findall("ports/port")) for h in root.findall("host"))
