@@ -99,4 +99,4 @@ def test_real_clock_rate_and_threads_share_one_bucket() -> None:
     elapsed = time.monotonic() - t0
     assert sum(taken) == 4000
     # 4000 tokens at 20k/s = 0.2 s (minus the burst); generous upper bound for a busy machine.
-    assert 0.15 <= elapsed < 1.5
+    assert 0.15 <= elapsed < 3.0
