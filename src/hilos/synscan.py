@@ -198,7 +198,9 @@ class SynScanner:
         self._lock = threading.Lock()
         self._completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._reported = bytearray(self._nh)
-        self._has_code = bytearray(self._nh)  # host has at least one answered port
+        # Host has at least one answered port (shared: sender processes read it).
+        self._has_code = mmap.mmap(-1, max(1, self._nh))
+        self._recovered = 0  # probes answered only after a resend (per sender)
         self._silent: tuple[PortResult, ...] | None = None
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -646,6 +648,8 @@ class SynScanner:
         walks = [self._walk(part) for _ in range(passes)]
         # pending[k]: chunks sent by pass k as (time sent, indices consumed, sent indices if last)
         pending: list[deque[tuple[float, int, list[int] | None]]] = [deque() for _ in range(passes)]
+        # Extra rounds for live hosts once losses are seen: (time sent, indices, round).
+        extra: deque[tuple[float, list[int], int]] = deque()
         first_done = False
         cancel = self._cancel
         next_progress = 0.0
@@ -665,14 +669,13 @@ class SynScanner:
             # 1. give up on last-pass probes whose deadline the receiver has fully caught up with
             fin = pending[last]
             while fin and fin[0][0] + timeout <= idle:
-                given_up = fin.popleft()[2]
-                assert given_up is not None
-                if child:
-                    self._child_write(_MSG_FINAL, array.array("Q", given_up).tobytes())
-                    self._child_write(_MSG_SENT, struct.pack("!Q", self._child_sent))
-                    self._child_sent = 0
-                else:
-                    self._finalize(given_up)
+                sent_last = fin.popleft()[2]
+                assert sent_last is not None
+                self._settle(sent_last, 0, extra)
+                worked = True
+            while extra and extra[0][0] + timeout <= idle:
+                _t, again, rnd = extra.popleft()
+                self._settle(again, rnd, extra)
                 worked = True
             # 2. resend what is still unanswered, one chunk behind the previous pass each
             for k in range(last, 0, -1):
@@ -696,16 +699,43 @@ class SynScanner:
             if now >= next_progress and not child:
                 next_progress = now + 0.25
                 self._report_progress()
-            if first_done and not any(pending):
+            if first_done and not any(pending) and not extra:
                 break
             if not worked:
                 # Nothing due yet: sleep until the oldest deadline (or a short while when the
                 # receiver has not caught up yet).
-                heads = [q[0][0] for q in pending if q]
+                heads = [q[0][0] for q in pending if q] + ([extra[0][0]] if extra else [])
                 wait = min(heads) + timeout - now if heads else 0.005
                 time.sleep(min(0.01, max(0.0005, wait)))
         if not child:
             self._report_progress()
+
+    def _settle(
+        self, sent: list[int], rnd: int, extra: deque[tuple[float, list[int], int]]
+    ) -> None:
+        """The deadline of probes sent by the last pass (or an extra round) has passed.
+
+        Any of them answered now was lost or late before: evidence of loss. Once there is
+        some, the still unanswered probes of hosts that did answer elsewhere (so they are up)
+        get up to _EXTRA_ROUNDS more tries before they count as filtered; silent hosts do not
+        (that would resend every probe of every dead address).
+        """
+        final, has = self._final, self._has_code
+        unanswered = [i for i in sent if not final[i >> 3] >> (i & 7) & 1]
+        self._recovered += len(sent) - len(unanswered)
+        if unanswered and self._retries and self._recovered and rnd < _EXTRA_ROUNDS:
+            np_ = self._np
+            again = [i for i in unanswered if has[i // np_]]
+            if again:
+                self._send_chunk(iter(again), len(again), True, None)
+                extra.append((time.monotonic(), again, rnd + 1))
+                unanswered = [i for i in unanswered if not has[i // np_]]
+        if self._child_fd is not None:
+            self._child_write(_MSG_FINAL, array.array("Q", unanswered).tobytes())
+            self._child_write(_MSG_SENT, struct.pack("!Q", self._child_sent))
+            self._child_sent = 0
+        else:
+            self._finalize(unanswered)
 
     def _finalize(self, indices: Iterable[int]) -> None:
         final = self._final
@@ -957,8 +987,9 @@ _CTL_CANCEL = _CTL.size  # one byte after the doubles: set when the scan is canc
 _CTL_SENT = _CTL.size + 8  # then one 8-byte counter of packets sent per sender process
 _PACE = struct.Struct("=d")
 _COUNT = struct.Struct("=Q")
-_MIN_PACE = 500.0
-_FORK_MIN_PROBES = 20_000  # congestion control never slows below this many packets/s
+_MIN_PACE = 500.0  # congestion control never slows below this many packets/s
+_FORK_MIN_PROBES = 20_000  # smaller jobs stay in one process
+_EXTRA_ROUNDS = 3  # more tries for unanswered ports of live hosts once losses are seen
 _MSG = struct.Struct("=BQ")  # kind, payload length
 _MSG_FINAL, _MSG_SENT, _MSG_ERROR = 1, 2, 3
 
