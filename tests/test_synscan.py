@@ -188,6 +188,23 @@ def test_simulated_states_retries_and_streaming() -> None:
 
 
 @pytest.mark.timeout(60)
+def test_simulated_duplicates_scanned_once_and_services_named() -> None:
+    hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.1", "::1", "0:0::1"]
+    sc = SimScanner(hosts, [22, 8080], timeout=0.05, open_=set(), silent=set())
+    assert sc._nh == 3 and sc._names == ["127.0.0.1", "127.0.0.2", "::1"]
+    sc4 = SimScanner(
+        hosts[:3], [22, 8080], timeout=0.05, open_={("127.0.0.1", 22)}, silent={"127.0.0.2"}
+    )
+    results = {r.host: r for r in sc4.results()}
+    assert sorted(results) == ["127.0.0.1", "127.0.0.2"]
+    assert sum(sc4.net.sends.values()) == 2 + 2 * 2  # the silent host's 2 ports are retried once
+    ssh = results["127.0.0.1"].ports[0]
+    assert (ssh.port, ssh.state, ssh.service) == (22, "open", "ssh")
+    assert results["127.0.0.1"].ports[1].service is None  # closed ports are not named
+    assert [p.service for p in results["127.0.0.2"].ports] == ["ssh", "http-proxy"]
+
+
+@pytest.mark.timeout(60)
 def test_simulated_shards_are_disjoint_and_complete() -> None:
     hosts = [f"127.0.0.{i}" for i in range(1, 31)]
     ports = [22, 80, 443]

@@ -122,7 +122,13 @@ class SynScanner:
     resend and its timeout), so a silent host never holds up the others; the order is that of
     completion. With `shard`, hosts without a probe in this shard are not reported. A host is
     "up" (reason syn-ack or reset) when any port answered with SYN-ACK or RST, else "down" with
-    the reason of its answers (no-response, host-unreach, ...).
+    the reason of its answers (no-response, host-unreach, ...). Duplicate addresses are scanned
+    once. Open and filtered ports carry the port table's service name (nmap's "table" method).
+
+    `processes` sender processes (default: one per core, at most 2; jobs under 20,000 probes
+    stay in one process) each walk a disjoint part of the shard; `senders` threads per process
+    do the same inside it. `cancel()` stops everything; `partial()` returns what is known about
+    hosts not yet yielded; `stats` and `on_progress` report ScanStats.
     """
 
     def __init__(
@@ -234,6 +240,8 @@ class SynScanner:
         append, name_append = table.append, names.append
         index4, index6 = self._index4, self._index6
         for version, ip in _host_ints(hosts):
+            if ip in (index4 if version == 4 else index6):
+                continue  # a duplicate: scanned once, reported once
             h = len(table)
             if h >= MAX_HOSTS:
                 raise UsageError(
@@ -252,14 +260,12 @@ class SynScanner:
                     tpl = templates[ip >> 8] = SynTemplate4(source_address(name))
                 base = tpl.const + (ip >> 16) + (ip & 0xFFFF) + _SYN_WORD
                 append(((name, 0), seed, d4, base, tpl.prefix, None))
-                if ip not in index4:
-                    index4[ip] = h
+                index4[ip] = h
                 fams.add(4)
             else:
                 name = socket.inet_ntop(socket.AF_INET6, ip.to_bytes(16, "big"))
                 append(((name, 0), seed, None, 0, b"", None))
-                if ip not in index6:
-                    index6[ip] = h
+                index6[ip] = h
                 fams.add(6)
             name_append(name)
         self._nh = len(table)
