@@ -175,7 +175,7 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
     try:
         frames = _FrameSender(link, icmp, tcpe, None, 1)
         target = int(ipaddress.IPv4Address("198.18.7.9"))  # built, never sent
-        n = frames._send([(4, target, target)], {}, threading.Event(), 0, 1, TokenBucket(None))
+        n = frames._send([(4, target, target)], {}, threading.Event(), None, 1, TokenBucket(None))
     finally:
         icmp.close()
         tcpe.close()

@@ -188,6 +188,13 @@ class _Targets:
         for first, last in space.iter_ranges():
             yield first.version, int(first), int(last)
 
+    def block_count(self) -> int:
+        """How many IPv4 blocks ranges() makes (a range's part inside one /24; only IPv4 goes
+        out as frames), cheaply: the size when every range is one address (lists, random)."""
+        if self._list is not None or self.randomize:
+            return self.size
+        return sum((b >> 8) - (a >> 8) + 1 for fam, a, b in self.ranges() if fam == 4)
+
     def iter_keys(self) -> Iterator[int]:
         for fam, first, last in self.ranges():
             tag = V6_TAG if fam == 6 else 0
@@ -378,32 +385,35 @@ class _FrameSender:
         skip: dict[int, object],
         stop: threading.Event,
         todo: int,
+        blocks: int,
     ) -> int:
-        """Send one pass over `ranges()` (called in each sender process); `todo` (the number of
-        addresses) decides whether a second process is worth its fork."""
+        """Send one pass over `ranges()` (called in each sender process). `todo` is the number
+        of addresses (is a second process worth its fork?), `blocks` how many blocks `ranges()`
+        makes (a block: the part of a range inside one /24)."""
         parts = self.parts if todo >= _FORK_MIN else 1
         self.progress = 0
         if parts == 1:
-            return self._send(ranges(), skip, stop, 0, 1, self.bucket)
+            return self._send(ranges(), skip, stop, None, 1, self.bucket)
         share = None if self.rate is None else self.rate / parts
+        claims = _Claims(blocks)
         pids = []
-        for part in range(1, parts):
-            pid = os.fork()
-            if pid == 0:  # the child: send its blocks, never return into the caller's code
-                code = 0
-                try:
-                    signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    self._send(
-                        ranges(), skip, threading.Event(), part, parts, TokenBucket(share, 64)
-                    )
-                except BaseException:
-                    code = 1
-                finally:
-                    os._exit(code)
-            pids.append(pid)
         try:
-            return self._send(ranges(), skip, stop, 0, parts, TokenBucket(share, 64))
+            for _ in range(1, parts):
+                pid = os.fork()
+                if pid == 0:  # the child: send its blocks, never return into the caller's code
+                    code = 0
+                    try:
+                        signal.signal(signal.SIGINT, signal.SIG_DFL)
+                        event = threading.Event()
+                        self._send(ranges(), skip, event, claims, parts, TokenBucket(share, 64))
+                    except BaseException:
+                        code = 1
+                    finally:
+                        os._exit(code)
+                pids.append(pid)
+            return self._send(ranges(), skip, stop, claims, parts, TokenBucket(share, 64))
         finally:
+            claims.close()
             for pid in pids:
                 if stop.is_set():
                     with contextlib.suppress(ProcessLookupError):
@@ -416,10 +426,11 @@ class _FrameSender:
         ranges: Iterable[Range],
         skip: dict[int, object],
         stop: threading.Event,
-        part: int,
+        claims: _Claims | None,
         parts: int,
         bucket: TokenBucket,
     ) -> int:
+        """Send the frames of every block this process claims (all of them without `claims`)."""
         # The hot loop of a privileged sweep. Going through Cookie.host_seed/value and
         # SynTemplate4.syn/ack costs ~11 us of Python per address (profiled); here the same
         # splitmix64 cookie arithmetic and the same 44-byte probes (plus the IP checksum the
@@ -476,18 +487,27 @@ class _FrameSender:
         off = 0
         end = batch.size
         sent = pending = 0
-        nth = 0  # block counter for the split between processes
+        nth = 0  # block number, for the split between processes
+        lo, hi = (0, 1 << 62) if claims is None else claims.next()
+        finished = lo >= hi
         for _fam, first, last in ranges:
+            if finished:
+                break
             a = first
             while a <= last:
                 block_end = min(last, a | 0xFF)
-                mine = nth % parts == part
+                if nth >= hi:  # past our chunk: claim the next free one (always ahead)
+                    lo, hi = claims.next() if claims is not None else (0, 0)
+                    if lo >= hi:
+                        finished = True  # none left: the other senders have the rest
+                mine = nth >= lo
                 nth += 1
+                if finished or stop.is_set():
+                    finished = True
+                    break
                 if not mine:
                     a = block_end + 1
                     continue
-                if stop.is_set():
-                    break
                 self.progress += (block_end - a + 1) * parts  # the other senders keep pace
                 for b in range(a, block_end + 1):
                     if b in skip:
@@ -571,6 +591,39 @@ class _FrameSender:
         if off:
             sent += batch.flush(off // slot)
         return sent
+
+
+class _Claims:
+    """Deals chunks of block numbers out to the sender processes, first come first served, so
+    a busier process (the parent also runs the receivers) simply takes fewer of them.
+
+    A pipe holds one 4-byte token per chunk, in increasing order; a read of 4 bytes from a pipe
+    is atomic (below PIPE_BUF), so each chunk goes to exactly one process. `next()` gives the
+    claimed chunk as [lo, hi) block numbers, or an empty range when none are left.
+    """
+
+    _TOKEN = struct.Struct("=I")
+    CHUNKS = 128
+
+    def __init__(self, blocks: int) -> None:
+        self.size = max(1, -(-blocks // self.CHUNKS))
+        count = -(-blocks // self.size)
+        self._r, w = os.pipe()
+        try:
+            os.write(w, b"".join(self._TOKEN.pack(i) for i in range(count)))  # < 64 KiB
+        finally:
+            os.close(w)
+
+    def next(self) -> tuple[int, int]:
+        data = os.read(self._r, 4)
+        if len(data) < 4:
+            return (0, 0)
+        i = self._TOKEN.unpack(data)[0]
+        return (i * self.size, (i + 1) * self.size)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._r)
 
 
 class _Batch:
@@ -1142,7 +1195,11 @@ class Sweeper:
                     if not (r[0] == 4 and link.covers_range(r[1], r[2])):
                         yield r
 
-            jobs.append(functools.partial(frames.run_pass, l2, skip, self._stop, self.size))
+            jobs.append(
+                functools.partial(
+                    frames.run_pass, l2, skip, self._stop, self.size, self._targets.block_count()
+                )
+            )
             for e in self.engines:
                 # What the frames cover is theirs; the engine gets the rest (IPv6, on-link).
                 covered = e is frames.icmp or e is frames.tcpe
