@@ -1172,6 +1172,16 @@ class Sweeper:
             return self._loss_decision is not False
         eng = self._loss_engine
         assert eng is not None
+        # An answer still in a queue (a receiver thread starved by a busy machine) is not a
+        # loss: give the stragglers one more wait before calling them lost. Costs time only
+        # when something is missing, i.e. when the retry pass is likely anyway.
+        deadline = time.monotonic() + self._wait()
+        while (
+            eng.loss_sent > eng.loss_replies
+            and time.monotonic() < deadline
+            and not self._stop.is_set()
+        ):
+            self._stop.wait(0.01)
         lost = eng.loss_sent - eng.loss_replies
         self.loss_measured = (eng.loss_sent, lost)
         return lost > 0
