@@ -2,12 +2,14 @@
 
 How a sweep runs::
 
-    targets (lazy int ranges) ──► sender threads, one per probe engine, paced by one TokenBucket
-                                    ICMP echo (raw, or the unprivileged "ping" socket)
-                                    TCP: raw SYN 443 + ACK 80 (privileged, hilos.probes.tcp)
-                                         or non-blocking connect to 80 and 443 (unprivileged)
+    targets (lazy int ranges) ──► senders, paced by one TokenBucket (--rate)
+        privileged, IPv4 behind a gateway: every probe of an address (echo, SYN 443, ACK 80)
+            built as an Ethernet frame, batched by sendmmsg, from two processes (_FrameSender)
+        otherwise one thread per engine: ICMP echo (raw or the unprivileged "ping" socket),
+            raw TCP (hilos.probes.tcp), or non-blocking connect to 80 and 443 (unprivileged)
     receiver threads ──► validate each answer from its own fields (keyed cookie) ──► results queue
-    retries: another pass over the addresses that have not answered yet
+    default retries: loss probes to hosts that answered; a retry pass only if some were lost
+    explicit --retries N: N more passes over the addresses that have not answered yet
     then one wait after the last send (adaptive, see Sweeper) ──► down hosts, if asked for
 
 Nothing is stored per probe, only the answers: a /8 costs memory in proportion to the hosts that
