@@ -66,7 +66,9 @@ def _non_negative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole option tree; kept in one place so `--help` and the contract agree."""
-    parser = _Parser(prog="hilos", description="Multithreaded network tasks: sweep, scan, demo, lab.")
+    parser = _Parser(
+        prog="hilos", description="Multithreaded network tasks: sweep, scan, demo, lab."
+    )
     parser.add_argument("--version", action="version", version=f"hilos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -88,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(scan)
     ports = scan.add_mutually_exclusive_group()
     ports.add_argument("-p", dest="ports", metavar="SPEC", help="ports: 22,80,443 or 1-1024 or -")
-    ports.add_argument("--top-ports", type=_positive_int, metavar="N", help="the N most common ports")
+    ports.add_argument(
+        "--top-ports", type=_positive_int, metavar="N", help="the N most common ports"
+    )
     scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
     scan.add_argument("--type", choices=("auto", "connect", "syn"), default="auto")
     scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
@@ -106,12 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--rtt", type=_non_negative_float, default=0.0, metavar="MS")
     up.add_argument("--loss", type=_non_negative_float, default=0.0, metavar="PERCENT")
     up.add_argument("--seed", type=int, default=1)
-    up.add_argument("--dense", type=_non_negative_int, default=None, metavar="N",
-                    help="live hosts in the dense /24")
-    up.add_argument("--sparse", type=_non_negative_int, default=None, metavar="N",
-                    help="live hosts scattered over the /16")
-    up.add_argument("--ipv6", type=_non_negative_int, default=None, metavar="N",
-                    help="live IPv6 hosts in fd18:0:0:100::/64")
+    up.add_argument(
+        "--dense",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="live hosts in the dense /24",
+    )
+    up.add_argument(
+        "--sparse",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="live hosts scattered over the /16",
+    )
+    up.add_argument(
+        "--ipv6",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="live IPv6 hosts in fd18:0:0:100::/64",
+    )
     up.set_defaults(handler=_cmd_lab)
     down = lab_sub.add_parser("down", help="remove the lab")
     down.add_argument("--name", default="hilos")
@@ -125,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_lab)
 
     bench = sub.add_parser(
-        "bench", help="what more threads do, measured",
+        "bench",
+        help="what more threads do, measured",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the same work on 1, 2, 4, ... threads; print wall time, tasks/s, "
         "speed-up and efficiency.",
@@ -133,30 +153,61 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep/scan = blocking TCP connect per item, the tutorial's scanner.\n"
         "Default target is 127.0.0.1. For anything but loopback, run it INSIDE the lab:\n"
         "  hilos lab run -- hilos bench --workload scan --target 198.18.0.0/28 -p 22,80 "
-        "--timeout 0.5")
+        "--timeout 0.5",
+    )
     bench.add_argument("--workload", choices=("demo", "cpu", "sweep", "scan"), default="demo")
-    bench.add_argument("--threads", default="1,2,4,8,16,32", metavar="LIST",
-                       help="thread counts, comma-separated (1 is always measured)")
-    bench.add_argument("--tasks", type=_positive_int, default=None,
-                       help="tasks per run (demo 64, cpu 200, sweep 256, scan: hosts x ports)")
-    bench.add_argument("--sleep", type=_non_negative_float, default=0.05,
-                       help="demo: seconds per task (0.05)")
+    bench.add_argument(
+        "--threads",
+        default="1,2,4,8,16,32",
+        metavar="LIST",
+        help="thread counts, comma-separated (1 is always measured)",
+    )
+    bench.add_argument(
+        "--tasks",
+        type=_positive_int,
+        default=None,
+        help="tasks per run (demo 64, cpu 200, sweep 256, scan: hosts x ports)",
+    )
+    bench.add_argument(
+        "--sleep", type=_non_negative_float, default=0.05, help="demo: seconds per task (0.05)"
+    )
     bench.add_argument("--repeat", type=_positive_int, default=3, help="runs per count (median)")
     bench.add_argument("--plot", metavar="FILE.png", help="write a speed-up chart (matplotlib)")
-    bench.add_argument("--target", action="append", default=None, metavar="SPEC",
-                       help="sweep/scan targets (default 127.0.0.1; others: inside the lab)")
-    bench.add_argument("-p", "--ports", default=None, metavar="SPEC",
-                       help="sweep/scan ports (scan 1-1024, sweep 80,443)")
-    bench.add_argument("--timeout", type=_positive_float, default=1.0, metavar="S",
-                       help="sweep/scan connect timeout (1)")
+    bench.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="sweep/scan targets (default 127.0.0.1; others: inside the lab)",
+    )
+    bench.add_argument(
+        "-p",
+        "--ports",
+        default=None,
+        metavar="SPEC",
+        help="sweep/scan ports (scan 1-1024, sweep 80,443)",
+    )
+    bench.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="sweep/scan connect timeout (1)",
+    )
     bench.set_defaults(handler=_cmd_bench)
     return parser
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("targets", nargs="*", metavar="TARGET",
-                   help="addresses, CIDR, ranges (198.18.0.1-200, 198.18.0-3.1-254), names")
-    p.add_argument("-iL", dest="input_file", metavar="FILE", help="read targets from FILE (- = stdin)")
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="addresses, CIDR, ranges (198.18.0.1-200, 198.18.0-3.1-254), names",
+    )
+    p.add_argument(
+        "-iL", dest="input_file", metavar="FILE", help="read targets from FILE (- = stdin)"
+    )
     p.add_argument("--exclude", action="append", default=[], metavar="SPEC[,SPEC]")
     p.add_argument("--exclude-file", metavar="FILE")
     p.add_argument("--randomize", action="store_true", help="probe in a random (keyed) order")
@@ -164,22 +215,43 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_common_probe_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rate", type=_positive_float, default=None, metavar="PPS",
-                   help="packets (or new connections) per second")
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        metavar="PPS",
+        help="packets (or new connections) per second",
+    )
     p.add_argument("--timeout", type=_positive_float, default=None, metavar="S")
     p.add_argument("--retries", type=_non_negative_int, default=None, metavar="N")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--all", dest="show_all", action="store_true",
-                   help="also list down hosts (and closed ports)")
+    p.add_argument(
+        "--all",
+        dest="show_all",
+        action="store_true",
+        help="also list down hosts (and closed ports)",
+    )
 
 
 def _add_output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
-    p.add_argument("--format", action="append", choices=tuple(formats), default=None,
-                   help="output format; repeat with -o to write several")
-    p.add_argument("-o", dest="output", action="append", default=None, metavar="FILE",
-                   help="write the matching --format to FILE (- = stdout)")
-    p.add_argument("-oA", dest="output_all", metavar="BASE",
-                   help="write every format to BASE.<ext>")
+    p.add_argument(
+        "--format",
+        action="append",
+        choices=tuple(formats),
+        default=None,
+        help="output format; repeat with -o to write several",
+    )
+    p.add_argument(
+        "-o",
+        dest="output",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="write the matching --format to FILE (- = stdout)",
+    )
+    p.add_argument(
+        "-oA", dest="output_all", metavar="BASE", help="write every format to BASE.<ext>"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
 

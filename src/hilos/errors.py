@@ -1,13 +1,13 @@
 """The exception tree of hilos, and the errno mapping used where sockets are made.
 
-    HilosError                    root: catch this to catch everything hilos raises
-    ├── UsageError                bad input from the user (the CLI exits 2)
-    │   ├── TargetError           a target, exclusion or target file that cannot be parsed
-    │   └── PortSpecError         a port specification that cannot be parsed
-    ├── PrivilegeError            an operation needs root/CAP_NET_RAW or a sysctl (message names the fix)
-    ├── ResourceError             out of file descriptors, buffers or memory (EMFILE, ENOBUFS, ...)
-    ├── NetworkError              any other socket failure (EHOSTUNREACH, ENETUNREACH, ...)
-    └── LabError                  the practice lab could not be built or torn down
+HilosError                    root: catch this to catch everything hilos raises
+├── UsageError                bad input from the user (the CLI exits 2)
+│   ├── TargetError           a target, exclusion or target file that cannot be parsed
+│   └── PortSpecError         a port specification that cannot be parsed
+├── PrivilegeError            needs root/CAP_NET_RAW or a sysctl (the message names the fix)
+├── ResourceError             out of file descriptors, buffers or memory (EMFILE, ENOBUFS, ...)
+├── NetworkError              any other socket failure (EHOSTUNREACH, ENETUNREACH, ...)
+└── LabError                  the practice lab could not be built or torn down
 """
 
 from __future__ import annotations
