@@ -23,7 +23,7 @@ Discovery API (used by the sweep; the engine below is shared with `hilos.synscan
 
     from hilos.probes.tcp import tcp_discover
     found = tcp_discover(["127.0.0.1"], rate=10_000, timeout=1.0, retries=1)
-    found["127.0.0.1"]  # HostResult(host='127.0.0.1', status='up', reason='rst', rtt_ms=0.26)
+    found["127.0.0.1"]  # HostResult(host='127.0.0.1', status='up', reason='rst', rtt_ms=1.049)
 
 `tcp_discover` sends a SYN to 443 and an ACK to 80 per address (as nmap -PS443 -PA80); any
 SYN-ACK or RST means up (reason "syn-ack" or "rst"), an ICMP unreachable is reported with its
