@@ -531,3 +531,10 @@ def test_oa_writes_five_consistent_files_and_text_to_stdout(tmp_path: Path) -> N
     ]
     gnmap = (tmp_path / "run.gnmap").read_text()
     assert "Host: ::1 ()\tPorts: 22/open/tcp//ssh//OpenSSH 9.2p1/" in gnmap
+
+
+def test_scan_text_latency_below_clock_resolution_and_unknown() -> None:
+    zero = _text("scan", [ScanHostResult("127.0.0.1", "up", "syn-ack", (), 0.0)])
+    assert "Host is up (<0.001s latency)." in zero.splitlines()
+    unknown = _text("scan", [ScanHostResult("127.0.0.1", "up", "user-set", (), None)])
+    assert "Host is up." in unknown.splitlines()

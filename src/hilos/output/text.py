@@ -50,7 +50,10 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
     if result.status != "up":
         lines.append(f"Host is down ({result.reason}).")
         return lines
-    if result.rtt_ms is not None:
+    if result.rtt_ms is not None and result.rtt_ms <= 0:
+        # A zero comes from a clock coarser than the path (the SYN engine's 1 ms ticks on loopback).
+        lines.append("Host is up (<0.001s latency).")
+    elif result.rtt_ms is not None:
         lines.append(f"Host is up ({format_latency(result.rtt_ms)} latency).")
     else:
         lines.append("Host is up.")
