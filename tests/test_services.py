@@ -48,7 +48,7 @@ pytestmark = pytest.mark.timeout(60)
         (b"SSH-2.0-libssh_0.9.6\r\n", ("ssh", "libssh", "0.9.6")),
         (b"SSH-1.99-Cisco-1.25\r\n", ("ssh", "Cisco SSH", "1.25")),
         (b"220 (vsFTPd 3.0.3)\r\n", ("ftp", "vsftpd", "3.0.3")),
-        (b"220 ProFTPD 1.3.5e Server (Debian) [::ffff:10.0.0.1]\r\n", ("ftp", "ProFTPD", "1.3.5e")),
+        (b"220 ProFTPD 1.3.5e Server (Debian) [::ffff:198.18.0.9]\r\n", ("ftp", "ProFTPD", "1.3.5e")),
         (
             b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n",
             ("ftp", "Pure-FTPd", None),

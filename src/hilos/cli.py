@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from hilos import __version__
 from hilos.errors import HilosError, UsageError
+
+if TYPE_CHECKING:  # the handlers import lazily to keep start-up fast
+    from hilos.output import OutputSet
+    from hilos.output.progress import Progress
+    from hilos.targets import TargetSpace
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -288,30 +293,64 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_sweep(args: argparse.Namespace) -> int:
-    """hilos sweep: targets, the best probes this process may send, streamed outputs."""
-    import time
-
-    from hilos.output import open_outputs
-    from hilos.output.progress import Progress
-    from hilos.sweep import Sweeper, SweepProgress
-    from hilos.targets import parse_targets
-
+def _notifier(args: argparse.Namespace) -> Callable[[str], None]:
+    """One-line notices on stderr (`hilos: …`), silenced by -q."""
     quiet = bool(getattr(args, "quiet", False))
 
     def notice(msg: str) -> None:
         if not quiet:
             sys.stderr.write(f"hilos: {msg}\n")
 
-    if not args.targets and not args.input_file:
-        raise UsageError("no targets given (addresses, CIDR ranges, names or -iL FILE)")
-    targets = parse_targets(
+    return notice
+
+
+def _parse_cli_targets(args: argparse.Namespace, notice: Callable[[str], None]) -> TargetSpace:
+    """The target options shared by sweep and scan, as one lazy TargetSpace."""
+    from hilos.targets import parse_targets
+
+    return parse_targets(
         args.targets,
         exclude=[s for spec in args.exclude for s in spec.split(",") if s.strip()],
         input_file=args.input_file,
         exclude_file=args.exclude_file,
         on_warning=notice,
     )
+
+
+def _open_cli_outputs(
+    kind: Literal["sweep", "scan"],
+    args: argparse.Namespace,
+    progress: Progress,
+    meta: dict[str, object],
+) -> OutputSet:
+    """The outputs the --format/-o/-oA options ask for, with the command line in their headers."""
+    from hilos.output import open_outputs
+
+    argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else f"hilos {kind}"
+    return open_outputs(
+        kind,
+        args.format,
+        args.output,
+        args.output_all,
+        show_all=args.show_all,
+        stdout=sys.stdout,
+        meta={"args": argv, **meta},
+        progress=progress,
+    )
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """hilos sweep: targets, the best probes this process may send, streamed outputs."""
+    import time
+
+    from hilos.output.progress import Progress
+    from hilos.sweep import Sweeper, SweepProgress
+
+    quiet = bool(getattr(args, "quiet", False))
+    notice = _notifier(args)
+    if not args.targets and not args.input_file:
+        raise UsageError("no targets given (addresses, CIDR ranges, names or -iL FILE)")
+    targets = _parse_cli_targets(args, notice)
     if targets.size == 0:
         raise UsageError("no targets left to sweep (every name failed or all were excluded)")
     start_wall = time.time()
@@ -333,17 +372,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         on_progress=on_progress if progress.enabled else None,
         on_notice=notice,
     )
-    argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else "hilos sweep"
-    out = open_outputs(
-        "sweep",
-        args.format,
-        args.output,
-        args.output_all,
-        show_all=args.show_all,
-        stdout=sys.stdout,
-        meta={"args": argv, "start": start_wall},
-        progress=progress,
-    )
+    out = _open_cli_outputs("sweep", args, progress, {"start": start_wall})
     stream = sweeper.__iter__()
     try:
         for host in stream:
@@ -398,26 +427,15 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from typing import Any
 
-    from hilos.output import open_outputs
     from hilos.output.progress import Progress
     from hilos.ports import exclude_ports, parse_ports, service_name, top_ports
     from hilos.results import HostResult, PortResult, ScanHostResult
-    from hilos.targets import parse_shard, parse_targets
+    from hilos.targets import parse_shard
 
     quiet = bool(getattr(args, "quiet", False))
-
-    def notice(msg: str) -> None:
-        if not quiet:
-            sys.stderr.write(f"hilos: {msg}\n")
-
-    targets = parse_targets(
-        args.targets,
-        exclude=[s for spec in args.exclude for s in spec.split(",") if s.strip()],
-        input_file=args.input_file,
-        exclude_file=args.exclude_file,
-        on_warning=notice,
-    )
-    if len(targets) == 0:
+    notice = _notifier(args)
+    targets = _parse_cli_targets(args, notice)
+    if targets.size == 0:
         raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
     ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
     if args.exclude_ports:
@@ -432,16 +450,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     start_wall = time.time()
     started = time.monotonic()
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
-    argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else "hilos scan"
-    out = open_outputs(
-        "scan",
-        args.format,
-        args.output,
-        args.output_all,
-        show_all=args.show_all,
-        stdout=sys.stdout,
-        meta={"args": argv, "start": start_wall, "scan_type": scan_type, "ports": ports},
-        progress=progress,
+    out = _open_cli_outputs(
+        "scan", args, progress, {"start": start_wall, "scan_type": scan_type, "ports": ports}
     )
     down: list[HostResult] = []
 
