@@ -21,6 +21,7 @@ class HostResult:
     status: HostStatus
     reason: str
     rtt_ms: float | None = None
+    hostname: str | None = None  # the name the user gave, when the target was a name
 
     @property
     def is_up(self) -> bool:
@@ -55,6 +56,8 @@ class ScanHostResult:
     reason: str = "user-set"
     ports: tuple[PortResult, ...] = field(default_factory=tuple)
     rtt_ms: float | None = None
+    hostname: str | None = None  # the name the user gave, when the target was a name
+    complete: bool = True  # False for a host an interrupted scan had not finished
 
     @property
     def open_ports(self) -> tuple[PortResult, ...]:
