@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,3 +103,93 @@ def make_lab() -> Iterator[Callable[..., Lab]]:
     finally:
         for name in made:
             teardown(name)
+
+
+# --- Running Python as nobody: independent of where the checkout sits. --------------------------
+
+SRC_PACKAGE = Path(__file__).resolve().parent.parent / "src" / "hilos"
+NOBODY_UID = 65534
+
+
+@dataclass(frozen=True)
+class Unprivileged:
+    """How to run this checkout's hilos as `nobody`: `argv` (setpriv ... python) and `env`.
+
+    The package is a world-readable copy in a temporary directory, and the interpreter one that
+    nobody may execute: a checkout (and its venv) in a 0700 home directory is neither
+    (issue 9 item 15).
+    """
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+
+    def run(self, args: Sequence[str], timeout: float = 50) -> subprocess.CompletedProcess[str]:
+        """`python ARGS...` as nobody, output captured as text."""
+        return subprocess.run(
+            [*self.argv, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            cwd=self.cwd,
+            check=False,
+        )
+
+
+def world_readable_copy(package: Path = SRC_PACKAGE) -> Path:
+    """Copy `package` into a fresh temporary directory, every directory 0755 and file 0644;
+    return the directory to put on PYTHONPATH. The caller removes it."""
+    root = Path(tempfile.mkdtemp(prefix="hilos-src-"))
+    shutil.copytree(package, root / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+def _nobody_python(env: dict[str, str], cwd: str) -> tuple[str, ...]:
+    """setpriv + the first interpreter (>= 3.10) that nobody can run with the copy on its path."""
+    setpriv = (
+        "setpriv",
+        f"--reuid={NOBODY_UID}",
+        f"--regid={NOBODY_UID}",
+        "--clear-groups",
+        "--",
+    )
+    base = getattr(sys, "_base_executable", sys.executable)
+    candidates = [sys.executable, os.path.realpath(sys.executable), base]
+    candidates += [p for p in (shutil.which("python3"), "/usr/bin/python3") if p]
+    check = "import sys, hilos; assert sys.version_info >= (3, 10)"
+    tried = []
+    for python in dict.fromkeys(candidates):
+        proc = subprocess.run(
+            [*setpriv, python, "-c", check],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            cwd=cwd,
+            check=False,
+        )
+        if proc.returncode == 0:
+            return (*setpriv, python)
+        tried.append(f"{python}: {proc.stderr.strip().splitlines()[-1:]}")
+    pytest.fail("no Python interpreter that nobody can run: " + "; ".join(tried))
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> Iterator[Unprivileged]:
+    """Run hilos as nobody (root only): a world-readable copy of src/hilos, a runnable Python."""
+    if not IS_ROOT:
+        pytest.skip("dropping privileges needs root")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    root = world_readable_copy()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        env["PYTHONPATH"] = str(root)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        yield Unprivileged(_nobody_python(env, str(root)), env, str(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

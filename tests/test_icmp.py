@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +24,9 @@ from hilos.probes.icmp import (
     parse_reply,
 )
 from hilos.probes.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from conftest import Unprivileged
 
 IS_ROOT = os.geteuid() == 0
 
@@ -267,7 +269,7 @@ def test_engine_skips_answered_and_rejects_foreign_cookies() -> None:
 
 @pytest.mark.root
 @pytest.mark.timeout(30)
-def test_unprivileged_socket_error_names_the_sysctl() -> None:
+def test_unprivileged_socket_error_names_the_sysctl(unprivileged: Unprivileged) -> None:
     """As `nobody` with ping_group_range closed: a PrivilegeError naming both fixes."""
     code = (
         "from hilos.probes.icmp import open_icmp_socket, ping_group_allows\n"
@@ -278,13 +280,7 @@ def test_unprivileged_socket_error_names_the_sysctl() -> None:
         "except PrivilegeError as e:\n"
         "    print('ERR', e)\n"
     )
-    proc = subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
-         sys.executable, "-c", code],
-        capture_output=True, text=True, timeout=20, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0 and "No module named" in proc.stderr:
-        pytest.skip("the package is not readable by nobody here")
+    proc = unprivileged.run(["-c", code], timeout=20)
     out = proc.stdout.strip()
     if out.startswith("OPENED"):
         assert out.split()[1] == "dgram"  # never raw without privilege

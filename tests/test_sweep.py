@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,8 +30,10 @@ from hilos.sweep import (
 )
 from hilos.targets import parse_targets
 
+if TYPE_CHECKING:
+    from conftest import Unprivileged
+
 LO = int(ipaddress.IPv4Address("127.0.0.1"))
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
 
 
 def _verifies(data: bytes) -> bool:
@@ -216,14 +219,9 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.root
 @pytest.mark.timeout(60)
-def test_unprivileged_falls_back_with_a_notice() -> None:
+def test_unprivileged_falls_back_with_a_notice(unprivileged: Unprivileged) -> None:
     """As nobody (no raw sockets, ping_group_range closed): TCP connect, said once, no crash."""
-    proc = subprocess.run(
-        [*NOBODY, sys.executable, "-m", "hilos", "sweep", "127.0.0.1", "--format", "json"],
-        capture_output=True, text=True, timeout=50, check=False,
-    )  # fmt: skip
-    if "No module named" in proc.stderr:
-        pytest.skip("the package is not readable by nobody here")
+    proc = unprivileged.run(["-m", "hilos", "sweep", "127.0.0.1", "--format", "json"])
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if "sweep: using" in line]
     assert len(notes) == 1
@@ -234,14 +232,9 @@ def test_unprivileged_falls_back_with_a_notice() -> None:
 
 @pytest.mark.root
 @pytest.mark.timeout(60)
-def test_unprivileged_forced_icmp_is_a_clear_error() -> None:
+def test_unprivileged_forced_icmp_is_a_clear_error(unprivileged: Unprivileged) -> None:
     """--method icmp without any way to send echo requests: exit 1, one line naming the fix."""
-    proc = subprocess.run(
-        [*NOBODY, sys.executable, "-m", "hilos", "sweep", "127.0.0.1", "--method", "icmp"],
-        capture_output=True, text=True, timeout=50, check=False,
-    )  # fmt: skip
-    if "No module named" in proc.stderr:
-        pytest.skip("the package is not readable by nobody here")
+    proc = unprivileged.run(["-m", "hilos", "sweep", "127.0.0.1", "--method", "icmp"])
     if proc.returncode == 0:  # this machine's ping_group_range lets nobody ping
         assert "unprivileged ping socket" in proc.stderr
         return

@@ -6,9 +6,8 @@ import ipaddress
 import os
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +33,9 @@ from hilos.probes.tcp import (
     parse_tcp6,
     tcp_discover,
 )
+
+if TYPE_CHECKING:
+    from conftest import Unprivileged
 
 SRC4, DST4 = "198.19.0.2", "198.18.0.7"
 SRC6, DST6 = "fd18:ff::2", "fd18:0:0:100::9"
@@ -401,7 +403,7 @@ def _free_port() -> int:
 
 @pytest.mark.root
 @pytest.mark.timeout(60)
-def test_unprivileged_raises_privilege_error_naming_the_fix() -> None:
+def test_unprivileged_raises_privilege_error_naming_the_fix(unprivileged: Unprivileged) -> None:
     code = (
         "import sys\n"
         "from hilos.errors import PrivilegeError\n"
@@ -418,15 +420,7 @@ def test_unprivileged_raises_privilege_error_naming_the_fix() -> None:
         "    else:\n"
         "        sys.exit('no PrivilegeError')\n"
     )
-    src = os.path.join(os.path.dirname(__file__), "..", "src")
-    proc = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        env={**os.environ, "PYTHONPATH": os.path.abspath(src)},
-        check=False,
-    )
+    proc = unprivileged.run(["-c", code])
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 2
