@@ -369,3 +369,52 @@ def test_loss_50_loses_some_pings(make_lab: Callable[..., Lab]) -> None:
 def test_up_refuses_an_existing_lab(lab: Lab) -> None:
     with pytest.raises(LabError, match="already exists"):
         Lab.up(lab.name)
+
+
+# --- The command line (no root needed for these) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--name", "bad name!"],
+        ["down", "--name", "bad name!"],
+        ["up", "--name", "../etc"],
+        ["run", "--name", "x" * 25, "--", "true"],
+    ],
+)
+def test_cli_bad_lab_name_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hilos.cli import main
+
+    assert main(["lab", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hilos: error: bad lab name")
+    assert "letters, digits" in err
+
+
+def test_bad_lab_name_is_still_a_lab_error() -> None:
+    # Library callers catch LabError; the CLI needs to know it is the user's input (exit 2).
+    from hilos.errors import UsageError
+
+    with pytest.raises(LabError) as info:
+        Lab.status("bad name!")
+    assert isinstance(info.value, UsageError)
+
+
+@pytest.mark.parametrize("action", ["up", "down", "status", "run"])
+def test_cli_lab_options_say_their_defaults(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hilos.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["lab", action, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--name NAME lab name (prefix of its namespaces; default hilos)" in out
+    if action == "up":
+        assert "--rtt MS added round-trip time in ms (default 0)" in out
+        assert "--loss PERCENT" in out and "packets lost" in out and "(default 0)" in out
+        for option, default in (("--seed", 1), ("--dense", 60), ("--sparse", 500), ("--ipv6", 6)):
+            assert re.search(rf"{option} \w+ [^-]*\(default {default}\)", out), option

@@ -111,42 +111,58 @@ def build_parser() -> argparse.ArgumentParser:
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", parser_class=_Parser)
     lab_sub.required = True
     up = lab_sub.add_parser("up", help="build the lab")
-    up.add_argument("--name", default="hilos", help="lab name (prefix of its namespaces)")
-    up.add_argument("--rtt", type=_non_negative_float, default=0.0, metavar="MS")
-    up.add_argument("--loss", type=_non_negative_float, default=0.0, metavar="PERCENT")
-    up.add_argument("--seed", type=int, default=1)
+    up.add_argument(
+        "--rtt",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="added round-trip time in ms (default 0)",
+    )
+    up.add_argument(
+        "--loss",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="PERCENT",
+        help="percent of packets lost at the router, either way (default 0)",
+    )
+    up.add_argument(
+        "--seed", type=int, default=1, metavar="N", help="seed of the host plan (default 1)"
+    )
     up.add_argument(
         "--dense",
         type=_non_negative_int,
         default=None,
         metavar="N",
-        help="live hosts in the dense /24",
+        help="live hosts in the dense /24 (default 60)",
     )
     up.add_argument(
         "--sparse",
         type=_non_negative_int,
         default=None,
         metavar="N",
-        help="live hosts scattered over the /16",
+        help="live hosts scattered over the /16 (default 500)",
     )
     up.add_argument(
         "--ipv6",
         type=_non_negative_int,
         default=None,
         metavar="N",
-        help="live IPv6 hosts in fd18:0:0:100::/64",
+        help="live IPv6 hosts in fd18:0:0:100::/64 (default 6)",
     )
     up.set_defaults(handler=_cmd_lab)
     down = lab_sub.add_parser("down", help="remove the lab")
-    down.add_argument("--name", default="hilos")
     down.set_defaults(handler=_cmd_lab)
     status = lab_sub.add_parser("status", help="is the lab up; where is its truth file")
-    status.add_argument("--name", default="hilos")
     status.set_defaults(handler=_cmd_lab)
     run = lab_sub.add_parser("run", help="run a command in the scanner namespace")
-    run.add_argument("--name", default="hilos")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     run.set_defaults(handler=_cmd_lab)
+    for action in (up, down, status, run):
+        action.add_argument(
+            "--name",
+            default="hilos",
+            help="lab name (prefix of its namespaces; default hilos)",
+        )
 
     bench = sub.add_parser(
         "bench",

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hilos.errors import LabError
+from hilos.errors import LabError, UsageError
 
 __all__ = [
     "DEAD_HOST",
@@ -66,6 +66,7 @@ __all__ = [
     "STATE_ROOT",
     "UNREACHABLE",
     "Lab",
+    "LabNameError",
     "LabStatus",
     "PlannedHost",
     "plan_hosts",
@@ -310,9 +311,13 @@ def _ns_exists(ns: str) -> bool:
     return (NETNS_DIR / ns).exists()
 
 
+class LabNameError(LabError, UsageError):
+    """A lab name unfit for namespace names: bad user input (the CLI exits 2), still a LabError."""
+
+
 def _check_name(name: str) -> None:
     if not _NAME_RE.match(name):
-        raise LabError(
+        raise LabNameError(
             f"bad lab name {name!r}: use 1-24 letters, digits, '-' or '_', starting with a letter "
             "or digit"
         )
