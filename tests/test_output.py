@@ -100,7 +100,7 @@ def test_dash_means_stdout() -> None:
 
 def test_oa_writes_every_format_of_the_kind() -> None:
     assert _plan("sweep", base="out/r") == [
-        ("text", "out/r.txt"),
+        ("text", "out/r.nmap"),
         ("json", "out/r.jsonl"),
         ("csv", "out/r.csv"),
         ("text", "-"),
@@ -213,7 +213,10 @@ def test_keyboard_interrupt_inside_with_closes_as_interrupted(tmp_path: Path) ->
         o.write(HostResult("127.0.0.1", "up", "echo-reply", 1.0))
         raise KeyboardInterrupt
     assert json.loads(path.read_text())["host"] == "127.0.0.1"
-    assert "hilos interrupted: 1 IP address (1 host up)" in buf.getvalue()
+    # stdout gets no trailer after an interruption (the CLI says it on stderr): never
+    # "hilos interrupted:" mixed into a report someone may be piping on.
+    assert "interrupted" not in buf.getvalue()
+    assert buf.getvalue().startswith("127.0.0.1 ")
 
 
 def test_each_result_is_flushed_before_close(tmp_path: Path) -> None:
@@ -436,10 +439,17 @@ def _csv(kind: str, results: list[object], show_all: bool = False) -> list[list[
 
 
 def test_sweep_csv() -> None:
-    rows = _csv("sweep", [HostResult("127.0.0.1", "up", "echo-reply", 0.42)])
+    rows = _csv(
+        "sweep",
+        [
+            HostResult("127.0.0.1", "up", "echo-reply", 0.42),
+            HostResult("127.0.0.1", "up", "localhost-response", None, hostname="localhost"),
+        ],
+    )
     assert rows == [
-        ["host", "status", "reason", "rtt_ms"],
-        ["127.0.0.1", "up", "echo-reply", "0.420"],
+        ["host", "hostname", "status", "reason", "rtt_ms"],
+        ["127.0.0.1", "", "up", "echo-reply", "0.420"],
+        ["127.0.0.1", "localhost", "up", "localhost-response", ""],
     ]
 
 
@@ -447,6 +457,8 @@ def test_scan_csv_one_row_per_port_and_empty_port_rows() -> None:
     rows = _csv("scan", [scan_host("127.0.0.1", SSH, HTTPS, *closed(1)), scan_host("127.0.0.2")])
     assert rows[0] == [
         "host",
+        "hostname",
+        "status",
         "port",
         "proto",
         "state",
@@ -459,6 +471,8 @@ def test_scan_csv_one_row_per_port_and_empty_port_rows() -> None:
     ]
     assert rows[1] == [
         "127.0.0.1",
+        "",
+        "up",
         "22",
         "tcp",
         "open",
@@ -469,16 +483,18 @@ def test_scan_csv_one_row_per_port_and_empty_port_rows() -> None:
         "false",
         "SSH-2.0-OpenSSH_9.2p1",
     ]
-    assert rows[2][:2] == ["127.0.0.1", "443"] and rows[2][8] == "true"
-    assert rows[3] == ["127.0.0.2", "", "", "up", "syn-ack", "", "", "", "", ""]
+    assert rows[2][:4] == ["127.0.0.1", "", "up", "443"] and rows[2][10] == "true"
+    # A host without a listed port: its status in the status column, the port columns empty
+    # (earlier versions wrote "up" in the port's state column).
+    assert rows[3] == ["127.0.0.2", "", "up", "", "", "", "", "", "", "", "", ""]
     assert len(rows) == 4
 
 
 def test_csv_quotes_commas_and_defuses_formulas() -> None:
     port = PortResult(80, "open", "syn-ack", product='=HYPERLINK("x")', banner='a, "b"')
     rows = _csv("scan", [scan_host("127.0.0.1", port)])
-    assert rows[1][6] == '\'=HYPERLINK("x")'
-    assert rows[1][9] == 'a, "b"'
+    assert rows[1][8] == '\'=HYPERLINK("x")'
+    assert rows[1][11] == 'a, "b"'
 
 
 def test_public_api() -> None:
@@ -486,6 +502,7 @@ def test_public_api() -> None:
 
     assert sorted(output.__all__) == [
         "FORMATS",
+        "OutputError",
         "OutputSet",
         "OutputSpec",
         "Summary",
@@ -511,11 +528,11 @@ def test_oa_writes_five_consistent_files_and_text_to_stdout(tmp_path: Path) -> N
         "run.csv",
         "run.gnmap",
         "run.jsonl",
-        "run.txt",
+        "run.nmap",
         "run.xml",
     ]
     assert "hilos scan report for ::1" in buf.getvalue()
-    assert (tmp_path / "run.txt").read_text().splitlines()[1:] == buf.getvalue().splitlines()
+    assert (tmp_path / "run.nmap").read_text().splitlines()[1:] == buf.getvalue().splitlines()
     objs = [json.loads(x) for x in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert [o["host"] for o in objs] == ["127.0.0.1", "::1"]
     rows = list(csv.DictReader((tmp_path / "run.csv").open(newline="")))

@@ -8,8 +8,8 @@ Choosing outputs (the rules `--format`, `-o` and `-oA` follow):
 3. An `-o` left without a `--format` takes its format from the extension: .jsonl/.json → json,
    .csv → csv, .xml → xml, .gnmap → grep, .txt/.nmap → text. An unknown extension means text
    when no `--format` was given at all, and is an error otherwise (the pairing is ambiguous).
-4. `-oA BASE` adds every format of the command: BASE.txt, BASE.jsonl, BASE.csv, and for scans
-   BASE.xml and BASE.gnmap.
+4. `-oA BASE` adds every format of the command: BASE.nmap (text, nmap's name), BASE.jsonl,
+   BASE.csv, and for scans BASE.xml and BASE.gnmap.
 5. When no output goes to stdout, the text report still does (as nmap does).
 6. At most one output may go to stdout, no file may be named twice, and a format must exist
    for the command (sweep: text, json, csv; scan: also xml, grep). Breaking a rule raises
@@ -29,7 +29,9 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +40,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 from hilos.errors import UsageError
-from hilos.output._base import Kind, Result, Summary, Writer
+from hilos.output._base import Kind, OutputError, Result, Summary, Writer
 from hilos.output.csvout import CsvWriter
 from hilos.output.grepable import GrepableWriter
 from hilos.output.jsonl import JsonLinesWriter
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMATS",
+    "OutputError",
     "OutputSet",
     "OutputSpec",
     "Summary",
@@ -68,7 +71,7 @@ class _Format:
 
 
 FORMATS: dict[str, _Format] = {
-    "text": _Format(TextWriter, ".txt", ("sweep", "scan")),
+    "text": _Format(TextWriter, ".nmap", ("sweep", "scan")),
     "json": _Format(JsonLinesWriter, ".jsonl", ("sweep", "scan")),
     "csv": _Format(CsvWriter, ".csv", ("sweep", "scan")),
     "xml": _Format(XmlWriter, ".xml", ("scan",)),
@@ -194,6 +197,8 @@ class OutputSet:
         self._closed = False
         self.seen = 0
         self.up = 0
+        self.failure: OutputError | None = None  # the first write that failed
+        self.summary: Summary | None = None  # what close() wrote
         self._type = ScanHostResult if kind == "scan" else HostResult
 
     @property
@@ -217,7 +222,11 @@ class OutputSet:
                 self.up += 1
             elif not self._show_all:
                 return  # a down host goes nowhere: skip the per-writer calls (most of a sweep)
-            self._each(lambda w: w.write(result))
+            try:
+                self._each(lambda w: w.write(result))
+            except OutputError as exc:
+                self.failure = self.failure or exc
+                raise
 
     def close(
         self, summary: Mapping[str, object] | None = None, *, error: str | None = None
@@ -225,15 +234,33 @@ class OutputSet:
         """Write every trailer and close the files; idempotent.
 
         `summary` is {"addresses", "up", "elapsed"}; a missing key (or no dict) falls back to
-        what this set has seen. `error` (e.g. "interrupted") marks an unfinished run.
+        what this set has seen. `error` (e.g. "interrupted") marks an unfinished run. The
+        generic "failed" is replaced by the real reason (a failed output, or the exception
+        being handled when close() is called), so XML's errormsg says what went wrong.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            error = self._reason(error)
             fallback = Summary(self.seen, self.up, max(time.time() - self._start, 0.0), error)
             final = fallback if summary is None else Summary.from_mapping(summary, fallback)
-            self._each(lambda w: w.close(final), every=True)
+            self.summary = final
+            try:
+                self._each(lambda w: w.close(final), every=True)
+            except OutputError as exc:
+                self.failure = self.failure or exc
+                raise
+
+    def _reason(self, error: str | None) -> str | None:
+        if error != "failed":
+            return error
+        if self.failure is not None:
+            return str(self.failure)
+        exc = sys.exc_info()[1]
+        if exc is None or isinstance(exc, KeyboardInterrupt):
+            return error
+        return str(exc) or type(exc).__name__
 
     def _each(self, action: _Action, every: bool = False) -> None:
         # stdout writers between a progress clear and redraw; on failure, with `every`, the
@@ -321,9 +348,11 @@ def open_outputs(
             )
             writers.append(writer)
             writer.open()
-    except BaseException:
+    except BaseException as exc:
+        # The outputs already opened get their trailers: a header-only XML is not a document.
+        failed = Summary(0, 0, 0.0, str(exc) or type(exc).__name__)
         for w in writers:
-            if w.owns_stream:
-                w.stream.close()
+            with contextlib.suppress(Exception):
+                w.close(failed)
         raise
     return OutputSet(writers, kind=kind, start=start, show_all=show_all, progress=progress)

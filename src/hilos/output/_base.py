@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from hilos.errors import HilosError
 from hilos.output.sanitize import FIELD_LIMIT, clean, clean_optional
 from hilos.results import HostResult, PortResult, ScanHostResult
 
@@ -17,6 +20,24 @@ Result = HostResult | ScanHostResult
 # nmap folds a non-open state into "Not shown" once more than this many ports share it
 # (PortList::isIgnoredState in nmap's portlist.cc, at verbosity 0).
 EXTRAPORTS_THRESHOLD = 25
+
+
+class OutputError(HilosError):
+    """Writing an output failed (a full disk, a closed pipe); names the output and the reason.
+
+    `name` is the output's path ("-" for stdout), `errno` the OSError's number: the CLI exits
+    quietly on EPIPE (the reader went away, as with `| head -1`) and with one line otherwise.
+    """
+
+    def __init__(self, name: str, exc: OSError) -> None:
+        self.name = name
+        self.errno = exc.errno
+        where = "stdout" if name == "-" else name
+        super().__init__(f"writing {where}: {exc.strerror or exc}")
+
+    @property
+    def broken_pipe(self) -> bool:
+        return self.errno == errno.EPIPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +206,7 @@ class Writer:
         self.owns_stream = owns_stream
         self.name = name
         self.closed = False
+        self.failed = False  # a write failed: later writes are skipped, close() only closes
         self._setup()
 
     def _setup(self) -> None:
@@ -205,26 +227,36 @@ class Writer:
         return clean(str(self.meta.get("args", "hilos")), 4096)
 
     def open(self) -> None:
-        self._header()
-        self.stream.flush()
+        self._guard(self._header)
 
     def write(self, result: Result) -> None:
         # Down hosts are listed only with --all (every format agrees on this).
-        if result.status != "up" and not self.show_all:
+        if self.failed or (result.status != "up" and not self.show_all):
             return
-        self._write(result)
-        self.stream.flush()
+        self._guard(lambda: self._write(result))
 
     def close(self, summary: Summary) -> None:
         if self.closed:
             return
         self.closed = True
         try:
-            self._trailer(summary)
-            self.stream.flush()
+            if not self.failed:
+                self._guard(lambda: self._trailer(summary))
         finally:
             if self.owns_stream:
-                self.stream.close()
+                # After a failed flush the buffer still holds the data: close() retries it and
+                # fails the same way, which was already reported once.
+                with contextlib.suppress(OSError):
+                    self.stream.close()
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        """Run one write and the flush after it; an OSError becomes one OutputError."""
+        try:
+            action()
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = True
+            raise OutputError(self.name, exc) from exc
 
     def _header(self) -> None:
         """Written once when the output opens."""

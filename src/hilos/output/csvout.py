@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 
 from hilos.output._base import Result, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_DATA_LIMIT
+from hilos.output.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean_optional
 from hilos.results import ScanHostResult
 
-SWEEP_HEADER = ("host", "status", "reason", "rtt_ms")
+SWEEP_HEADER = ("host", "hostname", "status", "reason", "rtt_ms")
 SCAN_HEADER = (
     "host",
+    "hostname",
+    "status",
     "port",
     "proto",
     "state",
@@ -37,8 +39,10 @@ def _untrusted(value: str | None) -> str:
 class CsvWriter(Writer):
     """Streams CSV rows (RFC 4180 quoting, "\\n" line ends); the header is written at open.
 
-    Scan rows: one per listed port. A host without a listed port gets one row with an empty
-    port, and its state/reason columns carry the host status and reason (`up`, `user-set`).
+    Scan rows: one per listed port, each with the host's status. A host without a listed port
+    gets one row with empty port, state and reason columns (`status` says up or down). Cells
+    an attacker controls (service, product, version, banner) that start like a formula get a
+    leading apostrophe (see `_untrusted`). `hostname` is the name the user gave, or empty.
     """
 
     def _setup(self) -> None:
@@ -50,14 +54,16 @@ class CsvWriter(Writer):
     def _write(self, result: Result) -> None:
         if not isinstance(result, ScanHostResult):
             rtt = "" if result.rtt_ms is None else f"{result.rtt_ms:.3f}"
-            self._csv.writerow((result.host, result.status, result.reason, rtt))
+            name = _untrusted(clean_optional(result.hostname, FIELD_LIMIT))
+            self._csv.writerow((result.host, name, result.status, result.reason, rtt))
             return
+        name = _untrusted(clean_optional(result.hostname, FIELD_LIMIT))
         view = split_ports(result.ports, self.show_all, fold_many=False)
         if not view.shown:
-            # No port to list: one row with an empty port; state/reason hold the host's own
-            # status and reason, so a down host (with --all) stays distinguishable.
+            # No port to list: one row with empty port columns; the status column tells a
+            # down host (with --all) from an up one.
             self._csv.writerow(
-                (result.host, "", "", result.status, result.reason, "", "", "", "", "")
+                (result.host, name, result.status, "", "", "", "", "", "", "", "", "")
             )
             return
         rows = []
@@ -66,6 +72,8 @@ class CsvWriter(Writer):
             rows.append(
                 (
                     result.host,
+                    name,
+                    result.status,
                     p.port,
                     p.proto,
                     p.state,

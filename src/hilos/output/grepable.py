@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from hilos.output._base import CleanPort, Result, Summary, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_TEXT_LIMIT
+from hilos.output.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 from hilos.results import ScanHostResult
 
 __all__ = ["GrepableWriter", "port_field"]
@@ -43,8 +43,13 @@ class GrepableWriter(Writer):
     def _write(self, result: Result) -> None:
         if not isinstance(result, ScanHostResult):
             raise TypeError("grepable output is for scans")
-        prefix = f"Host: {result.host} ()"
+        name = (
+            _safe(clean(result.hostname, FIELD_LIMIT)).replace(")", "]") if result.hostname else ""
+        )
+        prefix = f"Host: {result.host} ({name})"
         lines = [f"{prefix}\tStatus: {result.status.capitalize()}"]
+        if not result.complete:
+            lines.insert(0, f"# {result.host}: scan not completed (interrupted), ports partial")
         if result.status == "up":
             view = split_ports(result.ports, self.show_all, fold_many=True)
             fields = []

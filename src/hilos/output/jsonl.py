@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hilos.output._base import Result, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_DATA_LIMIT
+from hilos.output.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean
 from hilos.results import HostResult, ScanHostResult
 
 # ASCII-only: the file reads the same whatever encoding the reader assumes.
@@ -18,17 +18,21 @@ def _rtt(value: float | None) -> float | None:
 
 
 def sweep_object(result: HostResult) -> dict[str, object]:
-    """{"host", "status", "reason", "rtt_ms"}."""
-    return {
-        "host": result.host,
-        "status": result.status,
-        "reason": result.reason,
-        "rtt_ms": _rtt(result.rtt_ms),
-    }
+    """{"host", ["hostname",] "status", "reason", "rtt_ms"}."""
+    obj: dict[str, object] = {"host": result.host}
+    if result.hostname:
+        obj["hostname"] = clean(result.hostname, FIELD_LIMIT)
+    obj.update(status=result.status, reason=result.reason, rtt_ms=_rtt(result.rtt_ms))
+    return obj
 
 
 def scan_object(result: ScanHostResult, show_all: bool) -> dict[str, object]:
-    """{"host", "status", "ports": [...]}; closed ports only with show_all."""
+    """{"host", ["hostname",] "status", "ports": [...], ["complete": false]}.
+
+    Closed ports only with show_all. "hostname" appears for a target given as a name,
+    "complete" (always false) for a host an interrupted scan had not finished: the keys of
+    the common case stay exactly those of earlier versions.
+    """
     view = split_ports(result.ports, show_all, fold_many=False)
     ports = []
     for raw in view.shown:
@@ -46,7 +50,13 @@ def scan_object(result: ScanHostResult, show_all: bool) -> dict[str, object]:
                 "tls": p.tls,
             }
         )
-    return {"host": result.host, "status": result.status, "ports": ports}
+    obj: dict[str, object] = {"host": result.host}
+    if result.hostname:
+        obj["hostname"] = clean(result.hostname, FIELD_LIMIT)
+    obj.update(status=result.status, ports=ports)
+    if not result.complete:
+        obj["complete"] = False
+    return obj
 
 
 class JsonLinesWriter(Writer):

@@ -13,7 +13,7 @@ from hilos.output._base import (
     hidden_phrase,
     split_ports,
 )
-from hilos.output.sanitize import BANNER_TEXT_LIMIT
+from hilos.output.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 from hilos.results import HostResult, ScanHostResult
 
 # Address column: wide enough for every IPv4 address; longer (IPv6) addresses just push.
@@ -31,12 +31,18 @@ def format_latency(rtt_ms: float) -> str:
 
 
 def sweep_line(result: HostResult) -> str:
-    """`198.18.0.5       up    echo-reply       0.42 ms`."""
+    """`198.18.0.5       up    echo-reply       0.42 ms`, then `  (name)` for a named target."""
     rtt = f"{result.rtt_ms:.2f} ms" if result.rtt_ms is not None else "-"
+    name = f"  ({clean(result.hostname, FIELD_LIMIT)})" if result.hostname else ""
     return (
         f"{result.host:<{_HOST_WIDTH}}  {result.status:<4}  "
-        f"{result.reason:<{_REASON_WIDTH}}  {rtt:>9}".rstrip()
+        f"{result.reason:<{_REASON_WIDTH}}  {rtt:>9}{name}".rstrip()
     )
+
+
+def report_name(host: str, hostname: str | None) -> str:
+    """nmap's `localhost (127.0.0.1)` for a named target, else the address alone."""
+    return f"{clean(hostname, FIELD_LIMIT)} ({host})" if hostname else host
 
 
 def _service_name(p: CleanPort) -> str:
@@ -46,7 +52,10 @@ def _service_name(p: CleanPort) -> str:
 
 def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
     """The lines of one host's report, nmap's normal output in spirit."""
-    lines = [f"hilos scan report for {result.host}"]
+    lines = [f"hilos scan report for {report_name(result.host, result.hostname)}"]
+    if not result.complete:
+        # nmap's words for a host it gave up on; the ports below are those answered so far.
+        lines.append("Scan of this host was not completed (interrupted): partial results.")
     if result.status != "up":
         lines.append(f"Host is down ({result.reason}).")
         return lines
@@ -104,5 +113,13 @@ class TextWriter(Writer):
             self.stream.write(sweep_line(result) + "\n")
 
     def _trailer(self, summary: Summary) -> None:
-        verb = "interrupted" if summary.error else "done"
-        self.stream.write(f"hilos {verb}: {summary.sentence()}\n")
+        if summary.error is None:
+            self.stream.write(f"hilos done: {summary.sentence()}\n")
+        elif self.owns_stream:
+            # A file says how it ended; on stdout an unfinished run ends without a trailer
+            # (the reason, and an interrupted run's numbers, go to stderr, as nmap's do).
+            self.stream.write(f"# hilos {_ended(summary.error)}: {summary.sentence()}\n")
+
+
+def _ended(error: str) -> str:
+    return "interrupted" if error == "interrupted" else f"failed ({clean(error, FIELD_LIMIT)})"

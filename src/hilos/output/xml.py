@@ -80,7 +80,11 @@ def host_element(result: ScanHostResult, show_all: bool, start: float, now: floa
     ET.SubElement(h, "status", state=result.status, reason=result.reason, reason_ttl="0")
     family = "ipv6" if ":" in result.host else "ipv4"
     ET.SubElement(h, "address", addr=result.host, addrtype=family)
-    ET.SubElement(h, "hostnames")
+    names = ET.SubElement(h, "hostnames")
+    if result.hostname:
+        # type "user": the name was given on the command line (nmap's word); "PTR" would be
+        # a reverse lookup, which hilos never does.
+        ET.SubElement(names, "hostname", name=clean(result.hostname, 255), type="user")
     if result.status == "up":
         ports = ET.SubElement(h, "ports")
         view = split_ports(result.ports, show_all, fold_many=True)
@@ -161,6 +165,9 @@ class XmlWriter(Writer):
         if not isinstance(result, ScanHostResult):
             raise TypeError("XML output is for scans")
         element = host_element(result, self.show_all, self.start, time.time())
+        if not result.complete:
+            # The DTD has no attribute for it; a comment is valid anywhere and tools skip it.
+            self.stream.write(f"<!-- {_incomplete_note(result.host)} -->\n")
         self.stream.write(_ascii(ET.tostring(element, encoding="unicode")) + "\n")
 
     def _trailer(self, summary: Summary) -> None:
@@ -181,6 +188,11 @@ class XmlWriter(Writer):
             + _start_tag("hosts", hosts, empty=True)
             + "\n</runstats>\n</nmaprun>\n"
         )
+
+
+def _incomplete_note(host: str) -> str:
+    """The comment before a host an interrupted scan had not finished (no `--` inside)."""
+    return f"hilos: scan of {host} was not completed (interrupted); its ports are partial"
 
 
 def _expand(spec: str) -> set[int]:
