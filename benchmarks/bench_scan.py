@@ -6,12 +6,14 @@ scanner namespace, the only place the lab may be probed from. Root only.
     python benchmarks/bench_scan.py            # rtt 0
     python benchmarks/bench_scan.py --rtt 40   # 40 ms round trips
     python benchmarks/bench_scan.py --repeat 3 --quick
+    python benchmarks/bench_scan.py --previous /work/prev/.venv/bin/python --no-anchors
 
 Cases (same run, alternating tools, median of --repeat runs; nmap -sV once when slow):
   full   -p- of one host (198.18.0.1):  hilos vs nmap -sT -p- -T4 vs tutorial (100 threads)
   dense  198.18.0.0/24 x 1-1024 with discovery:  hilos vs nmap -sT -p1-1024 -T4
   svc    the service hosts' ports with banners:  hilos --banners vs nmap -sV
 Each result is checked against the lab's truth file: "exact" or the number of wrong ports.
+--previous PYTHON adds a row "hilos (previous)" per case; --no-anchors runs hilos rows only.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import PREVIOUS, add_options, prepare_pythons, previous_ratio
+
 from hilos.lab import Lab, teardown
 
-HILOS = [sys.executable, "-m", "hilos"]
 FULL_HOST = "198.18.0.1"
 DENSE = "198.18.0.0/24"
 SERVICE_HOSTS = ["198.18.0.1", "198.18.0.4"]
@@ -134,9 +137,25 @@ def nmap_states(xml_text: str) -> tuple[States, dict[str, dict[int, dict[str, An
     return states, ports
 
 
-def median_runs(
-    repeat: int, fns: dict[str, Callable[[], tuple[float, str]]]
-) -> dict[str, tuple[float, str]]:
+Row = Callable[[], tuple[float, str]]  # one run of a tool: (seconds, verdict)
+
+
+def hilos_rows(
+    lab: Lab, pythons: dict[str, str], argv: list[str], verdict: Callable[[str], str]
+) -> dict[str, Row]:
+    """One row per interpreter, "hilos" + suffix: `python -m hilos *argv`, stdout -> verdict."""
+
+    def row(python: str) -> Row:
+        def go() -> tuple[float, str]:
+            t, out = run(lab, [python, "-m", "hilos", *argv])
+            return t, verdict(out)
+
+        return go
+
+    return {f"hilos{suffix}": row(python) for suffix, python in pythons.items()}
+
+
+def median_runs(repeat: int, fns: dict[str, Row]) -> dict[str, tuple[float, str]]:
     """Run each tool `repeat` times, alternating; the median time and the last verdict."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     verdict: dict[str, str] = {}
@@ -149,14 +168,22 @@ def median_runs(
 
 
 def report(title: str, rows: dict[str, tuple[float, str]], base: str, target: float) -> None:
+    """The rows, with their ratio to `base` and its target when `base` was run (anchors)."""
     print(f"\n{title}")
-    ref = rows[base][0]
+    ref = rows[base][0] if base in rows else None
     for name, (t, v) in rows.items():
-        ratio = t / ref if ref else float("nan")
-        print(f"  {name:<34} {t:7.2f} s   {ratio:5.2f}x {base:<10} {v}")
+        vs = "" if ref is None else f"{t / ref if ref else float('nan'):5.2f}x {base:<10} "
+        print(f"  {name:<34} {t:7.2f} s   {vs}{v}")
     h = rows["hilos"][0]
-    ok = "MET" if h <= target * ref and rows["hilos"][1] == "exact" else "NOT MET"
-    print(f"  target: hilos <= {target}x {base}, exact -> {ok} ({h / ref:.2f}x)")
+    if ref is not None:
+        ok = "MET" if h <= target * ref and rows["hilos"][1] == "exact" else "NOT MET"
+        print(f"  target: hilos <= {target}x {base}, exact -> {ok} ({h / ref:.2f}x)")
+    print_previous(rows)
+
+
+def print_previous(rows: dict[str, tuple[float, str]]) -> None:
+    if "hilos" + PREVIOUS in rows:
+        print(f"  {previous_ratio(rows['hilos'][0], rows['hilos' + PREVIOUS][0])}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,32 +191,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtt", type=float, default=0.0, help="lab round-trip time in ms")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="skip the tutorial and nmap -sV")
+    add_options(ap)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_scan: needs root (it builds a lab in network namespaces)", file=sys.stderr)
         return 2
     name = f"hbs{os.getpid() % 100000}"
     teardown(name)
+    pythons = prepare_pythons(args)
     print(f"building lab {name} (rtt {args.rtt:g} ms) ...", flush=True)
     lab = Lab.up(name, rtt_ms=args.rtt)
     tmp = Path(tempfile.mkdtemp(prefix="hilos-bench-"))
     try:
-        return _bench(lab, args, tmp)
+        return _bench(lab, args, pythons, tmp)
     finally:
         lab.down()
 
 
-def _bench(lab: Lab, args: argparse.Namespace, tmp: Path) -> int:
-    rtt = args.rtt
+def _bench(lab: Lab, args: argparse.Namespace, pythons: dict[str, str], tmp: Path) -> int:
+    rtt, anchors = args.rtt, not args.no_anchors
     full = range(1, 65536)
     want_full = truth_states(lab, [FULL_HOST], full)
     want_dense = truth_states(lab, None, range(1, 1025))
     # nmap's -T4 timing; under latency nmap adapts by itself, as hilos does.
-
-    def hilos_full() -> tuple[float, str]:
-        t, out = run(lab, [*HILOS, "scan", FULL_HOST, "-p-", "--type", "connect",
-                           "--format", "json", "-q"])  # fmt: skip
-        return t, diff(hilos_states(out)[0], want_full)
 
     def nmap_full() -> tuple[float, str]:
         t, out = run(lab, ["nmap", "-sT", "-p-", "-T4", "-n", FULL_HOST, "-oX", "-"])
@@ -206,11 +230,12 @@ def _bench(lab: Lab, args: argparse.Namespace, tmp: Path) -> int:
 
         return go
 
-    fns: dict[str, Callable[[], tuple[float, str]]] = {
-        "hilos": hilos_full,
-        "nmap -sT -p- -T4": nmap_full,
-    }
-    if not args.quick:
+    fns = hilos_rows(lab, pythons,
+                     ["scan", FULL_HOST, "-p-", "--type", "connect", "--format", "json", "-q"],
+                     lambda out: diff(hilos_states(out)[0], want_full))  # fmt: skip
+    if anchors:
+        fns["nmap -sT -p- -T4"] = nmap_full
+    if anchors and not args.quick:
         fns["tutorial (100 threads, connect_ex)"] = tutorial(100)
         if rtt > 0:
             fns["tutorial (1000 threads, connect_ex)"] = tutorial(1000)
@@ -218,16 +243,16 @@ def _bench(lab: Lab, args: argparse.Namespace, tmp: Path) -> int:
     report(f"-p- one host ({FULL_HOST}), rtt {rtt:g} ms", rows, "nmap -sT -p- -T4",
            0.3 if rtt > 0 else 0.8)  # fmt: skip
 
-    def hilos_dense() -> tuple[float, str]:
-        t, out = run(lab, [*HILOS, "scan", DENSE, "-p", "1-1024", "--type", "connect",
-                           "--format", "json", "-q"])  # fmt: skip
-        return t, diff(hilos_states(out)[0], want_dense)
-
     def nmap_dense() -> tuple[float, str]:
         t, out = run(lab, ["nmap", "-sT", "-p1-1024", "-T4", "-n", DENSE, "-oX", "-"])
         return t, diff(nmap_states(out)[0], want_dense)
 
-    rows = median_runs(args.repeat, {"hilos": hilos_dense, "nmap -sT -p1-1024 -T4": nmap_dense})
+    fns = hilos_rows(lab, pythons,
+                     ["scan", DENSE, "-p", "1-1024", "--type", "connect", "--format", "json", "-q"],
+                     lambda out: diff(hilos_states(out)[0], want_dense))  # fmt: skip
+    if anchors:
+        fns["nmap -sT -p1-1024 -T4"] = nmap_dense
+    rows = median_runs(args.repeat, fns)
     report(f"{DENSE} x 1-1024 with discovery, rtt {rtt:g} ms", rows, "nmap -sT -p1-1024 -T4",
            0.3)  # fmt: skip
 
@@ -251,11 +276,6 @@ def _bench(lab: Lab, args: argparse.Namespace, tmp: Path) -> int:
                     right += 1
         return f"{right}/{total} services named right"
 
-    def hilos_svc() -> tuple[float, str]:
-        t, out = run(lab, [*HILOS, "scan", *SERVICE_HOSTS, "-p", spec, "--type", "connect",
-                           "--banners", "--format", "json", "-q"])  # fmt: skip
-        return t, named(hilos_states(out)[1], nmap=False)
-
     def nmap_svc() -> tuple[float, str]:
         t, out = run(lab, ["nmap", "-sT", "-sV", "-T4", "-n", "-p", spec, *SERVICE_HOSTS,
                            "-oX", "-"], timeout=900)  # fmt: skip
@@ -263,19 +283,22 @@ def _bench(lab: Lab, args: argparse.Namespace, tmp: Path) -> int:
 
     if args.quick:
         return 0
-    h_runs = [hilos_svc() for _ in range(args.repeat)]
-    n_runs = [nmap_svc()]  # once: it is slow
-    rows = {
-        "hilos": (statistics.median(t for t, _ in h_runs), h_runs[-1][1]),
-        "nmap -sV -sT -T4": n_runs[0],
-    }
+    fns = hilos_rows(lab, pythons, ["scan", *SERVICE_HOSTS, "-p", spec, "--type", "connect",
+                                    "--banners", "--format", "json", "-q"],
+                     lambda out: named(hilos_states(out)[1], nmap=False))  # fmt: skip
+    rows = median_runs(args.repeat, fns)
+    if anchors:
+        rows["nmap -sV -sT -T4"] = nmap_svc()  # once: it is slow
     print(f"\nservices on {' '.join(SERVICE_HOSTS)} ({len(svc_ports)} ports), rtt {rtt:g} ms")
-    ref = rows["nmap -sV -sT -T4"][0]
+    ref = rows["nmap -sV -sT -T4"][0] if anchors else None
     for name_, (t, v) in rows.items():
-        print(f"  {name_:<34} {t:7.2f} s   {t / ref:5.2f}x nmap -sV    {v}")
-    h = rows["hilos"][0]
-    ok = "MET" if h <= 0.1 * ref else "NOT MET"
-    print(f"  target: hilos <= 0.1x nmap -sV -> {ok} ({h / ref:.2f}x)")
+        vs = "" if ref is None else f"{t / ref:5.2f}x nmap -sV    "
+        print(f"  {name_:<34} {t:7.2f} s   {vs}{v}")
+    if ref is not None:
+        h = rows["hilos"][0]
+        ok = "MET" if h <= 0.1 * ref else "NOT MET"
+        print(f"  target: hilos <= 0.1x nmap -sV -> {ok} ({h / ref:.2f}x)")
+    print_previous(rows)
     return 0
 
 

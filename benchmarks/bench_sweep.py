@@ -6,6 +6,7 @@ scanner namespace, the only place the lab may be probed from. Root only.
     python benchmarks/bench_sweep.py             # rtt 0
     python benchmarks/bench_sweep.py --rtt 40    # 40 ms round trips (userspace delayer)
     python benchmarks/bench_sweep.py --repeat 1  # quicker
+    python benchmarks/bench_sweep.py --previous /work/prev/.venv/bin/python --no-anchors
 
 Cases, alternating tools within each round, median of --repeat rounds (5), wall and CPU time
 (user + system: what a tool costs, whatever else the shared machine is doing):
@@ -15,6 +16,7 @@ Cases, alternating tools within each round, median of --repeat rounds (5), wall 
        measured 28.6 s at -T5 --min-rate 20000, far from the target).
 Hosts found are checked against the lab's truth file (found / live, missing, extra).
 Targets (issue 3): /24 <= 0.3x nmap's time; /16 with every live host <= 1.0x fping's time.
+--previous PYTHON adds a row "hilos (previous)" per case; --no-anchors runs hilos rows only.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+
+from _common import PREVIOUS, add_options, prepare_pythons, previous_ratio
 
 from hilos.lab import Lab, teardown
 
@@ -98,15 +101,20 @@ def parse_nmap_grep(out: str) -> Found:
     return found
 
 
-def tools_for(net: str) -> dict[str, tuple[list[str], Callable[[str], Found]]]:
-    hilos = [sys.executable, "-m", "hilos", "sweep", net, "--format", "json", "-q"]
+def tools_for(
+    net: str, pythons: dict[str, str], anchors: bool
+) -> dict[str, tuple[list[str], Callable[[str], Found]]]:
     fping = ["fping", "-a", "-q", "-i0", "-g", net]
     nmap = ["nmap", "-sn", "-T4", "-n", "-oG", "-", net]
-    tools: dict[str, tuple[list[str], Callable[[str], Found]]] = {"hilos": (hilos, parse_hilos)}
-    if net == DENSE:
+    tools: dict[str, tuple[list[str], Callable[[str], Found]]] = {
+        f"hilos{suffix}": ([python, "-m", "hilos", "sweep", net, "--format", "json", "-q"],
+                           parse_hilos)
+        for suffix, python in pythons.items()
+    }  # fmt: skip
+    if anchors and net == DENSE:
         tools["fping -i0"] = (fping, parse_lines)
         tools["nmap -sn -T4"] = (nmap, parse_nmap_grep)
-    else:
+    elif anchors:
         # fping 5.1's default 3 retries need more than its 65,535 sequence numbers on a /16:
         # it aborts ("not enough sequence numbers available", exit 4) after ~1 s. With -r0
         # it sends one echo per address and waits its 500 ms timeout: the baseline here.
@@ -125,10 +133,10 @@ def describe(found: Found, live: Found) -> str:
 
 
 def bench_case(
-    lab: Lab, net: str, repeat: int, live: Found
+    lab: Lab, net: str, repeat: int, pythons: dict[str, str], anchors: bool
 ) -> dict[str, tuple[float, Found, float]]:
     """{tool: (median seconds, hosts found in the last run, median CPU seconds)}"""
-    tools = tools_for(net)
+    tools = tools_for(net, pythons, anchors)
     names = list(tools)
     times: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
@@ -161,19 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rtt", type=float, default=0.0, help="lab round-trip time in ms (0)")
     ap.add_argument("--repeat", type=int, default=5, help="rounds; the median is reported (5)")
     ap.add_argument("--name", default=f"bsw{os.getpid() % 100000}", help="lab name (unique)")
+    add_options(ap)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_sweep: needs root (it builds a lab of network namespaces)", file=sys.stderr)
         return 2
     teardown(args.name)
-    # An installed package runs from bytecode; this environment may forbid writing it
-    # (PYTHONDONTWRITEBYTECODE), which would charge hilos a compile of every module per run.
-    import hilos
-
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", os.path.dirname(hilos.__file__)],
-        check=False, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    pythons, anchors = prepare_pythons(args), not args.no_anchors
     t0 = time.monotonic()
     lab = Lab.up(args.name, rtt_ms=args.rtt)
     try:
@@ -191,36 +193,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"truth: /24 {len(live24)} live; /16 {len(live16)} live, {len(icmp16)} answer ICMP")
 
         print(f"\n== {DENSE} ==")
-        res24 = bench_case(lab, DENSE, args.repeat, live24)
-        dense = [str(a) for a in ipaddress.ip_network(DENSE)]
-        tut24 = [tutorial(lab, dense) for _ in range(args.repeat)]
-        res24["tutorial (100 thr x ping)"] = (
-            statistics.median(t for t, _, _ in tut24),
-            tut24[-1][1],
-            statistics.median(c for _, _, c in tut24),
-        )
+        res24 = bench_case(lab, DENSE, args.repeat, pythons, anchors)
+        if anchors:
+            dense = [str(a) for a in ipaddress.ip_network(DENSE)]
+            tut24 = [tutorial(lab, dense) for _ in range(args.repeat)]
+            res24["tutorial (100 thr x ping)"] = (
+                statistics.median(t for t, _, _ in tut24),
+                tut24[-1][1],
+                statistics.median(c for _, _, c in tut24),
+            )
         for name, (secs, found, used) in res24.items():
             print(f"  {name:28s} {secs:7.2f} s  cpu {used:6.2f} s   {describe(found, live24)}")
-        h24, n24 = res24["hilos"][0], res24["nmap -sn -T4"][0]
-        print(f"  ratio hilos/nmap = {h24 / n24:.2f}   (target <= 0.30)   {_load()}")
+        if anchors:
+            h24, n24 = res24["hilos"][0], res24["nmap -sn -T4"][0]
+            print(f"  ratio hilos/nmap = {h24 / n24:.2f}   (target <= 0.30)   {_load()}")
+        _print_previous(res24)
 
         print(f"\n== {NET} ==")
-        res16 = bench_case(lab, NET, args.repeat, live16)
+        res16 = bench_case(lab, NET, args.repeat, pythons, anchors)
         for name, (secs, found, used) in res16.items():
             print(f"  {name:28s} {secs:7.2f} s  cpu {used:6.2f} s   {describe(found, live16)}")
-        base = int(ipaddress.IPv4Address("198.18.0.0"))
-        sample = [str(ipaddress.IPv4Address(base + i)) for i in range(0, 65536, SAMPLE_STEP)]
-        t_s, found_s, _cpu = tutorial(lab, sample)
-        live_s = {a for a in live16 if (int(ipaddress.IPv4Address(a)) - base) % SAMPLE_STEP == 0}
-        print(f"  {'tutorial (ESTIMATE)':28s} {t_s * SAMPLE_STEP:7.1f} s   "
-              f"from {len(sample)} sampled addresses in {t_s:.2f} s x {SAMPLE_STEP}; "
-              f"sample: {describe(found_s, live_s)}")  # fmt: skip
-        h16, f16 = res16["hilos"][0], res16["fping -i0 -r0"][0]
-        print(f"  ratio hilos/fping = {h16 / f16:.2f}   (target <= 1.00, with every live host)   "
-              f"{_load()}")  # fmt: skip
+        if anchors:
+            _anchors16(lab, res16, live16)
+        _print_previous(res16)
     finally:
         lab.down()
     return 0
+
+
+def _print_previous(res: dict[str, tuple[float, Found, float]]) -> None:
+    if "hilos" + PREVIOUS in res:
+        print(f"  {previous_ratio(res['hilos'][0], res['hilos' + PREVIOUS][0])}   {_load()}")
+
+
+def _anchors16(lab: Lab, res16: dict[str, tuple[float, Found, float]], live16: Found) -> None:
+    """The /16's tutorial estimate and the ratio to fping."""
+    base = int(ipaddress.IPv4Address("198.18.0.0"))
+    sample = [str(ipaddress.IPv4Address(base + i)) for i in range(0, 65536, SAMPLE_STEP)]
+    t_s, found_s, _cpu = tutorial(lab, sample)
+    live_s = {a for a in live16 if (int(ipaddress.IPv4Address(a)) - base) % SAMPLE_STEP == 0}
+    print(f"  {'tutorial (ESTIMATE)':28s} {t_s * SAMPLE_STEP:7.1f} s   "
+          f"from {len(sample)} sampled addresses in {t_s:.2f} s x {SAMPLE_STEP}; "
+          f"sample: {describe(found_s, live_s)}")  # fmt: skip
+    h16, f16 = res16["hilos"][0], res16["fping -i0 -r0"][0]
+    print(f"  ratio hilos/fping = {h16 / f16:.2f}   (target <= 1.00, with every live host)   "
+          f"{_load()}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ lab's truth file, prints times and ratios, and tears the lab down. Usage::
 
     sudo .venv/bin/python benchmarks/bench_syn.py                 # rtt 0 and rtt 40
     sudo .venv/bin/python benchmarks/bench_syn.py --rtt 0 --runs 1
+    sudo .venv/bin/python benchmarks/bench_syn.py --no-anchors --previous ../prev/.venv/bin/python
 
 Workloads: all 65,535 ports of 198.18.0.1 (open, closed and filtered ports); the lab /16
 (65,536 addresses) x 22,80,443 without discovery. States are rebuilt from each tool's output:
 hilos JSON Lines (unlisted ports of a listed host are closed, unlisted hosts are down: every port
 filtered), nmap XML (extraports give the state of unlisted ports), masscan lists open ports only.
+--previous PYTHON adds a "(previous)" row per hilos row; --no-anchors runs hilos rows only.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from _common import PREVIOUS, add_options, prepare_pythons, previous_ratio
 
 from hilos.lab import Lab, teardown
 
@@ -39,7 +44,12 @@ NET = "198.18.0.0/16"
 ALL_PORTS = list(range(1, 65536))
 NET_PORTS = [22, 80, 443]
 
+H1 = "hilos scan --type syn -p-"  # the hilos rows' labels
+H16 = "hilos scan --type syn /16 -p22,80,443"
+
 States = dict[tuple[str, int], str]
+# A row: its label, one run (run number -> seconds, states found), how many runs.
+Tool = tuple[str, Callable[[int], tuple[float, Callable[[str, int], Any]]], int]
 
 
 def truth_state(truth: dict[str, Any]) -> Callable[[str, int], str]:
@@ -132,9 +142,10 @@ def masscan_states(path: Path) -> Callable[[str, int], str | None]:
 
 
 class Bench:
-    def __init__(self, lab: Lab, workdir: Path) -> None:
+    def __init__(self, lab: Lab, workdir: Path, pythons: dict[str, str]) -> None:
         self.lab = lab
         self.dir = workdir
+        self.pythons = pythons
         self.truth = truth_state(lab.truth)
         self.gw_mac = self._gateway_mac()
 
@@ -155,11 +166,21 @@ class Bench:
             raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-500:]}")
         return elapsed
 
-    def hilos(self, target: str, ports: str, tag: str) -> tuple[float, Callable[[str, int], str]]:
-        out = self.dir / f"hilos-{tag}.jsonl"
-        cmd = [sys.executable, "-m", "hilos", "scan", target, "-p", ports, "--type", "syn",
+    def hilos(
+        self, python: str, target: str, ports: str, tag: str, r: int
+    ) -> tuple[float, Callable[[str, int], str]]:
+        out = self.dir / f"hilos-{tag}-{r}.jsonl"
+        cmd = [python, "-m", "hilos", "scan", target, "-p", ports, "--type", "syn",
                "-Pn", "--format", "json", "-o", str(out)]  # fmt: skip
         return self.timed(cmd), hilos_states(out)
+
+    def hilos_rows(self, label: str, target: str, ports: str, runs: int) -> list[Tool]:
+        """One row per interpreter: label + its suffix ("" or " (previous)")."""
+        tag = target.replace("/", "_")
+        return [
+            (label + suffix, partial(self.hilos, python, target, ports, f"{i}-{tag}"), runs)
+            for i, (suffix, python) in enumerate(self.pythons.items())
+        ]
 
     def nmap(
         self, target: str, ports: str, timing: Sequence[str], tag: str
@@ -185,7 +206,7 @@ class Bench:
 
 def run_workload(
     name: str,
-    tools: list[tuple[str, Callable[[int], tuple[float, Callable[[str, int], Any]]], int]],
+    tools: list[Tool],
     hosts: Sequence[str],
     ports: Sequence[int],
     truth: Callable[[str, int], str],
@@ -206,6 +227,7 @@ def run_workload(
     want, _ = score(truth, hosts, ports, truth)
     print(f"    truth: {dict(sorted(want.items()))}")
     medians = {}
+    width = max(40, *(len(t[0]) for t in tools))
     for label, _fn, _m in tools:
         med = statistics.median(times[label])
         medians[label] = med
@@ -213,33 +235,30 @@ def run_workload(
         worst = max((w for _c, w in checks[label]), default=-1)
         runs_txt = " ".join("timeout" if t == math.inf else f"{t:.2f}" for t in times[label])
         print(
-            f"    {label:<40} median {med:7.2f} s  (runs: {runs_txt})  "
+            f"    {label:<{width}} median {med:7.2f} s  (runs: {runs_txt})  "
             f"states {dict(sorted(counts.items()))}  wrong {worst}"
         )
     return medians
 
 
-def bench_lab(rtt: float, runs: int, workdir: Path) -> None:
+def bench_lab(rtt: float, runs: int, workdir: Path, pythons: dict[str, str], anchors: bool) -> None:
     name = f"bsyn{os.getpid() % 100000}r{int(rtt)}"
     teardown(name)
     lab = Lab.up(name, rtt_ms=rtt)
     try:
-        b = Bench(lab, workdir)
+        b = Bench(lab, workdir, pythons)
         print(f"\n=== lab {name}: rtt {rtt:g} ms, {len(lab.truth['hosts'])} live hosts ===")
-        have_masscan = shutil.which("masscan") is not None and b.gw_mac is not None
-        one: list[tuple[str, Callable[[int], tuple[float, Callable[[str, int], Any]]], int]] = [
-            ("hilos scan --type syn -p-", lambda r: b.hilos(HOST, "-", f"1-{r}"), runs),
-            (
-                "nmap -sS -p- -T4",
-                lambda r: b.nmap(HOST, "-", ["-T4"], f"t4-{r}"),
-                runs,
-            ),
-            (
-                "nmap -sS -p- -T5 --min-rate 50000",
-                lambda r: b.nmap(HOST, "-", ["-T5", "--min-rate", "50000"], f"t5-{r}"),
-                runs,
-            ),
-        ]
+        have_masscan = anchors and shutil.which("masscan") is not None and b.gw_mac is not None
+        one = b.hilos_rows(H1, HOST, "-", runs)
+        if anchors:
+            one += [
+                ("nmap -sS -p- -T4", lambda r: b.nmap(HOST, "-", ["-T4"], f"t4-{r}"), runs),
+                (
+                    "nmap -sS -p- -T5 --min-rate 50000",
+                    lambda r: b.nmap(HOST, "-", ["-T5", "--min-rate", "50000"], f"t5-{r}"),
+                    runs,
+                ),
+            ]
         if have_masscan:
             one.append(
                 (
@@ -250,18 +269,15 @@ def bench_lab(rtt: float, runs: int, workdir: Path) -> None:
             )
         m1 = run_workload(f"all ports of {HOST}", one, [HOST], ALL_PORTS, b.truth, runs)
         hosts = [str(a) for a in ipaddress.ip_network(NET)]
-        net: list[tuple[str, Callable[[int], tuple[float, Callable[[str, int], Any]]], int]] = [
-            (
-                "hilos scan --type syn /16 -p22,80,443",
-                lambda r: b.hilos(NET, "22,80,443", f"16-{r}"),
-                runs,
-            ),
-            (
-                "nmap -sS -T5 --min-rate 100000 /16",
-                lambda r: b.nmap(NET, "22,80,443", ["-T5", "--min-rate", "100000"], f"16-{r}"),
-                1,  # about 30-50 s a run: once
-            ),
-        ]
+        net = b.hilos_rows(H16, NET, "22,80,443", runs)
+        if anchors:
+            net.append(
+                (
+                    "nmap -sS -T5 --min-rate 100000 /16",
+                    lambda r: b.nmap(NET, "22,80,443", ["-T5", "--min-rate", "100000"], f"16-{r}"),
+                    1,  # about 30-50 s a run: once
+                )
+            )
         if have_masscan:
             net.append(
                 (
@@ -273,8 +289,13 @@ def bench_lab(rtt: float, runs: int, workdir: Path) -> None:
         m16 = run_workload(
             f"{NET} x 22,80,443 (no discovery)", net, hosts, NET_PORTS, b.truth, runs
         )
-        h1, h16 = m1["hilos scan --type syn -p-"], m16["hilos scan --type syn /16 -p22,80,443"]
         print(f"\n  ratios (rtt {rtt:g} ms):")
+        h1, h16 = m1[H1], m16[H16]
+        if PREVIOUS in pythons:
+            print(f"    -p- one host:  {previous_ratio(h1, m1[H1 + PREVIOUS])}")
+            print(f"    /16 x 3 ports: {previous_ratio(h16, m16[H16 + PREVIOUS])}")
+        if not anchors:
+            return
         print(f"    -p- one host: hilos / nmap -T4           = {h1 / m1['nmap -sS -p- -T4']:.2f}x")
         t5 = m1["nmap -sS -p- -T5 --min-rate 50000"]
         print(f"    -p- one host: hilos / nmap -T5 min 50000 = {h1 / t5:.2f}x  (target <= 1.0x)")
@@ -295,16 +316,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rtt", type=float, action="append", help="lab RTT in ms (repeatable)")
     ap.add_argument("--runs", type=int, default=3, help="runs per tool (median; nmap /16 once)")
+    add_options(ap)
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_syn: needs root (raw sockets, network namespaces)", file=sys.stderr)
         return 2
-    if shutil.which("nmap") is None:
+    anchors = not args.no_anchors
+    if anchors and shutil.which("nmap") is None:
         print("bench_syn: needs nmap (apt-get install nmap)", file=sys.stderr)
         return 2
+    pythons = prepare_pythons(args)
     with tempfile.TemporaryDirectory(prefix="bench-syn-") as tmp:
         for rtt in args.rtt or [0.0, 40.0]:
-            bench_lab(rtt, args.runs, Path(tmp))
+            bench_lab(rtt, args.runs, Path(tmp), pythons, anchors)
     return 0
 
 
