@@ -106,6 +106,15 @@ def test_truth_file_format() -> None:
     assert one["ports"]["443"]["tls"] is True
     assert one["ports"]["445"] == {"state": "filtered", "service": None, "product": None,
                                    "version": None, "tls": False, "banner": None}  # fmt: skip
+    assert truth["dns"]["domain"] == "lab.test"
+    assert truth["dns"]["servers"] == ["198.19.0.1", "fd18:ff::1"]
+    names = truth["dns"]["names"]
+    assert names["h1.lab.test"] == {"A": ["198.18.0.1"]}
+    assert names["v6.lab.test"] == {"AAAA": ["fd18:0:0:100::1"]}
+    assert names["dual.lab.test"] == {"A": ["198.18.0.1"], "AAAA": ["fd18:0:0:100::1"]}
+    assert names["dead.lab.test"] == {"A": [DEAD_HOST]}
+    assert truth["dns"]["ptr"]["198.18.0.4"] == "h4.lab.test"
+    assert truth["dns"]["ptr"]["fd18:0:0:100::1"] == "v6.lab.test"
     json.dumps(truth)
 
 
@@ -201,7 +210,9 @@ def test_up_status_down_round_trip_leaves_nothing(make_lab: Callable[..., Lab]) 
     assert json.loads(lab.truth_path.read_text()) == lab.truth
     state = json.loads((labmod.STATE_ROOT / lab.name / "state.json").read_text())
     pids = list(state["pids"].values())
-    assert len(pids) == 2 and all(labmod._alive(p) for p in pids)  # labsvc and the delayer
+    assert len(pids) == 3 and all(labmod._alive(p) for p in pids)  # labsvc, labdns, delayer
+    resolver = Path("/etc/netns", lab.scanner_ns)
+    assert (resolver / "resolv.conf").exists() and (resolver / "nsswitch.conf").exists()
     namespaces = [lab.scanner_ns, lab.router_ns, lab.hosts_ns]
     assert all(Path("/run/netns", ns).exists() for ns in namespaces)
     assert not re.search(r": (scan0|up0|down0|hosts0|dly0|dly1)[@:]", _root_links())
@@ -212,6 +223,7 @@ def test_up_status_down_round_trip_leaves_nothing(make_lab: Callable[..., Lab]) 
     assert not any(Path("/run/netns", ns).exists() for ns in namespaces)
     assert not any(labmod._alive(p) for p in pids)
     assert not (labmod.STATE_ROOT / lab.name).exists()
+    assert not resolver.exists()
     assert labmod.teardown(lab.name) is False  # idempotent
     with pytest.raises(LabError, match="not up"):
         Lab.attach(lab.name)
@@ -228,6 +240,7 @@ def test_down_cleans_up_after_a_crash(make_lab: Callable[..., Lab]) -> None:
     assert not st.up and st.partial
     assert labmod.teardown(lab.name) is True
     assert not any(Path("/run/netns", ns).exists() for ns in (lab.scanner_ns, lab.hosts_ns))
+    assert not Path("/etc/netns", lab.scanner_ns).exists()
 
 
 @pytest.mark.lab
@@ -418,3 +431,54 @@ def test_cli_lab_options_say_their_defaults(
         assert "--loss PERCENT" in out and "packets lost" in out and "(default 0)" in out
         for option, default in (("--seed", 1), ("--dense", 60), ("--sparse", 500), ("--ipv6", 6)):
             assert re.search(rf"{option} \w+ [^-]*\(default {default}\)", out), option
+
+
+# --- The lab's DNS (hilos.labdns) seen from the scanner namespace --------------------------------
+
+_RESOLVE = """
+import json, socket, sys, time
+out = {}
+for name in sys.argv[1:]:
+    t0 = time.monotonic()
+    try:
+        addrs = sorted({a[4][0] for a in socket.getaddrinfo(name, None)})
+    except socket.gaierror as exc:
+        addrs = "error %d" % exc.errno
+    out[name] = [addrs, time.monotonic() - t0]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lab
+def test_lab_names_resolve_in_the_scanner_namespace(lab: Lab) -> None:
+    names = ["h1.lab.test", "H2.LAB.TEST", "v6.lab.test", "dual.lab.test", "multi.lab.test",
+             "nosuch.lab.test", "example.com", "localhost"]  # fmt: skip
+    proc = lab.run([sys.executable, "-c", _RESOLVE, *names], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = {name: addrs for name, (addrs, _t) in json.loads(proc.stdout).items()}
+    assert got["h1.lab.test"] == ["198.18.0.1"]
+    assert got["H2.LAB.TEST"] == ["198.18.0.2"]
+    assert got["v6.lab.test"] == ["fd18:0:0:100::1"]
+    assert got["dual.lab.test"] == ["198.18.0.1", "fd18:0:0:100::1"]
+    assert got["multi.lab.test"] == ["198.18.0.1", "198.18.0.2"]
+    assert got["nosuch.lab.test"] == f"error {socket.EAI_NONAME}"  # NXDOMAIN
+    assert isinstance(got["example.com"], str)  # REFUSED: the lab never forwards
+    assert "127.0.0.1" in got["localhost"] or "::1" in got["localhost"]  # /etc/hosts first
+    times = {name: t for name, (_a, t) in json.loads(proc.stdout).items()}
+    assert max(times.values()) < 3, times  # answers (even refusals) come at once
+    rev = lab.run([sys.executable, "-c", "import socket; print(socket.gethostbyaddr("
+                   "'198.18.0.3')[0])"], timeout=30)  # fmt: skip
+    assert rev.stdout.strip() == "h3.lab.test", rev.stderr
+
+
+@pytest.mark.lab
+def test_scanner_namespace_asks_only_the_lab_dns(lab: Lab) -> None:
+    resolv = lab.run(["cat", "/etc/resolv.conf"]).stdout
+    servers = re.findall(r"(?m)^nameserver\s+(\S+)", resolv)
+    assert servers == lab.truth["dns"]["servers"] == ["198.19.0.1", "fd18:ff::1"]
+    nss = lab.run(["cat", "/etc/nsswitch.conf"]).stdout
+    assert re.findall(r"(?m)^hosts:.*$", nss) == ["hosts: files dns"]
+    # The root namespace keeps its own resolver configuration.
+    assert "hilos lab" not in Path("/etc/resolv.conf").read_text()
+    st = Lab.status(lab.name)
+    assert st.up, st.problems

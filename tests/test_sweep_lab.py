@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,7 +22,8 @@ from hilos.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+if TYPE_CHECKING:
+    from conftest import Unprivileged
 
 
 def _truth_hosts(lab: Lab, net: str) -> dict[str, dict[str, Any]]:
@@ -99,11 +101,10 @@ def test_ipv6_hosts(lab: Lab) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_unprivileged_falls_back_and_finds_what_tcp_can(lab: Lab) -> None:
-    probe = lab.run([*NOBODY, sys.executable, "-c", "import hilos.sweep"], timeout=30)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot run the package as nobody here: {probe.stderr.strip()[-200:]}")
-    rows, err, _t = _sweep_as_nobody(lab, "198.18.0.0/24")
+def test_unprivileged_falls_back_and_finds_what_tcp_can(
+    lab: Lab, unprivileged: Unprivileged
+) -> None:
+    rows, err, _t = _sweep_as_nobody(lab, unprivileged, "198.18.0.0/24")
     notes = [line for line in err.splitlines() if "sweep: using" in line]
     assert len(notes) == 1 and "not privileged" in notes[0] and "TCP connect" in notes[0]
     want = _truth_hosts(lab, "198.18.0.0/24")
@@ -119,10 +120,15 @@ def test_unprivileged_falls_back_and_finds_what_tcp_can(lab: Lab) -> None:
     assert {r["reason"] for r in rows} <= {"syn-ack", "conn-refused", "echo-reply"}
 
 
-def _sweep_as_nobody(lab: Lab, *args: str) -> tuple[list[dict[str, Any]], str, float]:
+def _sweep_as_nobody(
+    lab: Lab, nobody: Unprivileged, *args: str
+) -> tuple[list[dict[str, Any]], str, float]:
     t0 = time.monotonic()
     proc = lab.run(
-        [*NOBODY, sys.executable, "-m", "hilos", "sweep", *args, "--format", "json"], timeout=120
+        [*nobody.argv, "-m", "hilos", "sweep", *args, "--format", "json"],
+        timeout=120,
+        env=nobody.env,
+        cwd=nobody.cwd,
     )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
@@ -172,3 +178,44 @@ def test_rtt_40_exact(make_lab: Any) -> None:
     rows, _err, _t = _sweep(slow, "198.18.0.0/16", timeout=120)
     assert _up(rows) == set(_truth_hosts(slow, "198.18.0.0/16"))
     assert all(r["rtt_ms"] >= 30 for r in rows)  # the delayer's 40 ms, measured
+
+
+# --- Names from the lab's own DNS server (hilos.labdns), never this machine's resolver ----------
+
+
+@pytest.mark.timeout(120)
+def test_sweep_a_lab_name(lab: Lab) -> None:
+    rows, _err, _t = _sweep(lab, "h1.lab.test", "dead.lab.test", "--all")
+    by_host = {r["host"]: r for r in rows}
+    assert by_host["198.18.0.1"]["status"] == "up"
+    assert by_host["198.18.0.1"].get("hostname") == "h1.lab.test", rows
+    assert by_host["198.18.0.254"]["status"] == "down"
+    assert by_host["198.18.0.254"].get("hostname") == "dead.lab.test", rows
+    text = lab.run([sys.executable, "-m", "hilos", "sweep", "h1.lab.test"], timeout=60)
+    assert text.returncode == 0, text.stderr
+    assert "h1.lab.test (198.18.0.1)" in text.stdout, text.stdout
+
+
+@pytest.mark.timeout(120)
+def test_scan_a_lab_name(lab: Lab) -> None:
+    for scan_type in ("connect", "syn"):
+        cmd = [
+            sys.executable,
+            "-m",
+            "hilos",
+            "scan",
+            "h1.lab.test",
+            "-p",
+            "22",
+            "--type",
+            scan_type,
+        ]
+        text = lab.run(cmd, timeout=60)
+        assert text.returncode == 0, text.stderr
+        assert "h1.lab.test (198.18.0.1)" in text.stdout, text.stdout
+        assert re.search(r"22/tcp\s+open", text.stdout), text.stdout
+        js = lab.run([*cmd, "--format", "json"], timeout=60)
+        assert js.returncode == 0, js.stderr
+        rows = [json.loads(line) for line in js.stdout.splitlines() if line.strip()]
+        hosts = [r for r in rows if r.get("host") == "198.18.0.1"]
+        assert hosts and all(r.get("hostname") == "h1.lab.test" for r in hosts), rows

@@ -23,6 +23,17 @@ Fixed hosts (always present, whatever the seed)::
     fd18:0:0:100::1   ICMPv6 on; open 22 80 443
     198.18.0.251-254  always dead (silent); 198.18.254.0/24 answers host-unreachable
 
+Names: the router runs the lab's DNS server (hilos.labdns) on 198.19.0.1 and fd18:ff::1, and
+``/etc/netns/<name>-scan/resolv.conf`` points the scanner namespace at it (``ip netns exec``
+mounts it over /etc/resolv.conf; an nsswitch.conf there says "hosts: files dns", so nothing else
+is asked). It answers for ``lab.test`` (RFC 6761) and refuses every other name::
+
+    h1 h2 h3 h4.lab.test   198.18.0.1 .2 .3 .4 (and PTRs back)
+    v6.lab.test            fd18:0:0:100::1
+    dual.lab.test          198.18.0.1 and fd18:0:0:100::1
+    multi.lab.test         198.18.0.1 and 198.18.0.2
+    dead.lab.test          198.18.0.254
+
 Example::
 
     lab = Lab.up("demo", rtt_ms=40)
@@ -86,6 +97,8 @@ ROUTER_HOSTS_ADDR6, HOSTS_ADDR6 = "fd18:fe::1", "fd18:fe::2"
 
 STATE_ROOT = Path("/run/hilos-lab")
 NETNS_DIR = Path("/run/netns")
+ETC_NETNS = Path("/etc/netns")  # `ip netns exec NS` bind-mounts /etc/netns/NS/* over /etc/*
+DNS_SERVERS = (ROUTER_SCAN_ADDR4, ROUTER_SCAN_ADDR6)  # the scanner's next hop: no RTT, no loss
 
 # Interface names live inside the lab's own namespaces, so they never collide between labs.
 _IF_SCAN, _IF_ROUTER_SCAN = "scan0", "up0"
@@ -261,11 +274,85 @@ def _truth(
         "scanner_addr4": SCAN_ADDR4,
         "scanner_addr6": SCAN_ADDR6,
         "ranges": {"lab4": LAB4, "dense": DENSE, "unreachable": UNREACHABLE, "lab6": LAB6},
+        "dns": _dns_truth(plan),
         "hosts": hosts,
     }
 
 
 _SERVICE_MODULE = "hilos.labsvc"  # run as `python -m` in the hosts namespace; has describe(kind)
+_DNS_MODULE = "hilos.labdns"  # run as `python -m` in the router namespace
+_RESOLVER_FILES = ("resolv.conf", "nsswitch.conf")
+
+
+def _dns_spec(plan: Sequence[PlannedHost]) -> Any:
+    from hilos import labdns
+
+    return labdns.lab_dns_spec(
+        (h.addr for h in plan), (DEAD_HOST,), [(a, 53) for a in DNS_SERVERS], (LAB4, LAB6)
+    )
+
+
+def _dns_truth(plan: Sequence[PlannedHost]) -> dict[str, Any]:
+    from hilos.labdns import DOMAIN
+
+    records = _dns_spec(plan).records
+    suffix = "." + DOMAIN
+    return {
+        "domain": DOMAIN,
+        "servers": list(DNS_SERVERS),
+        "names": {
+            n: {t: list(v) for t, v in r.items()}
+            for n, r in records.items()
+            if n.endswith(suffix) and n != "ns" + suffix
+        },
+        "ptr": {
+            str(ipaddress.ip_address(_unreverse(n))): r["PTR"][0]
+            for n, r in records.items()
+            if "PTR" in r
+        },
+    }
+
+
+def _unreverse(name: str) -> str:
+    """The address of a reverse-lookup name (in-addr.arpa or ip6.arpa)."""
+    labels = name.split(".")[:-2][::-1]
+    if name.endswith(".in-addr.arpa"):
+        return ".".join(labels)
+    return ":".join("".join(labels[i : i + 4]) for i in range(0, 32, 4))
+
+
+def _resolver_files(name: str) -> dict[str, str]:
+    """resolv.conf and nsswitch.conf for the scanner namespace: the lab's DNS server only.
+
+    nsswitch.conf is this machine's with its `hosts:` line replaced, so that no other source
+    (systemd-resolved via nss-resolve, mDNS) can answer a lab test's lookup.
+    """
+    resolv = (
+        f"# hilos lab {name}: the lab's own DNS server ({_DNS_MODULE} in {name}-net); it answers\n"
+        "# for lab.test, refuses everything else and never forwards. Removed by `hilos lab down`.\n"
+        + "".join(f"nameserver {a}\n" for a in DNS_SERVERS)
+        + "options timeout:1 attempts:2\n"
+    )
+    try:
+        lines = Path("/etc/nsswitch.conf").read_text().splitlines()
+    except OSError:
+        lines = []
+    kept = [line for line in lines if not re.match(r"\s*hosts\s*:", line)]
+    nsswitch = "\n".join([f"# hilos lab {name}: lab names from the lab's DNS only", *kept])
+    return {"resolv.conf": resolv, "nsswitch.conf": nsswitch + "\nhosts: files dns\n"}
+
+
+def _remove_resolver(name: str) -> bool:
+    """Remove the scanner namespace's resolver files (only ours); whether any was there."""
+    ns_dir = ETC_NETNS / f"{name}-scan"
+    found = False
+    for fname in _RESOLVER_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (ns_dir / fname).unlink()
+            found = True
+    with contextlib.suppress(OSError):
+        ns_dir.rmdir()  # only when empty: never remove what someone else put there
+    return found
 
 
 def _labsvc_describe() -> Any:
@@ -602,7 +689,14 @@ def _build(
     procs["labsvc"] = _start_daemon(
         hosts, ["-m", _SERVICE_MODULE, str(spec_path)], sdir / "labsvc.log"
     )
+    dns_path = sdir / "dns.json"
+    _write_json(dns_path, _dns_spec(plan).to_json())
+    procs["labdns"] = _start_daemon(net, ["-m", _DNS_MODULE, str(dns_path)], sdir / "labdns.log")
     save()
+    ns_dir = ETC_NETNS / scan
+    ns_dir.mkdir(parents=True, exist_ok=True)
+    for fname, text in _resolver_files(name).items():
+        (ns_dir / fname).write_text(text)
     deadline = time.monotonic() + _READY_TIMEOUT
     if rtt_ms > 0:
         _wait_ready(procs["delayer"], sdir / "delayer.log", "the delayer", deadline)
@@ -618,6 +712,7 @@ def _build(
         )
     _ip_batch(net, router + live_routes)
     _wait_ready(procs["labsvc"], sdir / "labsvc.log", "the service server (hilos.labsvc)", deadline)
+    _wait_ready(procs["labdns"], sdir / "labdns.log", "the DNS server (hilos.labdns)", deadline)
     return procs
 
 
@@ -664,6 +759,7 @@ def teardown(name: str) -> bool:
             _run(["ip", "netns", "del", ns])
         except LabError as exc:
             errors.append(str(exc))
+    found = _remove_resolver(name) or found
     sdir = _state_dir(name)
     if sdir.exists():
         found = True
@@ -678,7 +774,7 @@ def _is_lab_process(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"hilos.lab" in cmdline  # hilos.lab (the delayer) or hilos.labsvc
+    return b"hilos.lab" in cmdline  # hilos.lab (the delayer), hilos.labsvc or hilos.labdns
 
 
 # --------------------------------------------------------------------------------------------
@@ -805,6 +901,8 @@ class Lab:
         for what, pid in (state.get("pids") or {}).items():
             if not (isinstance(pid, int) and _alive(pid)):
                 problems.append(f"{what} (pid {pid}) is not running")
+        if state.get("complete") and not (ETC_NETNS / f"{name}-scan" / "resolv.conf").exists():
+            problems.append(f"{ETC_NETNS}/{name}-scan/resolv.conf missing")
         truth_path = _state_dir(name) / "truth.json"
         truth: dict[str, Any] = {}
         try:
