@@ -45,3 +45,15 @@ def test_missing_command_is_exit_2() -> None:
     out = _hilos()
     assert out.returncode == 2
     assert out.stderr.startswith("hilos: error: ")
+
+
+def test_exception_tree_is_exported_and_drawn_in_errors_docstring() -> None:
+    from hilos import errors
+
+    for name in ("InvalidArgument", "ResolveError", "TooLargeError"):
+        cls = getattr(hilos, name)
+        assert issubclass(cls, hilos.UsageError) and issubclass(cls, hilos.HilosError)
+        assert name in (errors.__doc__ or "")
+    assert issubclass(hilos.InvalidArgument, ValueError)
+    assert issubclass(hilos.TooLargeError, OverflowError)
+    assert issubclass(hilos.ResolveError, hilos.TargetError)

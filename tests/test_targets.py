@@ -663,3 +663,141 @@ def test_public_names() -> None:
     exported: Sequence[str] = targets_mod.__all__
     for name in exported:
         assert hasattr(targets_mod, name), name
+
+
+# --------------------------------------------------------------------------- issue 9
+
+
+def test_len_of_a_huge_space_is_a_hilos_error_and_size_stays_exact() -> None:
+    from hilos.errors import HilosError, TooLargeError
+
+    space = parse_targets(["::/0"])
+    with pytest.raises(TooLargeError, match=r"use \.size") as info:
+        len(space)
+    assert isinstance(info.value, HilosError) and isinstance(info.value, OverflowError)
+    assert space.size == 2**128
+
+
+def test_a_lone_string_is_one_spec_not_its_characters() -> None:
+    assert list(parse_targets("127.0.0.1")) == addrs("127.0.0.1")
+    assert parse_targets("127.0.0.0/30", exclude="127.0.0.0").size == 3
+
+
+def test_int_and_ipaddress_specs() -> None:
+    space = parse_targets(
+        [2130706433, IPv6Address("::1"), ipaddress.ip_network("127.0.0.4/31")], exclude=[2130706437]
+    )
+    assert list(space) == addrs("127.0.0.1", "127.0.0.4", "::1")
+    assert list(parse_targets(2130706434)) == addrs("127.0.0.2")
+
+
+@pytest.mark.parametrize("bad", [[True], [None], [1.5], [-1], [2**128], b"127.0.0.1", 3.0])
+def test_specs_of_the_wrong_type_are_target_errors(bad: object) -> None:
+    with pytest.raises(TargetError):
+        parse_targets(bad)  # type: ignore[arg-type]
+
+
+def test_ipv4_mapped_addresses_are_ipv4() -> None:
+    space = parse_targets(["::ffff:127.0.0.1", "::ffff:127.0.0.8/127"])
+    assert list(space) == addrs("127.0.0.1", "127.0.0.8", "127.0.0.9")
+    assert space.size_v6 == 0
+    assert IPv6Address("::ffff:127.0.0.1") in space
+    # a block straddling ::ffff:0:0/96 keeps its IPv6 part and maps the rest
+    wide = parse_targets(["::fffe:ffff:ffff/95"])
+    assert (wide.size_v4, wide.size_v6) == (2**32, 2**32)
+    # exclusions map the same way
+    assert list(parse_targets(["127.0.0.1-2"], exclude=["::ffff:127.0.0.2"])) == addrs("127.0.0.1")
+
+
+def test_names_resolving_to_mapped_addresses_keep_the_name() -> None:
+    space = parse_targets(["m.test"], resolver=fake_resolver({"m.test": ["::ffff:127.0.0.3"]}))
+    assert list(space) == addrs("127.0.0.3")
+    assert space.hostname("127.0.0.3") == "m.test"
+
+
+def test_hostname_accessor_with_localhost() -> None:
+    space = parse_targets(["localhost", "127.0.0.0/30"])
+    assert space.hostname(IPv4Address("127.0.0.1")) == "localhost"
+    assert space.hostname("127.0.0.1") == "localhost"
+    assert space.hostname("127.0.0.2") is None
+    assert space.hostname("not an address") is None
+    assert set(space.names.values()) == {"localhost"}  # a block adds no per-address entries
+
+
+def test_unresolvable_exclusion_is_an_error_not_a_warning() -> None:
+    from hilos.errors import ResolveError
+
+    warnings: list[str] = []
+    with pytest.raises(ResolveError, match=r"nosuch\.test"):
+        parse_targets(
+            ["127.0.0.1"],
+            exclude=["nosuch.test"],
+            on_warning=warnings.append,
+            resolver=fake_resolver({}),
+        )
+    with pytest.raises(ResolveError, match="resolved to no address"):
+        parse_targets(
+            ["127.0.0.1"], exclude=["empty.test"], resolver=fake_resolver({"empty.test": []})
+        )
+    assert warnings == []
+
+
+def test_unresolvable_exclusion_in_a_file_names_the_line(tmp_path: Path) -> None:
+    from hilos.errors import ResolveError
+
+    f = tmp_path / "ex.txt"
+    f.write_text("127.0.0.2\nnosuch.test\n")
+    with pytest.raises(ResolveError, match=r"ex\.txt line 2"):
+        parse_targets(["127.0.0.1"], exclude_file=str(f), resolver=fake_resolver({}))
+
+
+def test_strict_makes_an_unresolvable_target_an_error() -> None:
+    from hilos.errors import ResolveError
+
+    with pytest.raises(ResolveError, match=r"nosuch\.test"):
+        parse_targets(["nosuch.test"], strict=True, resolver=fake_resolver({}))
+
+
+def test_target_file_of_zeros_is_refused_without_reading_it_all() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TargetError, match="NUL byte"):
+            parse_targets([], input_file="/dev/zero")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_target_file_with_an_overlong_line_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "long.txt"
+    f.write_text("127.0.0.1\n" + "1" * (targets_mod.MAX_LINE + 10) + "\n")
+    with pytest.raises(TargetError, match=r"line 2 is longer than 4096 bytes"):
+        parse_targets([], input_file=str(f))
+    ok = tmp_path / "ok.txt"
+    ok.write_text(" " * (targets_mod.MAX_LINE - 10) + "127.0.0.1\n127.0.0.2")
+    assert parse_targets([], input_file=str(ok)).size == 2
+
+
+def test_binary_exclusion_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "bin"
+    f.write_bytes(b"127.0.0.1\n\x7fELF\x00\x01")
+    with pytest.raises(TargetError, match=r"exclusion file .* line 2 holds a NUL byte"):
+        parse_targets(["127.0.0.1"], exclude_file=str(f))
+
+
+def test_stdin_target_file_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    class _Stdin(io.StringIO):
+        buffer = io.BytesIO(b"127.0.0.1\n" + b"9" * 10_000)
+
+    monkeypatch.setattr(sys, "stdin", _Stdin())
+    with pytest.raises(TargetError, match=r"stdin.* line 2 is longer"):
+        parse_targets([], input_file="-")
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_property_mapped_and_int_forms_equal_the_dotted_form(value: int) -> None:
+    dotted = str(IPv4Address(value))
+    expected = list(parse_targets([dotted]))
+    assert list(parse_targets([value])) == expected
+    assert list(parse_targets([f"::ffff:{dotted}"])) == expected

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from hilos.errors import (
     HilosError,
+    InvalidArgument,
     LabError,
     NetworkError,
     PortSpecError,
     PrivilegeError,
+    ResolveError,
     ResourceError,
     TargetError,
+    TooLargeError,
     UsageError,
 )
 from hilos.pool import Pool, PoolStats, TaskResult, run_all
@@ -21,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HilosError",
     "HostResult",
+    "InvalidArgument",
     "LabError",
     "NetworkError",
     "Permutation",
@@ -29,11 +33,13 @@ __all__ = [
     "PortResult",
     "PortSpecError",
     "PrivilegeError",
+    "ResolveError",
     "ResourceError",
     "ScanHostResult",
     "TargetError",
     "TargetSpace",
     "TaskResult",
+    "TooLargeError",
     "UsageError",
     "__version__",
     "parse_ports",

@@ -3,7 +3,10 @@
 HilosError                    root: catch this to catch everything hilos raises
 ├── UsageError                bad input from the user (the CLI exits 2)
 │   ├── TargetError           a target, exclusion or target file that cannot be parsed
-│   └── PortSpecError         a port specification that cannot be parsed
+│   │   └── ResolveError      a host name that does not resolve (exclusions, library calls)
+│   ├── PortSpecError         a port specification that cannot be parsed
+│   ├── InvalidArgument       an option out of range or of the wrong type (also a ValueError)
+│   └── TooLargeError         a target space too large for the operation (also an OverflowError)
 ├── PrivilegeError            needs root/CAP_NET_RAW or a sysctl (the message names the fix)
 ├── ResourceError             out of file descriptors, buffers or memory (EMFILE, ENOBUFS, ...)
 ├── NetworkError              any other socket failure (EHOSTUNREACH, ENETUNREACH, ...)
@@ -25,6 +28,25 @@ class UsageError(HilosError):
 
 class TargetError(UsageError):
     """A target specification, exclusion or target file that cannot be parsed."""
+
+
+class ResolveError(TargetError):
+    """A host name given as a target or exclusion resolved to no address."""
+
+
+class InvalidArgument(UsageError, ValueError):
+    """An argument out of range or of the wrong type (``timeout=-1``, ``threads=0``).
+
+    Also a ValueError, so code that guards a call with ``except ValueError`` keeps working.
+    """
+
+
+class TooLargeError(UsageError, OverflowError):
+    """A target space too large for the operation: ``len()`` of more than sys.maxsize
+    addresses (use ``.size``), or a sweep or scan of more addresses than hilos walks.
+
+    Also an OverflowError, what ``len()`` raised before.
+    """
 
 
 class PortSpecError(UsageError):

@@ -10,8 +10,16 @@ Accepted target forms (each may also appear in ``-iL`` files and in ``--exclude`
     198.18.0-3.1-254  198.18.*.1            nmap octet ranges: per octet N, N-M, N-, -M, * or a
     198.18.1,3,5.1-10                       comma list of those (a cartesian product)
     localhost  example.test                 host names, resolved with getaddrinfo (every address
-                                            returned, both families); a name that does not
-                                            resolve is a warning, not an error
+                                            returned, both families); a target name that does
+                                            not resolve is a warning (nmap's habit), an
+                                            exclusion that does not is an error (ResolveError)
+    ::ffff:198.18.0.1                       IPv4-mapped IPv6 addresses are their IPv4 address
+                                            (the part of a v6 block inside ::ffff:0:0/96 too)
+
+From Python, a spec may also be an int (``2130706433`` is 127.0.0.1, as ``ipaddress.ip_address``
+reads it) or an ``ipaddress`` address or network object, and a lone str is one spec, not a list.
+Target and exclusion files are read line by line: a line longer than ``MAX_LINE`` bytes or a NUL
+byte (``-iL /dev/zero``, a binary file) is refused with a TargetError naming the line.
 
 The set is kept as sorted, merged, disjoint integer intervals per family, with exclusions
 subtracted by interval arithmetic: memory is O(number of specs), never O(addresses), and the
@@ -45,11 +53,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from itertools import islice, pairwise, repeat
+from typing import IO
 
-from hilos.errors import TargetError, UsageError
+from hilos.errors import ResolveError, TargetError, TooLargeError, UsageError
 from hilos.ports import exclude_ports, parse_ports, service_name, service_port, top_ports
 
 __all__ = [
+    "MAX_LINE",
     "IPAddress",
     "Permutation",
     "TargetSpace",
@@ -67,6 +77,12 @@ IPAddress = IPv4Address | IPv6Address
 
 _V4_MAX = (1 << 32) - 1
 _V6_MAX = (1 << 128) - 1
+# ::ffff:0:0/96, IPv4-mapped IPv6 addresses: taken as the IPv4 address they carry (as nmap does).
+_MAPPED = 0xFFFF << 32
+
+#: the longest line (in bytes) of a target or exclusion file; nmap's -iL reads specs of a few
+#: dozen characters, so a longer line is a wrong file (a binary, /dev/zero), not a target list.
+MAX_LINE = 4096
 
 # An octet pattern that expands to at most this many intervals (summed over all patterns) is
 # expanded into plain intervals; a larger one is kept as a byte-trie. Likewise a trie result with
@@ -377,6 +393,13 @@ _Family = _Flat | _Lazy
 # The target space
 
 
+def _unmapped(addr: IPAddress) -> IPAddress:
+    """``::ffff:a.b.c.d`` as IPv4 a.b.c.d; any other address unchanged."""
+    if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
 def _v4(x: int) -> IPv4Address:
     return IPv4Address(x)
 
@@ -389,8 +412,10 @@ class TargetSpace:
     """A de-duplicated set of IPv4 and IPv6 addresses: IPv4 first, each family ascending.
 
     Holds sorted merged intervals (or, for fragmented octet patterns, a byte-trie), never a list
-    of addresses. ``size`` is the exact count; ``len()`` is the same but raises OverflowError when
-    the count exceeds sys.maxsize (an IPv6 /64 is 2**64 addresses): use ``size`` for such spaces.
+    of addresses. ``size`` is the exact count, always; ``len()`` is the same but raises
+    TooLargeError (a UsageError, also an OverflowError) when the count exceeds sys.maxsize (an IPv6
+    /64 is 2**64 addresses): use ``size`` for such spaces. ``hostname(addr)`` is the name a target
+    was given as (``localhost``), or None.
 
     >>> space = parse_targets(["127.0.0.1-3"])
     >>> space.size, str(space[1]), IPv4Address("127.0.0.2") in space
@@ -431,10 +456,24 @@ class TargetSpace:
 
     def __len__(self) -> int:
         if self.size > sys.maxsize:
-            raise OverflowError(
+            raise TooLargeError(
                 f"target space has {self.size} addresses, more than len() can return; use .size"
             )
         return self.size
+
+    def hostname(self, addr: IPAddress | str) -> str | None:
+        """The host name ``addr`` was given as (a target that was a name), or None.
+
+        Only names are stored (a dict of the resolved addresses), so a CIDR block costs nothing.
+        """
+        if isinstance(addr, str):
+            try:
+                addr = ipaddress.ip_address(addr)
+            except ValueError:
+                return None
+        if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return self.names.get(addr)
 
     def __bool__(self) -> bool:
         return self.size > 0
@@ -471,6 +510,8 @@ class TargetSpace:
                 addr = ipaddress.ip_address(addr)
             except ValueError:
                 return False
+        if isinstance(addr, IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # parsing maps these to IPv4 as well
         if isinstance(addr, IPv4Address):
             return self._v4.contains(int(addr))
         if isinstance(addr, IPv6Address):
@@ -685,10 +726,13 @@ def _parse_v4_range(first: str, last: str) -> Interval:
 class _Parser:
     """Collects the intervals and patterns of many tokens, resolving names as it goes."""
 
-    def __init__(self, kind: str, resolver: Resolver, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self, kind: str, resolver: Resolver, warn: Callable[[str], None], strict: bool = False
+    ) -> None:
         self.kind = kind  # "target" or "exclusion", for messages
         self.resolver = resolver
         self.warn = warn
+        self.strict = strict  # a name that does not resolve raises ResolveError
         self.out = _Collected()
         self.names: dict[IPAddress, str] = {}
 
@@ -697,10 +741,27 @@ class _Parser:
             self._add(token)
         except _Bad as exc:
             raise TargetError(f"invalid {self.kind} {token!r}{where}: {exc}") from None
+        except ResolveError as exc:
+            if not where:
+                raise
+            raise ResolveError(f"{exc}{where}") from None
+
+    def _add_v6(self, iv: Interval) -> None:
+        """An IPv6 interval; its part inside ::ffff:0:0/96 goes to IPv4 (mapped addresses)."""
+        a, b = iv
+        lo, hi = max(a, _MAPPED), min(b, _MAPPED + _V4_MAX)
+        if lo > hi:
+            self.out.v6.append(iv)
+            return
+        self.out.v4.append((lo - _MAPPED, hi - _MAPPED))
+        if a < lo:
+            self.out.v6.append((a, lo - 1))
+        if hi < b:
+            self.out.v6.append((hi + 1, b))
 
     def _add(self, token: str) -> None:
         if ":" in token:
-            self.out.v6.append(_parse_v6(token))
+            self._add_v6(_parse_v6(token))
             return
         if "/" in token:
             addr, _, prefix = token.partition("/")
@@ -715,7 +776,8 @@ class _Parser:
             v4 = [a for a in found if a.version == 4] if int(prefix) <= 32 else []
             v6 = [a for a in found if a.version == 6] if not v4 else []
             self.out.v4.extend(_parse_v4_cidr(str(a), prefix) for a in v4)
-            self.out.v6.extend(_parse_v6(f"{a}/{prefix}") for a in v6)
+            for a in v6:
+                self._add_v6(_parse_v6(f"{a}/{prefix}"))
             return
         if _V4_CHARS.fullmatch(token):
             if token.count(".") == 6 and token.count("-") == 1:
@@ -731,22 +793,32 @@ class _Parser:
             return
         for resolved in self._lookup(token):
             value = int(resolved)
-            (self.out.v4 if resolved.version == 4 else self.out.v6).append((value, value))
+            if resolved.version == 4:
+                self.out.v4.append((value, value))
+            else:
+                self._add_v6((value, value))
 
     def _lookup(self, name: str) -> list[IPAddress]:
         if len(name) > 253 or not _HOSTNAME.fullmatch(name):
             raise _Bad("not an address, range, CIDR block or host name")
         try:
-            found = [ipaddress.ip_address(a) for a in self.resolver(name)]
+            found = [_unmapped(ipaddress.ip_address(a)) for a in self.resolver(name)]
         except (OSError, UnicodeError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self.warn(f"cannot resolve {self.kind} {name!r}: {reason}; skipped")
+            self._unresolved(f"cannot resolve {self.kind} {name!r}: {reason}")
             return []
         if not found:
-            self.warn(f"{self.kind} {name!r} resolved to no address; skipped")
+            self._unresolved(f"{self.kind} {name!r} resolved to no address")
         for address in found:
             self.names.setdefault(address, name)
         return found
+
+    def _unresolved(self, message: str) -> None:
+        # Skipping an exclusion would scan what the user asked to leave alone: always an error.
+        # A target is skipped with a warning (nmap's habit) unless the caller wants it strict.
+        if self.strict or self.kind == "exclusion":
+            raise ResolveError(message)
+        self.warn(f"{message}; skipped")
 
 
 def _split_spec(text: str) -> Iterator[str]:
@@ -776,15 +848,42 @@ def _split_spec(text: str) -> Iterator[str]:
             yield current
 
 
+def _lines(stream: IO[bytes] | IO[str], label: str, what: str) -> Iterator[str]:
+    """The lines of a target file, each read with a bound: a line over MAX_LINE bytes (a file
+    without newlines, /dev/zero) or a NUL byte (a binary file) is refused, never buffered whole."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        if "\0" in line:
+            raise TargetError(
+                f"{what} file {label!r} line {number} holds a NUL byte: not a text file of targets"
+            )
+        if len(raw) > MAX_LINE and not line.endswith("\n"):
+            raise TargetError(
+                f"{what} file {label!r} line {number} is longer than {MAX_LINE} bytes: "
+                "not a file of targets (one or a few specs a line)"
+            )
+        yield line
+
+
 def _file_tokens(path: str, what: str) -> Iterator[tuple[str, str]]:
     """(token, " (FILE line N)") for every spec of a target or exclusion file; "-" is stdin."""
+    stream: IO[bytes] | IO[str]
     try:
-        stream = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        if path == "-":
+            # The byte stream when there is one: readline(limit) on it is bounded in bytes.
+            stream = getattr(sys.stdin, "buffer", None) or sys.stdin
+        else:
+            stream = open(path, "rb")  # noqa: SIM115 (closed in the finally below)
     except OSError as exc:
         raise TargetError(f"cannot read {what} file {path!r}: {exc.strerror or exc}") from exc
     label = "stdin" if path == "-" else path
     try:
-        for number, line in enumerate(stream, 1):
+        for number, line in enumerate(_lines(stream, label, what), 1):
             text = line.split("#", 1)[0]
             for token in _split_spec(text):
                 yield token, f" ({label} line {number})"
@@ -793,15 +892,42 @@ def _file_tokens(path: str, what: str) -> Iterator[tuple[str, str]]:
     except UnicodeError as exc:
         raise TargetError(f"cannot read {what} file {path!r}: {exc}") from exc
     finally:
-        if stream is not sys.stdin:
+        if path != "-":
             stream.close()
 
 
-def _spec_tokens(specs: Iterable[str]) -> Iterator[str]:
-    if isinstance(specs, str):
-        specs = [specs]
+Spec = str | int | IPv4Address | IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network
+_SINGLE = (str, int, IPv4Address, IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _spec_text(spec: object, kind: str) -> str:
+    """One spec as text: ints are addresses (ipaddress.ip_address's reading), objects their str."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, bool) or not isinstance(spec, _SINGLE):
+        raise TargetError(
+            f"invalid {kind} {spec!r}: expected a string, an int or an ipaddress address or "
+            f"network, not {type(spec).__name__}"
+        )
+    if isinstance(spec, int):
+        try:
+            return str(ipaddress.ip_address(spec))
+        except ValueError:
+            raise TargetError(
+                f"invalid {kind} {spec}: an integer address must be 0 to 2**128-1"
+            ) from None
+    return str(spec)
+
+
+def _spec_tokens(specs: Iterable[Spec] | Spec, kind: str = "target") -> Iterator[str]:
+    if isinstance(specs, _SINGLE) and not isinstance(specs, bool):
+        specs = [specs]  # a lone spec, not an iterable of its characters
+    elif isinstance(specs, (bytes, bytearray)) or not isinstance(specs, Iterable):
+        raise TargetError(
+            f"invalid {kind}s {specs!r}: expected a spec string or an iterable of specs"
+        )
     for spec in specs:
-        yield from _split_spec(spec)
+        yield from _split_spec(_spec_text(spec, kind))
 
 
 def _build_v4(inc: _Collected, exc: _Collected) -> _Family:
@@ -827,20 +953,24 @@ def _build_v4(inc: _Collected, exc: _Collected) -> _Family:
 
 
 def parse_targets(
-    specs: Iterable[str],
+    specs: Iterable[Spec] | Spec,
     *,
-    exclude: Iterable[str] = (),
+    exclude: Iterable[Spec] | Spec = (),
     input_file: str | None = None,
     exclude_file: str | None = None,
     on_warning: Callable[[str], None] | None = None,
     resolver: Resolver | None = None,
+    strict: bool = False,
 ) -> TargetSpace:
     """Parse target specs (and ``-iL`` / exclusion files) into a TargetSpace.
 
-    ``exclude`` strings are comma-separated lists of any target form. Files hold specs separated
-    by whitespace or commas, with ``#`` comments; ``-`` reads stdin. Names that do not resolve are
-    reported to ``on_warning`` (and kept in ``space.warnings``) and skipped. An empty result is
-    not an error here: the caller decides. ``resolver`` replaces getaddrinfo (tests).
+    ``specs`` is an iterable of specs or one spec (a lone str is one spec). ``exclude`` strings
+    are comma-separated lists of any target form. Files hold specs separated by whitespace or
+    commas, with ``#`` comments; ``-`` reads stdin. Target names that do not resolve are reported
+    to ``on_warning`` (and kept in ``space.warnings``) and skipped, or raise ResolveError with
+    ``strict=True``; an exclusion that does not resolve always raises ResolveError (skipping it
+    would scan what was meant to be left out). An empty result is not an error here: the caller
+    decides. ``resolver`` replaces getaddrinfo (tests).
 
     >>> parse_targets(["127.0.0.0/30"], exclude=["127.0.0.0,127.0.0.3"]).size
     2
@@ -856,14 +986,14 @@ def parse_targets(
             on_warning(message)
 
     resolve = resolver or _resolve
-    inc = _Parser("target", resolve, warn)
+    inc = _Parser("target", resolve, warn, strict)
     for token in _spec_tokens(specs):
         inc.add(token)
     if input_file is not None:
         for token, where in _file_tokens(input_file, "target"):
             inc.add(token, where)
     exc = _Parser("exclusion", resolve, warn)
-    for token in _spec_tokens(exclude):
+    for token in _spec_tokens(exclude, "exclusion"):
         exc.add(token)
     if exclude_file is not None:
         for token, where in _file_tokens(exclude_file, "exclusion"):
