@@ -552,3 +552,25 @@ def test_cancel_from_a_signal_handler() -> None:
         signal.signal(signal.SIGUSR1, old)
     assert pool.stats.cancelled
     assert sorted(got) == sorted(fn.finished) and 0 < len(got) < 10**6
+
+
+def test_listed_workers_are_always_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `hilos scan --banners | head -1` closed the results generator while the feeder was
+    # between listing a new worker and starting it: finish() joined a thread not yet started
+    # ("RuntimeError: cannot join thread before it is started", Exception ignored in _drive).
+    real_start = threading.Thread.start
+
+    def slow_start(self: threading.Thread) -> None:
+        if self.name.startswith("hilos-worker-") and self.name != "hilos-worker-1":
+            time.sleep(0.3)  # widen the window between listing the worker and starting it
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", slow_start)
+    pool: Pool[int, int] = Pool(lambda x: x, threads=4, grace=0.1)
+    it = pool.imap_unordered(range(100))
+    assert next(it).ok
+    time.sleep(0.05)  # the feeder is now inside the slow start of worker 2
+    run = pool._active
+    assert run is not None
+    assert all(t.ident is not None for t in [run.feeder, *run.workers] if t is not None)
+    it.close()  # must not raise

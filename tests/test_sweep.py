@@ -233,12 +233,13 @@ def test_unprivileged_falls_back_with_a_notice(unprivileged: Unprivileged) -> No
 @pytest.mark.root
 @pytest.mark.timeout(60)
 def test_unprivileged_forced_icmp_is_a_clear_error(unprivileged: Unprivileged) -> None:
-    """--method icmp without any way to send echo requests: exit 1, one line naming the fix."""
+    """--method icmp without any way to send echo requests: exit 2 (checked up front, like
+    --type syn), one line naming the fix."""
     proc = unprivileged.run(["-m", "hilos", "sweep", "127.0.0.1", "--method", "icmp"])
     if proc.returncode == 0:  # this machine's ping_group_range lets nobody ping
         assert "unprivileged ping socket" in proc.stderr
         return
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "ping_group_range" in lines[0] and "root" in lines[0]
 

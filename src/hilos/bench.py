@@ -392,6 +392,26 @@ def require_matplotlib() -> None:
         raise HilosError("--plot needs matplotlib: pip install 'hilos[plot]'") from exc
 
 
+def check_plot_path(path: str) -> None:
+    """Raise UsageError now if `path` cannot be written, not after minutes of measuring.
+
+    The directory must exist and be writable, and the path must not be a directory.
+    """
+    import os
+
+    if not path:
+        raise UsageError("--plot needs a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"--plot {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"--plot {path}: is a directory")
+    if not os.access(directory, os.W_OK) or (
+        os.path.exists(path) and not os.access(path, os.W_OK)
+    ):
+        raise UsageError(f"--plot {path}: not writable")
+
+
 def write_plot(result: BenchResult, path: str) -> None:
     """Write a PNG of speed-up against threads, with the ideal line and the knee marked.
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from hilos import __version__
+from hilos.cli_aliases import add_nmap_options, normalise
 from hilos.errors import HilosError, UsageError
 
 if TYPE_CHECKING:  # the handlers import lazily to keep start-up fast
@@ -86,9 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="host discovery (ping sweep)")
     _add_target_options(sweep)
-    sweep.add_argument("--method", choices=("auto", "icmp", "tcp"), default="auto")
+    sweep.add_argument(
+        "--method",
+        choices=("auto", "icmp", "tcp"),
+        default="auto",
+        help="probes: icmp = echo (root or ping_group_range), tcp = SYN/ACK or connect to "
+        "443 and 80, auto = both where allowed (default auto)",
+    )
     _add_common_probe_options(sweep)
     _add_output_options(sweep, ("text", "json", "csv"))
+    add_nmap_options(sweep, "sweep")
     sweep.set_defaults(handler=_cmd_sweep)
 
     scan = sub.add_parser("scan", help="port scan")
@@ -99,12 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-ports", type=_positive_int, metavar="N", help="the N most common ports"
     )
     scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
-    scan.add_argument("--type", choices=("auto", "connect", "syn"), default="auto")
+    scan.add_argument(
+        "--type",
+        choices=("auto", "connect", "syn"),
+        default="auto",
+        help="syn = raw-socket SYN scan (root), connect = full TCP connect (any user), "
+        "auto = syn when raw sockets work, else connect (default auto)",
+    )
     scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
     scan.add_argument("--banners", action="store_true", help="read banners and name services")
     _add_common_probe_options(scan)
     _add_output_options(scan, ("text", "json", "csv", "xml", "grep"))
     scan.add_argument("--shard", metavar="I/N", help="scan only shard I of N (1-based)")
+    add_nmap_options(scan, "scan")
     scan.set_defaults(handler=_cmd_scan)
 
     lab = sub.add_parser("lab", help="the practice network in namespaces (root)")
@@ -229,8 +244,19 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-iL", dest="input_file", metavar="FILE", help="read targets from FILE (- = stdin)"
     )
-    p.add_argument("--exclude", action="append", default=[], metavar="SPEC[,SPEC]")
-    p.add_argument("--exclude-file", metavar="FILE")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SPEC[,SPEC]",
+        help="targets to leave out, same forms as TARGET; repeatable (default: none)",
+    )
+    p.add_argument(
+        "--exclude-file",
+        "--excludefile",
+        metavar="FILE",
+        help="read exclusions from FILE, one per line (default: none)",
+    )
     p.add_argument("--randomize", action="store_true", help="probe in a random (keyed) order")
     p.add_argument("--seed", type=int, default=None, help="seed of the random order")
 
@@ -243,9 +269,30 @@ def _add_common_probe_options(p: argparse.ArgumentParser) -> None:
         metavar="PPS",
         help="packets (or new connections) per second",
     )
-    p.add_argument("--timeout", type=_positive_float, default=None, metavar="S")
-    p.add_argument("--retries", type=_non_negative_int, default=None, metavar="N")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="longest wait for an answer, seconds (default: adaptive, from 1 s down to "
+        "a few round trips once answers arrive)",
+    )
+    p.add_argument(
+        "--retries",
+        "--max-retries",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="resends of an unanswered probe (default: 1; connect scan 2)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker threads (default: sweep 16, connect scan 2; the SYN scan's sending "
+        "does not use threads)",
+    )
     p.add_argument(
         "--all",
         dest="show_all",
@@ -343,7 +390,7 @@ def _open_cli_outputs(
     from hilos.output import open_outputs
 
     argv = " ".join(["hilos", *sys.argv[1:]]) if sys.argv else f"hilos {kind}"
-    return open_outputs(
+    out = open_outputs(
         kind,
         args.format,
         args.output,
@@ -352,7 +399,14 @@ def _open_cli_outputs(
         stdout=sys.stdout,
         meta={"args": argv, **meta},
         progress=progress,
+        explicit=getattr(args, "nmap_outputs", None),
+        only_open=bool(getattr(args, "only_open", False)),
     )
+    _OPENED.append(out)  # main() reports an interrupted run's numbers from it
+    return out
+
+
+_OPENED: list[OutputSet] = []
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -369,6 +423,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     targets = _parse_cli_targets(args, notice)
     if targets.size == 0:
         raise UsageError("no targets left to sweep (every name failed or all were excluded)")
+    if args.method == "icmp":
+        _sweep_check_icmp({a.version for pair in targets.iter_ranges() for a in pair} or {4})
     start_wall = time.time()
     progress = Progress(sys.stderr, quiet=quiet, label="sweep")
 
@@ -422,6 +478,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sweep_check_icmp(families: set[int]) -> None:
+    """--method icmp without the privilege is a usage error (exit 2), as --type syn is."""
+    from hilos.errors import PrivilegeError
+    from hilos.probes.icmp import open_icmp_socket
+
+    for family in sorted(families):
+        try:
+            open_icmp_socket(family).close()
+        except PrivilegeError as exc:
+            raise UsageError(
+                f"--method icmp: {exc}; or use --method tcp (or auto) without privileges"
+            ) from exc
+
+
 def _sweep_summary(addresses: int, up: int, started: float) -> dict[str, object]:
     import time
 
@@ -431,7 +501,13 @@ def _sweep_summary(addresses: int, up: int, started: float) -> dict[str, object]
 def _sweep_text_on_stdout(args: argparse.Namespace) -> bool:
     from hilos.output import plan_outputs
 
-    plan = plan_outputs("sweep", args.format, args.output, args.output_all)
+    plan = plan_outputs(
+        "sweep",
+        args.format,
+        args.output,
+        args.output_all,
+        explicit=getattr(args, "nmap_outputs", None),
+    )
     return any(spec.format == "text" and spec.to_stdout for spec in plan)
 
 
@@ -691,6 +767,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     counts = bench.parse_thread_counts(args.threads)
     if args.plot is not None:
         bench.require_matplotlib()  # fail before a long measurement, not after it
+        bench.check_plot_path(args.plot)
     workload = bench.make_workload(
         args.workload,
         tasks=args.tasks,
@@ -746,22 +823,91 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `hilos` console script; returns the exit status."""
+    """Entry point of the `hilos` console script; returns the exit status.
+
+    Bare `hilos` prints the help and exits 0 (as nmap does). SIGTERM/SIGHUP stop a run as
+    Ctrl-C does and exit 143/129 (see hilos.cli_process).
+    """
+    from hilos.cli_process import StopSignals, ensure_streams
+
+    ensure_streams()
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help()
+        return EXIT_OK
     args = parser.parse_args(argv)
+    _OPENED.clear()
+    with StopSignals() as stop:
+        code = _run(args)
+        code = stop.exit_code(code)
+    if code > 128:
+        _report_interrupted(args)
+    return _final_flush(code)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The handler, with every failure mapped to one line on stderr and an exit status."""
+    import errno
+
+    from hilos.cli_process import detach_stdout, say
+    from hilos.output import OutputError
+
     try:
+        normalise(args)
         return int(args.handler(args))
     except UsageError as exc:
-        sys.stderr.write(f"hilos: error: {exc}\n")
+        say(f"hilos: error: {exc}")
         return EXIT_USAGE
+    except OutputError as exc:
+        if exc.name == "-":
+            detach_stdout()
+            if exc.broken_pipe:
+                return EXIT_OK  # the reader has all it wanted (`| head -1`)
+        say(f"hilos: error: {exc}")
+        return EXIT_RUNTIME
     except HilosError as exc:
-        sys.stderr.write(f"hilos: error: {exc}\n")
+        say(f"hilos: error: {exc}")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
-        sys.stderr.write("hilos: interrupted\n")
+        say("hilos: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        detach_stdout()
         return EXIT_OK
+    except OSError as exc:
+        # A print() to a full or closed stdout (demo, bench, lab): one line, not a traceback.
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            detach_stdout()
+            say(f"hilos: error: writing stdout: {exc.strerror or exc}")
+            return EXIT_RUNTIME
+        raise
+
+
+def _report_interrupted(args: argparse.Namespace) -> None:
+    """After a stop signal: the numbers the stdout report no longer ends with, on stderr."""
+    from hilos.cli_process import say
+
+    if getattr(args, "quiet", False):
+        return
+    for out in _OPENED:
+        if out.summary is not None:
+            say(f"hilos: {out.summary.sentence()} before the interruption")
+
+
+def _final_flush(code: int) -> int:
+    """Flush stdout now, so a full disk is one error line, not an exit-time traceback."""
+    from hilos.cli_process import detach_stdout, say
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        detach_stdout()
+    except OSError as exc:
+        detach_stdout()
+        say(f"hilos: error: writing stdout: {exc.strerror or exc}")
+        return EXIT_RUNTIME if code == EXIT_OK else code
+    return code
 
 
 if __name__ == "__main__":

@@ -161,14 +161,18 @@ class _Run(Generic[T, R]):
 
     def start(self) -> None:
         self.started = time.monotonic()
-        self.feeder = threading.Thread(target=self._feed, name=f"{self.name}-feeder", daemon=True)
-        self.feeder.start()
+        feeder = threading.Thread(target=self._feed, name=f"{self.name}-feeder", daemon=True)
+        feeder.start()
+        self.feeder = feeder
 
     def _start_worker(self) -> None:
         number = len(self.workers) + 1
         worker = threading.Thread(target=self._work, name=f"{self.name}-{number}", daemon=True)
-        self.workers.append(worker)
+        # Listed only once started: finish() may run meanwhile on the consumer's thread (a
+        # generator closed early, `| head -1`, or finalised at exit while this daemon thread
+        # is frozen) and join() refuses a thread not yet started.
         worker.start()
+        self.workers.append(worker)
 
     def _feed(self) -> None:
         """Pull items from the input only while the window has room; hand them to the workers."""
@@ -330,7 +334,8 @@ class _Run(Generic[T, R]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            thread.join(remaining)
+            if thread.ident is not None:  # started (always, by construction; cheap to be sure)
+                thread.join(remaining)
         if self.ended is None:
             self.ended = time.monotonic()
         self.restore_sigint()

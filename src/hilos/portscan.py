@@ -792,15 +792,53 @@ class ConnectScanner:
 
 
 def connect_scan(
-    hosts: Iterable[Address],
-    ports: Sequence[int],
+    hosts: Iterable[Address] | Address,
+    ports: Sequence[int] | str | int,
     **options: object,
 ) -> Iterator[ScanHostResult]:
     """Scan `hosts` x `ports` with TCP connects; yields each host's result as it completes.
 
+    `hosts`: a TargetSpace, one spec (``"127.0.0.1"``, ``"localhost"``) or an iterable of them;
+    `ports`: ints 1-65535 or a spec string (``"22,80,ssh"``). `options` are ConnectScanner's
+    (timeout, retries, threads, rate, shard, seed, window, max_active_hosts). Everything is
+    checked before the scan starts, as the CLI checks it, raising only HilosError subclasses
+    (InvalidArgument, TargetError, ResolveError, PortSpecError; see hilos.validate).
+
     >>> for h in connect_scan(["127.0.0.1"], [22, 80]): ...  # doctest: +SKIP
     """
-    scanner = ConnectScanner(hosts, ports, **options)  # type: ignore[arg-type]
+    import inspect
+    from collections.abc import Callable
+
+    from hilos import validate
+    from hilos.errors import InvalidArgument
+
+    known = set(inspect.signature(ConnectScanner.__init__).parameters) - {"self", "hosts", "ports"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidArgument(f"connect_scan got unknown option(s): {', '.join(unknown)}")
+    checks: dict[str, Callable[[object], object]] = {
+        "timeout": validate.check_timeout,
+        "rate": validate.check_rate,
+        "threads": validate.check_threads,
+        "seed": validate.check_seed,
+        "shard": validate.check_shard,
+        "retries": lambda v: validate.check_retries(1 if v is None else v),
+        "window": lambda v: validate.check_threads(v, limit=1 << 20, name="window"),
+        "max_active_hosts": lambda v: validate.check_threads(
+            v, limit=1 << 20, name="max_active_hosts"
+        ),
+    }
+    checked = {k: checks[k](v) if k in checks else v for k, v in options.items()}
+    scanner = ConnectScanner(
+        validate.check_scan_hosts(hosts),
+        validate.check_ports(ports),
+        **checked,  # type: ignore[arg-type]
+    )
+    return _connect_results(scanner)
+
+
+def _connect_results(scanner: ConnectScanner) -> Iterator[ScanHostResult]:
+    """connect_scan's generator: its arguments were checked when it was called, not here."""
     try:
         yield from scanner.results()
     finally:

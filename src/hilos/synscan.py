@@ -1009,8 +1009,8 @@ _SUFFIX = struct.pack("!HBBH", 0, 2, 4, MSS)
 
 
 def syn_scan(
-    hosts: Iterable[Address] | Sequence[Address],
-    ports: Sequence[int],
+    hosts: Iterable[Address] | Sequence[Address] | Address,
+    ports: Sequence[int] | str | int,
     *,
     rate: float | None = None,
     timeout: float | None = None,
@@ -1025,20 +1025,24 @@ def syn_scan(
     per-probe timeout (None: adaptive); `retries` resends to unanswered (host, port) pairs;
     `seed` makes the random walk reproducible and `shard=(i, n)` (1-based) scans only every n-th
     step of it. Needs CAP_NET_RAW: raises PrivilegeError naming the fix otherwise (check first
-    with `can_raw()`). Closing the generator stops the scan.
+    with `can_raw()`). Closing the generator stops the scan. `hosts` may be one spec (a lone
+    ``"127.0.0.1"`` is one target) and `ports` a spec string; every argument is checked when
+    syn_scan is called, as the CLI checks it (only HilosError subclasses; see hilos.validate).
 
         >>> for host in syn_scan(["127.0.0.1"], [22, 80], timeout=0.2):  # doctest: +SKIP
         ...     print(host.host, [(p.port, p.state, p.reason) for p in host.ports])
         127.0.0.1 [(22, 'closed', 'reset'), (80, 'closed', 'reset')]
     """
+    from hilos import validate
+
     scanner = SynScanner(
-        hosts,
-        ports,
-        rate=rate,
-        timeout=timeout,
-        retries=retries,
-        seed=seed,
-        shard=shard,
+        validate.check_hosts(hosts),
+        validate.check_ports(ports),
+        rate=validate.check_rate(rate),
+        timeout=validate.check_timeout(timeout),
+        retries=validate.check_retries(1 if retries is None else retries) or 0,
+        seed=validate.check_seed(seed),
+        shard=validate.check_shard(shard),
         on_progress=on_progress,
     )
-    yield from scanner.results()
+    return scanner.results()

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
@@ -120,16 +120,29 @@ def plan_outputs(
     formats: Sequence[str] | None,
     paths: Sequence[str] | None,
     base: str | None,
+    *,
+    explicit: Sequence[tuple[str, str]] | None = None,
 ) -> list[OutputSpec]:
-    """Apply the rules of the module docstring; raise UsageError on any conflict."""
+    """Apply the rules of the module docstring; raise UsageError on any conflict.
+
+    `explicit` holds (format, path) pairs that need no pairing (nmap's `-oX FILE`): their
+    format is taken whatever the file's extension, as nmap does.
+    """
     if kind not in ("sweep", "scan"):
         raise ValueError(f"kind must be 'sweep' or 'scan', not {kind!r}")
     formats = list(formats or ())
     paths = list(paths or ())
     valid = formats_for(kind)
-    plan: list[OutputSpec] = []
+    plan: list[OutputSpec] = [OutputSpec(fmt, path) for fmt, path in explicit or ()]
     for i, fmt in enumerate(formats):
         path = paths[i] if i < len(paths) else STDOUT
+        inferred = _infer(path) if path != STDOUT else None
+        if inferred is not None and inferred != fmt:
+            # `--format xml -o a.jsonl` wrote XML into a .jsonl file: never silently.
+            raise UsageError(
+                f"-o {path} pairs with --format {fmt}, but its extension means {inferred}; "
+                f"rename the file, or drop --format to take the format from the extension"
+            )
         plan.append(OutputSpec(fmt, path))
     for path in paths[len(formats) :]:
         inferred = _infer(path) if path != STDOUT else None
@@ -187,8 +200,10 @@ class OutputSet:
         start: float,
         show_all: bool = False,
         progress: Progress | None = None,
+        only_open: bool = False,
     ) -> None:
         self._writers = list(writers)
+        self._only_open = only_open
         self._kind = kind
         self._start = start
         self._show_all = show_all
@@ -222,6 +237,13 @@ class OutputSet:
                 self.up += 1
             elif not self._show_all:
                 return  # a down host goes nowhere: skip the per-writer calls (most of a sweep)
+            if self._only_open and isinstance(result, ScanHostResult):
+                # --open (nmap's): only open ports, and only hosts that have one.
+                opened = result.open_ports
+                if not opened:
+                    return
+                if len(opened) != len(result.ports):
+                    result = replace(result, ports=opened)
             try:
                 self._each(lambda w: w.write(result))
             except OutputError as exc:
@@ -309,15 +331,19 @@ def open_outputs(
     stdout: TextIO,
     meta: Mapping[str, object],
     progress: Progress | None = None,
+    explicit: Sequence[tuple[str, str]] | None = None,
+    only_open: bool = False,
 ) -> OutputSet:
     """Open every output the options ask for (see the module docstring for the rules).
 
     `meta` feeds headers and trailers: "args" (the command line), "start" (epoch seconds),
     "version", and for XML "scan_type" ("connect"|"syn") and "ports" (tuple of ints or a spec
-    string). Files are truncated and created now; a file that cannot be created raises
-    UsageError naming it, after closing the ones already opened.
+    string). `explicit` are nmap-style (format, path) pairs (see plan_outputs); `only_open`
+    keeps only open ports and hosts with one (--open). Files are truncated and created now; a
+    file that cannot be created raises UsageError naming it, after closing the ones already
+    opened.
     """
-    plan = plan_outputs(kind, formats, paths, base)
+    plan = plan_outputs(kind, formats, paths, base, explicit=explicit)
     full_meta: dict[str, object] = dict(meta)
     full_meta.setdefault("start", time.time())
     if "version" not in full_meta:
@@ -355,4 +381,11 @@ def open_outputs(
             with contextlib.suppress(Exception):
                 w.close(failed)
         raise
-    return OutputSet(writers, kind=kind, start=start, show_all=show_all, progress=progress)
+    return OutputSet(
+        writers,
+        kind=kind,
+        start=start,
+        show_all=show_all,
+        progress=progress,
+        only_open=only_open,
+    )

@@ -175,7 +175,8 @@ class XmlWriter(Writer):
         finished = {
             "time": str(int(now)),
             "timestr": _timestr(now),
-            "summary": f"hilos done at {_timestr(now)}; {summary.sentence()}",
+            "summary": f"hilos {'interrupted' if summary.error else 'done'} at "
+            f"{_timestr(now)}; {summary.sentence()}",
             "elapsed": f"{summary.elapsed:.2f}",
             "exit": "error" if summary.error else "success",
         }
