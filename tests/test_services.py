@@ -48,7 +48,10 @@ pytestmark = pytest.mark.timeout(60)
         (b"SSH-2.0-libssh_0.9.6\r\n", ("ssh", "libssh", "0.9.6")),
         (b"SSH-1.99-Cisco-1.25\r\n", ("ssh", "Cisco SSH", "1.25")),
         (b"220 (vsFTPd 3.0.3)\r\n", ("ftp", "vsftpd", "3.0.3")),
-        (b"220 ProFTPD 1.3.5e Server (Debian) [::ffff:198.18.0.9]\r\n", ("ftp", "ProFTPD", "1.3.5e")),
+        (
+            b"220 ProFTPD 1.3.5e Server (Debian) [::ffff:198.18.0.9]\r\n",
+            ("ftp", "ProFTPD", "1.3.5e"),
+        ),
         (
             b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n",
             ("ftp", "Pure-FTPd", None),
@@ -225,3 +228,52 @@ def test_closed_port_is_table_guess_without_error() -> None:
 def test_hosts_without_open_ports_pass_straight_through() -> None:
     host = ScanHostResult("127.0.0.1", "up", "user-set", (PortResult(1, "closed", "conn-refused"),))
     assert list(BannerGrabber().enrich([host])) == [host]
+
+
+# ------------------------------------------------------------ echo (issue 9: mongodb lab ports)
+@pytest.fixture
+def echo_port() -> Iterator[int]:
+    """An RFC 862 echo server on 127.0.0.1: silent first, then every byte it gets sent back."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    while data := conn.recv(4096):
+                        conn.sendall(data)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def test_a_service_echoing_our_probe_is_named_echo(echo_port: int) -> None:
+    t0 = time.monotonic()
+    info = identify("127.0.0.1", echo_port, timeout=2.5)
+    assert (info.service, info.product, info.version, info.tls) == ("echo", None, None, False)
+    assert info.method == "probed" and info.banner is None  # our own bytes are no banner
+    assert time.monotonic() - t0 < 1.0  # the echo is recognised at once, not after the wait
+
+
+def test_match_response_does_not_take_other_answers_for_echo() -> None:
+    assert match_response(b"HTTP/1.0 200 OK\r\nServer: nginx/1.22.1\r\n\r\n") is not None
+    assert match_response(b"GET / HTTP/1.0\r\n") is None  # alone: unknown, not echo

@@ -9,7 +9,8 @@ For each open port, one short dialogue, bounded in time and size (banners are un
    connection, and inside it steps 1-2 again (https, smtps, imaps, ...); then a PostgreSQL
    SSLRequest (an ``S`` or ``N`` byte means PostgreSQL).
 
-The service is named by what it says, never by its port, so unusual ports come out right. Only
+A service that sends our own probe back is ``echo`` (RFC 862), as nmap names it. The service is
+named by what it says, never by its port, so unusual ports come out right. Only
 when nothing at all was learned (a service that never speaks) is the name taken from the port
 table; such a result has no product, version or banner, which outputs report as "table".
 Product and version follow nmap's conventions ("OpenSSH" "9.2p1 Debian 2+deb12u3", "nginx"
@@ -394,12 +395,16 @@ def _talk(
     if closed:
         return None, "closed"
     host = addr if ":" not in addr else f"[{addr}]"
-    if not _send(s, _HTTP_PROBE % host.encode("ascii"), deadline):
+    probe = _HTTP_PROBE % host.encode("ascii")
+    if not _send(s, probe, deadline):
         return None, "closed"
-    more, closed = _read(s, probe_wait, deadline, _http_enough)
+    more, closed = _read(s, probe_wait, deadline, lambda d: d == probe or _http_enough(d))
     answer = data + more
     if not answer:
         return None, "closed" if closed else "silent"
+    if _is_echo(more, probe):
+        # Our own bytes are no banner (and not HTTP: nmap's "echo", e.g. an RFC 862 service).
+        return ServiceInfo("echo", None, None, None), "named"
     m = match_response(more) if data and more else match_response(answer)
     if m is None and data:
         m = match_response(answer)
@@ -409,6 +414,13 @@ def _talk(
         return ServiceInfo(None, None, None, _banner(answer)), "unknown"
     banner = _banner(data) if data else None
     return ServiceInfo(m[0], m[1], m[2], banner), "named"
+
+
+def _is_echo(answer: bytes, probe: bytes) -> bool:
+    """The answer is our probe sent back: all of it, or a start of it past the request line (a
+    slow echo cut by the deadline)."""
+    first_line = probe.index(b"\r\n") + 2
+    return len(answer) >= first_line and probe.startswith(answer[: len(probe)])
 
 
 def _ask_220(
