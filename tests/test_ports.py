@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from random import Random
 
 import pytest
 from hypothesis import given, settings
@@ -292,3 +293,18 @@ def test_targets_reexports_the_port_functions() -> None:
     assert targets.top_ports is top_ports
     assert targets.service_name is service_name
     assert targets.exclude_ports is exclude_ports
+
+
+@given(st.sampled_from(sorted(ports_mod._SERVICE_PORTS.items())), st.randoms(use_true_random=False))
+@settings(max_examples=200, deadline=None)
+def test_any_service_name_in_any_case_is_its_port(item: tuple[str, int], rnd: Random) -> None:
+    name, port = item
+    mixed = "".join(c.upper() if rnd.random() < 0.5 else c for c in name)
+    assert parse_ports(f"{mixed},1") == tuple(sorted({1, port}))
+    assert parse_ports(f"T:{mixed}") == (port,)
+
+
+@pytest.mark.parametrize("spec", ["ssh,nosuch", "sshh", "http-", "s"])
+def test_unknown_service_name_says_which(spec: str) -> None:
+    with pytest.raises(PortSpecError, match="unknown service"):
+        parse_ports(spec)
