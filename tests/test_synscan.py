@@ -200,7 +200,8 @@ def test_simulated_duplicates_scanned_once_and_services_named() -> None:
     assert sum(sc4.net.sends.values()) == 2 + 2 * 2  # the silent host's 2 ports are retried once
     ssh = results["127.0.0.1"].ports[0]
     assert (ssh.port, ssh.state, ssh.service) == (22, "open", "ssh")
-    assert results["127.0.0.1"].ports[1].service is None  # closed ports are not named
+    # closed ports of known numbers are named too, as nmap's `8080/tcp closed http-proxy`
+    assert results["127.0.0.1"].ports[1].service == "http-proxy"
     assert [p.service for p in results["127.0.0.2"].ports] == ["ssh", "http-proxy"]
 
 
@@ -285,7 +286,8 @@ if a.get("cidr"):
 ports = list(range(1, 65536)) if a["ports"] == "-" else a["ports"]
 t = time.monotonic()
 out = []
-for r in syn_scan(hosts, ports, seed=a.get("seed"), shard=a.get("shard"), timeout=a.get("timeout")):
+shard = tuple(a["shard"]) if a.get("shard") else None
+for r in syn_scan(hosts, ports, seed=a.get("seed"), shard=shard, timeout=a.get("timeout")):
     other = [[p.port, p.state, p.reason] for p in r.ports if p.state != "closed"]
     bad = sum(1 for p in r.ports if p.state == "closed" and p.reason != "reset")
     closed = [p.port for p in r.ports if p.state == "closed"] if len(ports) <= 1024 else None

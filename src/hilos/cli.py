@@ -536,148 +536,67 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError("no ports left to scan after --exclude-ports")
     shard = parse_shard(args.shard) if args.shard else None
     scan_type, why = _scan_pick_type(args.type)
+    # Every check of the options runs here, before any output file is opened.
+    job = scan(
+        targets,
+        ports,
+        scan_type="syn" if scan_type == "syn" else "connect",
+        discovery=not args.no_discovery,
+        rate=args.rate,
+        timeout=args.timeout,
+        retries=args.retries,
+        threads=args.threads,
+        seed=args.seed,
+        randomize=args.randomize,
+        shard=shard,
+        banners=args.banners,
+        show_all=args.show_all,
+        on_notice=notice,
+    )
     if why:
         notice(why)
 
     start_wall = time.time()
-    started = time.monotonic()
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
     out = _open_cli_outputs(
         "scan", args, progress, {"start": start_wall, "scan_type": scan_type, "ports": ports}
     )
-    down: list[HostResult] = []
-
-    def live_hosts() -> Iterator[HostResult | str]:
-        if args.no_discovery:
-            yield from (str(a) for a in targets)
-            return
-        if all(a.is_loopback and b.is_loopback for a, b in targets.iter_ranges()):
-            # This machine's own addresses need no discovery (nmap: "localhost-response").
-            for a in targets:
-                yield HostResult(str(a), "up", "localhost-response")
-            return
-        from hilos.sweep import sweep
-
-        for h in sweep(
-            targets,
-            rate=args.rate,
-            timeout=args.timeout,
-            retries=args.retries,
-            all_hosts=args.show_all,
-            on_notice=notice,
-        ):
-            if h.status == "up":
-                yield h
-            else:
-                down.append(h)
-
-    seed = args.seed if args.seed is not None else 0
-    if args.randomize and shard is None:
-        shard = (1, 1)  # the keyed random walk over hosts x ports, all of it
-    # Connect scans resend twice by default: a resend costs only the ports still silent, and
-    # a loaded path (a busy router, a slow queue) then still gives exact states.
-    retries = args.retries if args.retries is not None else (1 if scan_type == "syn" else 2)
-
-    def named(host: ScanHostResult) -> ScanHostResult:
-        # Ports nothing was learned from get the port table's name, as nmap's "table" method.
-        def unnamed(p: PortResult) -> bool:
-            return p.service is None and p.state != "closed" and not (p.banner or p.product)
-
-        if not any(unnamed(p) for p in host.ports):
-            return host
-        return replace(
-            host,
-            ports=tuple(
-                replace(p, service=service_name(p.port)) if unnamed(p) else p for p in host.ports
-            ),
-        )
-
-    scanner: Any = None
-    grabber: Any = None
     finished = threading.Event()
-    up = 0
 
     def tick() -> None:
+        # Discovery, then the scan: a line for each, with the hosts up found so far.
         while not finished.wait(0.1):
-            if scanner is not None:
-                st = scanner.stats
-                progress.update(st.done, st.total or None, found=out.up)
+            st = job.stats
+            progress.update(st.done, st.total, found=st.up)
 
-    try:
-        # Inside the try: a Ctrl-C during discovery (the SYN scan waits for it) is handled too.
-        if scan_type == "syn":
-            from hilos.synscan import SynScanner
+    def summary() -> dict[str, object]:
+        s = job.summary
+        return {"addresses": s.addresses, "up": s.up, "elapsed": s.elapsed}
 
-            scanner = SynScanner(
-                [h.host if isinstance(h, HostResult) else h for h in live_hosts()],
-                ports,
-                rate=args.rate,
-                timeout=args.timeout,
-                retries=retries,
-                seed=seed,
-                shard=shard,
-            )
-        else:
-            from hilos.portscan import ConnectScanner
-
-            scanner = ConnectScanner(
-                live_hosts(),
-                ports,
-                timeout=args.timeout,
-                retries=retries,
-                threads=args.threads,
-                rate=args.rate,
-                shard=shard,
-                seed=seed,
-            )
-        stream: Iterable[ScanHostResult] = scanner.results()
-        if args.banners:
-            from hilos.services import BannerGrabber
-
-            grabber = BannerGrabber()
-            stream = grabber.enrich(stream)
+    if progress.enabled:
         threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
-        for host in stream:
-            up += host.status == "up"
-            out.write(named(host))
+    try:
+        for host in job:
+            out.write(host)
     except KeyboardInterrupt:
         finished.set()
-        if scanner is not None:
-            scanner.cancel()
-        if grabber is not None:
-            grabber.cancel()
-        # Every result found so far goes to the outputs: hosts whose banners were being read,
-        # then hosts still being scanned (with the ports answered so far).
-        rest = (grabber.pending() if grabber is not None else []) + (
-            list(scanner.partial()) if scanner is not None else []
-        )
-        seen = set()
-        for host in rest:
-            if host.host not in seen:
-                seen.add(host.host)
-                up += host.status == "up"
-                out.write(named(host))
+        job.cancel()
+        # Every result found so far goes to the outputs; unfinished hosts are marked so.
+        for host in job.drain():
+            out.write(host)
         progress.close()
-        out.close(
-            {"addresses": len(targets), "up": up, "elapsed": time.monotonic() - started},
-            error="interrupted",
-        )
+        out.close(summary(), error="interrupted")
         sys.stderr.write("hilos: interrupted\n")
         return EXIT_INTERRUPTED
     except BaseException:
         finished.set()
-        if scanner is not None:
-            scanner.cancel()
+        job.cancel()
         progress.close()
         out.close(error="failed")
         raise
     finished.set()
-    if args.show_all:
-        for h in down:
-            out.write(ScanHostResult(h.host, "down", h.reason, (), h.rtt_ms))
     progress.close()
-    elapsed = time.monotonic() - started
-    out.close({"addresses": len(targets), "up": up, "elapsed": elapsed})
+    out.close(summary())
     return EXIT_OK
 
 

@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -53,8 +53,10 @@ from hilos.results import HostResult, PortResult, ScanHostResult
 __all__ = [
     "DEFAULT_THREADS",
     "DEFAULT_WINDOW",
+    "MAX_RETRIES",
     "ConnectScanner",
     "ScanStats",
+    "check_threads",
     "connect_scan",
     "raise_nofile_limit",
     "window_for_limit",
@@ -68,6 +70,9 @@ Address = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 # threads do not. 4 threads or 8192 sockets bought nothing more.
 DEFAULT_THREADS = 2
 DEFAULT_WINDOW = 4096
+#: Most resends any scan or sweep makes (nmap's --max-retries default is 10); more only stretches
+#: the wait for a silent port, and a huge value once built per-pass state up front (issue 9).
+MAX_RETRIES = 20
 # Per fill step at most this many connects, so answers already in are read without delay.
 _FILL_STEP = 256
 # Adaptive timeout bounds (seconds); nmap -T4 uses 0.1 / 1.25 with a 0.5 initial value.
@@ -77,6 +82,8 @@ _INITIAL_TIMEOUT = 1.0
 # Congestion control never cuts a worker's window below this (EMFILE may).
 _MIN_WINDOW = 256
 _INITIAL_WINDOW = 512
+# Descriptors one worker thread needs at least: its epoll set and a minimal socket window.
+_FDS_PER_THREAD = 8
 # Descriptors kept back for everything else the process needs (outputs, banner grabs, epoll).
 _FD_RESERVE = 48
 
@@ -132,6 +139,26 @@ def _open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))
     except OSError:
         return 16
+
+
+def check_threads(threads: int) -> int:
+    """Validate a connect scan's `threads` against the descriptor limit (raised to the hard
+    limit first): each worker needs an epoll set and a few sockets. UsageError naming the limit,
+    before anything starts; returns the most threads allowed."""
+    from hilos.pool import MAX_THREADS
+
+    soft = raise_nofile_limit()
+    most = max(1, (soft - _open_fds() - _FD_RESERVE) // _FDS_PER_THREAD)
+    if threads < 1:
+        raise UsageError(f"threads must be at least 1, not {threads}")
+    if threads > most:
+        raise UsageError(
+            f"--threads {threads} is more than the descriptor limit allows: at most {most} "
+            f"threads here (RLIMIT_NOFILE {soft}; each thread needs {_FDS_PER_THREAD} descriptors)"
+        )
+    if threads > MAX_THREADS:
+        raise UsageError(f"--threads must be at most {MAX_THREADS}, not {threads}")
+    return min(most, MAX_THREADS)
 
 
 def window_for_limit(soft_limit: int, wanted: int = DEFAULT_WINDOW) -> int:
@@ -230,15 +257,18 @@ class ConnectScanner:
         shard: tuple[int, int] | None = None,
         seed: int | None = None,
         max_active_hosts: int = 256,
+        only: Container[str] | None = None,
     ) -> None:
         if not ports:
             raise UsageError("no ports to scan")
-        if retries < 0:
-            raise UsageError("retries must not be negative")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         self._ports = tuple(ports)
         self._hosts_src = hosts
         self._fixed_timeout = timeout
         self._tries = retries + 1
+        if threads is not None:
+            check_threads(threads)  # up front, not "Too many open files" half-way
         soft = raise_nofile_limit()
         self._threads = max(1, threads or DEFAULT_THREADS)
         # An explicit window is taken as asked (EMFILE shrinks it at run time if it must);
@@ -255,6 +285,9 @@ class ConnectScanner:
             TokenBucket(rate, burst=max(1, min(64, int(rate // 50) or 1))) if rate else None
         )
         self._shard = shard
+        # With a shard: the walk covers every host given, but probes only those in `only`
+        # (discovery's answer), so shards do not depend on what discovery found, or when.
+        self._only = only
         self._seed = seed
         self._max_active = max(1, max_active_hosts)
 
@@ -397,11 +430,18 @@ class ConnectScanner:
         total = len(hosts) * nports
         # Count this shard's probes per host first, so each host is reported when it completes.
         expected = [0] * len(hosts)
+        only = self._only
+        if only is not None:
+            for h in hosts:
+                if h.addr not in only:
+                    h.remaining = -1  # not live: its indices are skipped in the walk
         n = 0
         if total:
             for idx in Permutation(total, seed).shard(index, count):
-                expected[idx // nports] += 1
-                n += 1
+                h_i = idx // nports
+                if hosts[h_i].remaining == 0:
+                    expected[h_i] += 1
+                    n += 1
         for h, e in zip(hosts, expected, strict=True):
             h.remaining = e
         with self._lock:
@@ -429,7 +469,10 @@ class ConnectScanner:
                 hosts = self._hosts
                 for idx in self._perm_iter:
                     h_i, p_i = divmod(idx, nports)
-                    out.append((hosts[h_i], p_i, 0))
+                    h = hosts[h_i]
+                    if h.remaining < 0:
+                        continue  # a host outside `only`
+                    out.append((h, p_i, 0))
                     if len(out) >= wanted:
                         break
                 else:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hilos.errors import HilosError, PrivilegeError, UsageError
+from hilos.portscan import MAX_RETRIES
 from hilos.probes.icmp import (
     ECHO_PAD,
     V6_TAG,
@@ -61,9 +62,11 @@ __all__ = [
     "DEFAULT_RATE",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT",
+    "MAX_V6_ADDRESSES",
     "MIN_WAIT",
     "SweepProgress",
     "Sweeper",
+    "check_space_size",
     "sweep",
 ]
 
@@ -104,6 +107,23 @@ _SLOT = 66  # bytes per frame slot in a send batch (the echo frame is the longes
 _BATCH_ADDRS = 64  # addresses per sendmmsg batch (up to 192 frames)
 _FORK_MIN = 4096  # addresses in a pass before a second sender process pays for its fork
 _PACE_BATCH = 32
+#: The largest IPv6 target space a sweep or scan accepts (see check_space_size).
+MAX_V6_ADDRESSES = 1 << 24
+
+
+def check_space_size(space: TargetSpace) -> None:
+    """Refuse, up front, an IPv6 space too big to probe address by address (UsageError).
+
+    An IPv6 /64 is 2**64 addresses: a sweep at a million packets a second would take half a
+    million years. nmap has no IPv6 netmask limit and just runs on; hilos refuses above
+    MAX_V6_ADDRESSES (a /104, as many addresses as an IPv4 /8).
+    """
+    if space.size_v6 > MAX_V6_ADDRESSES:
+        raise UsageError(
+            f"IPv6 target space too big to probe: {space.size_v6} addresses; at most "
+            f"{MAX_V6_ADDRESSES} (2^24, a /104) per run: give a narrower range or the "
+            "addresses themselves"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -924,8 +944,8 @@ class Sweeper:
             raise UsageError(f"unknown sweep method {method!r} (auto, icmp or tcp)")
         if timeout is not None and not timeout > 0:
             raise UsageError(f"timeout must be positive, not {timeout!r}")
-        if retries is not None and retries < 0:
-            raise UsageError(f"retries must not be negative, not {retries!r}")
+        if retries is not None and not 0 <= retries <= MAX_RETRIES:
+            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries!r}")
         if rate is not None and not rate > 0:
             raise UsageError(f"rate must be positive, not {rate!r}")
         if threads is not None and threads < 1:
@@ -938,6 +958,8 @@ class Sweeper:
         self.all_hosts = all_hosts
         self.on_progress = on_progress
         self.on_notice = on_notice
+        if isinstance(targets, TargetSpace):
+            check_space_size(targets)
         self._targets = _Targets(targets, randomize, seed)
         self.size = self._targets.size
         self.notice = ""
@@ -1263,6 +1285,14 @@ class Sweeper:
     @property
     def up(self) -> int:
         return self._up
+
+    @property
+    def probed(self) -> int:
+        """Addresses probed so far (at least once): the whole space once the first pass ended,
+        less when cancelled during it. For summaries; never the size of an unfinished space."""
+        if self._pass > 1 or (self._stop.is_set() and not self.cancelled and self._error is None):
+            return self.size
+        return self._progress_now().done
 
     def __iter__(self) -> Generator[HostResult, None, None]:
         if self._used:

@@ -43,12 +43,12 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import islice
 
 from hilos.errors import NetworkError, UsageError, from_oserror
 from hilos.ports import service_name
-from hilos.portscan import ScanStats
+from hilos.portscan import MAX_RETRIES, ScanStats
 from hilos.probes.icmp import LinkTx
 from hilos.probes.ratelimit import TokenBucket
 from hilos.probes.tcp import (
@@ -144,9 +144,10 @@ class SynScanner:
         on_progress: Callable[[ScanStats], None] | None = None,
         senders: int = 1,
         processes: int | None = None,
+        only: Container[str] | None = None,
     ) -> None:
-        if retries < 0:
-            raise UsageError(f"retries must not be negative: {retries}")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         if timeout is not None and not timeout > 0:
             raise UsageError(f"timeout must be positive: {timeout}")
         if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
@@ -195,6 +196,14 @@ class SynScanner:
         self._cookie = Cookie()
         self._load_hosts(hosts)
         self._total = self._nh * self._np
+        # `only`: the walk covers every host given but probes only these (discovery's answer),
+        # so a shard does not depend on what discovery found, or in which order.
+        self._skip: bytearray | None = None
+        if only is not None:
+            self._skip = bytearray(name not in only for name in self._names)
+            if self._shard is None:
+                self._shard = (1, 1)  # per-host expected counts leave the skipped hosts out
+        self._goal = self._total  # final indices at which the scan is over (set in _prepare)
         # One bit per index: its state is known. Shared memory, so sender processes see it.
         self._final = mmap.mmap(-1, max(1, (self._total + 7) // 8))
         self._codes: dict[int, int] = {}  # index -> result code, only for answered indices
@@ -392,7 +401,7 @@ class SynScanner:
             code = _REASON_CODE.get(r.reason, _REASON_CODE["unreach"])
         else:
             code = _OPEN if r.kind == KIND_SYN_ACK else _CLOSED
-            # RFC 6298 smoothing; samples are quantised to 1.05 ms ticks.
+            # RFC 6298 smoothing; samples are quantised to 0.26 ms ticks.
             rtt = r.rtt_ms / 1000.0
             if self._rtt_min is None or rtt < self._rtt_min:
                 self._rtt_min = rtt
@@ -434,6 +443,8 @@ class SynScanner:
     def _prepare(self) -> None:
         if self._shard is not None:
             self._count_shard()
+            assert self._expected is not None
+            self._goal = sum(self._expected)
         if self._use_link and 4 in self._families:
             self._setup_link()
 
@@ -509,6 +520,8 @@ class SynScanner:
                 if now >= next_progress:
                     next_progress = now + 0.25
                     self._report_progress()
+                if self._final_count >= self._goal:
+                    ctl[_CTL_DONE] = 1  # every probe answered: the senders may stop
             with self._lock:
                 children, self._children = self._children, []
             for pid, fd in children:
@@ -632,6 +645,10 @@ class SynScanner:
         perm = Permutation(self._total, self._seed)
         if part is None:
             part = self._shard or (1, 1)
+        skip = self._skip
+        if skip is not None:
+            np_ = self._np
+            return (i for i in perm.shard(*part) if not skip[i // np_])
         return perm.shard(*part)
 
     def _count_shard(self) -> None:
@@ -651,7 +668,10 @@ class SynScanner:
         parent = self._parent_pid
         passes = self._retries + 1
         last = passes - 1
-        walks = [self._walk(part) for _ in range(passes)]
+        # Each pass re-walks the same order one chunk behind the previous one; a pass's walk is
+        # made only when it first has something to resend (nothing up front per pass).
+        walks: list[Iterator[int] | None] = [None] * passes
+        walks[0] = self._walk(part)
         # pending[k]: chunks sent by pass k as (time sent, indices consumed, sent indices if last)
         pending: list[deque[tuple[float, int, list[int] | None]]] = [deque() for _ in range(passes)]
         # Extra rounds for live hosts once losses are seen: (time sent, indices, round).
@@ -689,13 +709,18 @@ class SynScanner:
                 while prev and prev[0][0] + timeout <= idle and not cancel.is_set():
                     _t, count, _ = prev.popleft()
                     collect: list[int] | None = [] if k == last else None
-                    self._send_chunk(walks[k], count, True, collect)
+                    walk = walks[k]
+                    if walk is None:
+                        walk = walks[k] = self._walk(part)
+                    self._send_chunk(walk, count, True, collect)
                     pending[k].append((time.monotonic(), count, collect))
                     worked = True
             # 3. one new chunk of the first pass
             if not first_done:
                 collect = [] if last == 0 else None
-                count = self._send_chunk(walks[0], _CHUNK, False, collect)
+                first = walks[0]
+                assert first is not None
+                count = self._send_chunk(first, _CHUNK, False, collect)
                 if count:
                     pending[0].append((time.monotonic(), count, collect))
                     worked = True
@@ -706,6 +731,10 @@ class SynScanner:
                 next_progress = now + 0.25
                 self._report_progress()
             if first_done and not any(pending) and not extra:
+                break
+            # Every probe answered: nothing is outstanding, no resend or deadline is left to
+            # wait for (a scan of open ports ends at once, not after (retries+1) x timeout).
+            if first_done and (ctl[_CTL_DONE] if child else self._final_count >= self._goal):
                 break
             if not worked:
                 # Nothing due yet: sleep until the oldest deadline (or a short while when the
@@ -907,7 +936,8 @@ class SynScanner:
             port = self._ports[pi]
             # Like nmap's SYN scan, name open/filtered ports from the port table (the CLI would
             # do it per host otherwise: sharing one object per (port, state) keeps it cheap).
-            service = service_name(port) if state != "closed" else None
+            # Closed ports too, as nmap does (`22/tcp closed ssh`).
+            service = service_name(port)
             r = self._port_results[key] = PortResult(port, state, reason, service=service)  # type: ignore[arg-type]
         return r
 
@@ -990,6 +1020,7 @@ def _no_link(pkt: bytes) -> int:
 # Parent <-> sender processes: a shared control block and framed messages on a pipe.
 _CTL = struct.Struct("=ddd")  # receiver idle_at, current timeout, pace (packets/s, 0: none)
 _CTL_CANCEL = _CTL.size  # one byte after the doubles: set when the scan is cancelled
+_CTL_DONE = _CTL.size + 1  # set when every probe is final: the senders stop waiting
 _CTL_SENT = _CTL.size + 8  # then one 8-byte counter of packets sent per sender process
 _PACE = struct.Struct("=d")
 _COUNT = struct.Struct("=Q")

@@ -16,14 +16,14 @@ sequence number (SYN) or as sequence and acknowledgement number (ACK). A reply i
 recomputing the cookie from its own fields matches: SYN-ACK and RST-ACK acknowledge cookie + 1; the
 RST answering an ACK probe carries seq == cookie; an ICMP/ICMPv6 destination-unreachable quotes our
 header, whose seq is the cookie. Nothing is stored per probe. The source port comes from a small
-range above the kernel's ephemeral ports (61000-65095) and encodes the send time in 1.05 ms ticks,
+range below the kernel's ephemeral ports (16384-32767) and encodes the send time in 0.26 ms ticks,
 so each reply also yields an RTT sample without any per-probe table.
 
 Discovery API (used by the sweep; the engine below is shared with `hilos.synscan`)::
 
     from hilos.probes.tcp import tcp_discover
     found = tcp_discover(["127.0.0.1"], rate=10_000, timeout=1.0, retries=1)
-    found["127.0.0.1"]  # HostResult(host='127.0.0.1', status='up', reason='rst', rtt_ms=1.049)
+    found["127.0.0.1"]  # HostResult(host='127.0.0.1', status='up', reason='rst', rtt_ms=0.262)
 
 `tcp_discover` sends a SYN to 443 and an ACK to 80 per address (as nmap -PS443 -PA80); any
 SYN-ACK or RST means up (reason "syn-ack" or "rst"), an ICMP unreachable is reported with its
@@ -80,13 +80,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
-# Source ports 61000..65095 sit above Linux's default ephemeral range (32768-60999), so the
-# kernel's own connections never collide with ours. 4096 ports x 1.05 ms ticks: RTT samples wrap
-# after 4.3 s (a shorter window aliased the RTTs of a congested link to near zero).
-SPORT_BASE = 61000
-SPORT_COUNT = 4096
+# The source port carries the send time (the answer echoes it back). Ports 16384..32767 sit below
+# Linux's default ephemeral range (32768-60999), so the kernel's own connections never collide
+# with ours. 16384 ports x 0.262 ms ticks: RTTs are measured to a quarter millisecond (1.05 ms
+# steps before, from 4096 ports above the range) and samples still wrap only after 4.3 s (a
+# shorter window aliased the RTTs of a congested link to near zero).
+SPORT_BASE = 16384
+SPORT_COUNT = 16384
 SPORT_MASK = SPORT_COUNT - 1
-TICK_SHIFT = 20  # monotonic_ns >> 20: one tick = 1.048576 ms
+TICK_SHIFT = 18  # monotonic_ns >> 18: one tick = 0.262144 ms
 TICK_MS = (1 << TICK_SHIFT) / 1e6
 
 MSS = 1460

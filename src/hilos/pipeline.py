@@ -1,0 +1,415 @@
+"""The whole scan as one library call: discovery, port scan, banners, naming.
+
+`scan()` returns a `Scan`; iterate it for one ScanHostResult per host as each finishes. The CLI
+is a thin layer over it (parse options, write outputs); the library never prints.
+
+    from hilos.pipeline import scan
+
+    job = scan(["127.0.0.1"], [22, 80, 443], scan_type="connect", timeout=0.5)
+    try:
+        for host in job:
+            print(host.host, host.status, [(p.port, p.state) for p in host.ports])
+    except KeyboardInterrupt:
+        job.cancel()
+        rest = job.drain()  # hosts not finished: complete=False, the ports answered so far
+    print(job.summary.addresses, "addresses probed,", job.summary.up, "up")
+
+Host states follow nmap: a host found up by discovery stays up with discovery's reason and RTT,
+whatever its ports said (all filtered included); with ``discovery=False`` (-Pn) every target is
+up with reason "user-set". Hosts found down are listed (after the others) only with `show_all`.
+``shard=(i, n)`` takes the i-th of n disjoint parts of a keyed walk over the whole target space
+x ports: discovery only filters that walk, so shards stay disjoint and complete whatever
+discovery answered and in whatever order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from hilos.errors import UsageError
+from hilos.ports import service_name
+from hilos.portscan import MAX_RETRIES, check_threads
+from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
+from hilos.targets import TargetSpace, parse_targets
+
+__all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
+
+ScanType = Literal["connect", "syn"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """Where a running scan is: `phase` ("discovery" or "scan"), `done` of `total` probes (or
+    addresses, in discovery; total None while unknown), `up` hosts found so far."""
+
+    phase: str
+    done: int
+    total: int | None
+    up: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """`addresses` actually probed (not the space's size when cut short), hosts `up`, seconds."""
+
+    addresses: int
+    up: int
+    elapsed: float
+
+
+class Scan:
+    """One scan run; see the module docstring. Iterate once; `cancel()` from any thread stops it,
+    `drain()` then returns what was found but not yielded, unfinished hosts marked
+    ``complete=False``. `stats` is for a progress line, `summary` for the closing one."""
+
+    def __init__(
+        self,
+        targets: TargetSpace | Iterable[str] | str,
+        ports: Sequence[int],
+        *,
+        scan_type: ScanType = "connect",
+        discovery: bool = True,
+        rate: float | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        threads: int | None = None,
+        seed: int | None = None,
+        randomize: bool = False,
+        shard: tuple[int, int] | None = None,
+        banners: bool = False,
+        show_all: bool = False,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        if scan_type not in ("connect", "syn"):
+            raise UsageError(f"unknown scan type {scan_type!r} (connect or syn)")
+        if not isinstance(targets, TargetSpace):
+            targets = parse_targets(targets, on_warning=on_notice, strict=True)
+        if targets.size == 0:
+            raise UsageError("no targets to scan")
+        check_space_size(targets)
+        self.ports = tuple(ports)
+        if not self.ports:
+            raise UsageError("no ports to scan")
+        if retries is not None and not 0 <= retries <= MAX_RETRIES:
+            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+        if scan_type == "connect" and threads is not None:
+            check_threads(threads)
+        self.targets = targets
+        self.scan_type: ScanType = scan_type
+        self.discovery = discovery
+        self.rate, self.timeout, self.threads = rate, timeout, threads
+        # Connect scans resend twice by default: a resend costs only the ports still silent,
+        # and a loaded path then still gives exact states.
+        self.retries = retries if retries is not None else (1 if scan_type == "syn" else 2)
+        self._sweep_retries = retries
+        self.seed = seed if seed is not None else 0
+        self.shard = shard
+        if randomize and shard is None:
+            self.shard = (1, 1)  # the keyed random walk over hosts x ports, all of it
+        self._user_shard = shard is not None
+        self.banners = banners
+        self.show_all = show_all
+        self.on_notice = on_notice
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._sweeper: Sweeper | None = None
+        self._sweep_state: SweepProgress | None = None
+        self._scanner: Any = None
+        self._grabber: Any = None
+        self._found: dict[str, HostResult] = {}  # discovery's up hosts, by address
+        self._down: list[HostResult] = []
+        self._yielded: set[str] = set()
+        self._phase = "discovery"
+        self._up = 0
+        self._discovered_up = 0
+        self._discovery_done = False
+        self._started = 0.0
+        self._ended: float | None = None
+        self._used = False
+
+    # ---------------------------------------------------------------- public
+
+    @property
+    def stats(self) -> ScanProgress:
+        scanner = self._scanner
+        up = max(self._up, self._discovered_up)
+        if scanner is not None:
+            st = scanner.stats
+            return ScanProgress("scan", st.done, st.total or None, up)
+        sw = self._sweep_state
+        if sw is not None:
+            return ScanProgress("discovery", sw.done, sw.total, max(up, sw.up))
+        return ScanProgress(self._phase, 0, None, up)
+
+    @property
+    def summary(self) -> ScanSummary:
+        end = self._ended if self._ended is not None else time.monotonic()
+        return ScanSummary(self._probed_now(), self._up, end - (self._started or end))
+
+    def cancel(self) -> None:
+        """Stop discovery, the scan and banner reads; the iterator ends soon after."""
+        self._cancel.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._scanner is not None:
+            self._scanner.cancel()
+        if self._grabber is not None:
+            self._grabber.cancel()
+
+    def drain(self) -> list[ScanHostResult]:
+        """After `cancel()`: every host with something found that was not yielded yet. Hosts
+        whose scan had not finished carry ``complete=False`` and only the ports answered."""
+        out: list[ScanHostResult] = []
+        if self._grabber is not None:
+            out.extend(self._finish(h) for h in self._grabber.pending())
+        partial = list(self._scanner.partial()) if self._scanner is not None else []
+        out.extend(replace(self._finish(h), complete=False) for h in partial)
+        # Hosts discovery found up whose scan had not answered anything yet: still up, unfinished.
+        seen = {h.host for h in out} | self._yielded
+        if self._sweeper is not None:
+            for found_late in self._sweeper.drain():
+                self._discovered(found_late)
+        for addr, found in self._found.items():
+            if addr not in seen:
+                blank = ScanHostResult(addr, "up", found.reason, (), found.rtt_ms)
+                out.append(replace(self._finish(blank), complete=False))
+        result: list[ScanHostResult] = []
+        for h in out:
+            if h.host not in self._yielded:
+                self._yielded.add(h.host)
+                self._up += h.status == "up"
+                result.append(h)
+        self._ended = time.monotonic()
+        return result
+
+    def __iter__(self) -> Iterator[ScanHostResult]:
+        if self._used:
+            raise RuntimeError("a Scan runs once; make a new one")
+        self._used = True
+        self._started = time.monotonic()
+        try:
+            for host in self._run():
+                host = self._finish(host)
+                self._yielded.add(host.host)
+                self._up += host.status == "up"
+                yield host
+            if self.show_all and not self._cancel.is_set():
+                for h in self._down:
+                    yield self._finish(ScanHostResult(h.host, "down", h.reason, (), h.rtt_ms))
+        finally:
+            self._ended = time.monotonic()
+
+    # ---------------------------------------------------------------- stages
+
+    def _loopback_only(self) -> bool:
+        return all(a.is_loopback and b.is_loopback for a, b in self.targets.iter_ranges())
+
+    def _discovered(self, h: HostResult) -> None:
+        if h.status == "up":
+            if h.host not in self._found:
+                self._found[h.host] = h
+                self._discovered_up += 1
+        else:
+            self._down.append(h)
+
+    def _discover(self) -> Iterator[HostResult]:
+        """Discovery's up hosts as they are found (the down ones are kept for show_all)."""
+        if not self.discovery:
+            return
+        if self._loopback_only():
+            # This machine's own addresses need no discovery (nmap: "localhost-response").
+            for a in self.targets:
+                h = HostResult(str(a), "up", "localhost-response")
+                self._discovered(h)
+                yield h
+            return
+
+        def on_progress(p: SweepProgress) -> None:
+            self._sweep_state = p
+
+        sweeper = Sweeper(
+            self.targets,
+            rate=self.rate,
+            timeout=self.timeout,
+            retries=self._sweep_retries,
+            all_hosts=self.show_all,
+            on_progress=on_progress,
+            on_notice=self.on_notice,
+        )
+        self._sweeper = sweeper
+        if self._cancel.is_set():
+            sweeper.cancel()
+        for h in sweeper:
+            self._discovered(h)
+            if h.status == "up":
+                yield h
+        self._discovery_done = not sweeper.cancelled
+
+    def _run(self) -> Iterator[ScanHostResult]:
+        live = self._discover()
+        full_walk = self.discovery and self._user_shard and not self._loopback_only()
+        if full_walk or self.scan_type == "syn":
+            # The SYN scan takes its host table whole; a user's shard needs discovery's whole
+            # answer to filter the walk over the full space.
+            for _ in live:
+                if self._cancel.is_set():
+                    return
+            if self._cancel.is_set():
+                return
+        self._phase = "scan"
+        scanner = self._make_scanner(live, full_walk)
+        self._scanner = scanner
+        if self._cancel.is_set():
+            scanner.cancel()
+        stream: Iterable[ScanHostResult] = scanner.results()
+        if self.banners:
+            from hilos.services import BannerGrabber
+
+            self._grabber = BannerGrabber()
+            stream = self._grabber.enrich(stream)
+        yield from stream
+
+    def _make_scanner(self, live: Iterator[HostResult], full_walk: bool) -> Any:
+        hosts: Iterable[Any]
+        only: frozenset[str] | None = None
+        if not self.discovery:
+            hosts = self.targets
+        elif full_walk:
+            # The walk covers every target; hosts discovery did not find are skipped in it.
+            hosts = self.targets
+            only = frozenset(self._found)
+        elif self.scan_type == "syn":
+            hosts = list(self._found)
+        else:
+            hosts = live  # streamed: ports of the first live hosts go while discovery runs
+        if self.scan_type == "syn":
+            from hilos.synscan import SynScanner
+
+            return SynScanner(
+                hosts,  # type: ignore[arg-type]
+                self.ports,
+                rate=self.rate,
+                timeout=self.timeout,
+                retries=self.retries,
+                seed=self.seed,
+                shard=self.shard,
+                only=only,
+            )
+        from hilos.portscan import ConnectScanner
+
+        return ConnectScanner(
+            hosts,
+            self.ports,
+            timeout=self.timeout,
+            retries=self.retries,
+            threads=self.threads,
+            rate=self.rate,
+            shard=self.shard,
+            seed=self.seed,
+            only=only,
+        )
+
+    # ---------------------------------------------------------------- per host
+
+    def _finish(self, host: ScanHostResult) -> ScanHostResult:
+        """Host state as nmap reports it, the port table's names, and the user's host name."""
+        if not self.discovery:
+            if host.status != "up" or host.reason != "user-set":
+                host = replace(host, status="up", reason="user-set")
+        else:
+            found = self._found.get(host.host)
+            if found is not None and (host.status != "up" or host.reason != found.reason):
+                rtt = found.rtt_ms if found.rtt_ms is not None else host.rtt_ms
+                host = replace(host, status="up", reason=found.reason, rtt_ms=rtt)
+        if any(_unnamed(p) for p in host.ports):
+            host = replace(
+                host,
+                ports=tuple(
+                    replace(p, service=service_name(p.port)) if _unnamed(p) else p
+                    for p in host.ports
+                ),
+            )
+        if host.hostname is None:
+            name = _hostname(self.targets, host.host)
+            if name is not None:
+                host = replace(host, hostname=name)
+        return host
+
+    def _probed_now(self) -> int:
+        """Addresses actually probed: the whole space once discovery (or the scan) got through
+        it, else what discovery had reached, or the hosts the scan touched."""
+        if self.discovery and not self._loopback_only():
+            if self._discovery_done:
+                return self.targets.size
+            return self._sweeper.probed if self._sweeper is not None else 0
+        if not self._cancel.is_set() and self._ended is not None:
+            return self.targets.size
+        st = self._scanner.stats if self._scanner is not None else None
+        if st is None:
+            return 0
+        return min(self.targets.size, max(int(st.hosts_done), len(self._yielded)))
+
+
+def _unnamed(p: PortResult) -> bool:
+    # Ports nothing was learned from get the port table's name (nmap's "table" method), closed
+    # ones too (nmap: `22/tcp closed ssh`).
+    return p.service is None and not (p.banner or p.product)
+
+
+def _hostname(space: TargetSpace, addr: str) -> str | None:
+    names = getattr(space, "names", None)
+    if not names:
+        return None
+    lookup = getattr(space, "hostname", None)
+    if lookup is not None:
+        return lookup(addr)  # type: ignore[no-any-return]
+    try:
+        return names.get(ipaddress.ip_address(addr))  # type: ignore[no-any-return]
+    except ValueError:
+        return None
+
+
+def scan(
+    targets: TargetSpace | Iterable[str] | str,
+    ports: Sequence[int],
+    *,
+    scan_type: ScanType = "connect",
+    discovery: bool = True,
+    rate: float | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    threads: int | None = None,
+    seed: int | None = None,
+    randomize: bool = False,
+    shard: tuple[int, int] | None = None,
+    banners: bool = False,
+    show_all: bool = False,
+    on_notice: Callable[[str], None] | None = None,
+) -> Scan:
+    """Set up a scan of `targets` x `ports` (see `Scan`); iterate the result to run it.
+
+    Raises UsageError up front for bad input: no targets or ports, retries above MAX_RETRIES,
+    an IPv6 space above MAX_V6_ADDRESSES, a connect scan's `threads` beyond the descriptor limit.
+    """
+    return Scan(
+        targets,
+        ports,
+        scan_type=scan_type,
+        discovery=discovery,
+        rate=rate,
+        timeout=timeout,
+        retries=retries,
+        threads=threads,
+        seed=seed,
+        randomize=randomize,
+        shard=shard,
+        banners=banners,
+        show_all=show_all,
+        on_notice=on_notice,
+    )
