@@ -801,3 +801,46 @@ def test_property_mapped_and_int_forms_equal_the_dotted_form(value: int) -> None
     expected = list(parse_targets([dotted]))
     assert list(parse_targets([value])) == expected
     assert list(parse_targets([f"::ffff:{dotted}"])) == expected
+
+
+# --------------------------------------------------------------------------- via the CLI (exit 2)
+
+
+def test_cli_target_file_of_zeros_is_exit_2_one_line() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hilos", "sweep", "-iL", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("hilos: error: ") and out.stderr.count("\n") == 1
+    assert "NUL byte" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_cli_unresolvable_exclusion_is_exit_2_even_with_q(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], quiet: list[str]
+) -> None:
+    from hilos import cli
+
+    monkeypatch.setattr(targets_mod, "_resolve", fake_resolver({}))
+    rc = cli.main(["sweep", "127.0.0.1", "--exclude", "nosuch.test", *quiet])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("hilos: error: ") and "nosuch.test" in err
+
+
+def test_cli_sweep_of_a_v4_mapped_address_finds_the_v4_host() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hilos", "sweep", "::ffff:127.0.0.1", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["127.0.0.1", "up"]
