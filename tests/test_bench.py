@@ -276,3 +276,20 @@ def test_cli_help_points_to_the_lab() -> None:
     assert proc.returncode == 0
     assert "hilos lab run -- hilos bench --workload scan --target 198.18.0.0/28" in proc.stdout
     assert "127.0.0.1" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [("nonexistent/x.png", "does not exist"), ("", "is a directory")],
+)
+def test_cli_plot_to_a_bad_path_is_refused_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, message: str
+) -> None:
+    # `bench --plot /nonexistent/x.png` used to fail only after the whole run.
+    path = tmp_path / where if where else tmp_path
+    code = main(["bench", "--tasks", "1000", "--sleep", "1", "--plot", str(path)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("hilos: error: --plot ") and message in captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""  # nothing measured

@@ -182,6 +182,16 @@ def normalise(args: argparse.Namespace) -> None:
         raise UsageError("--open lists only open ports and --all also closed ones: choose one")
     if getattr(args, "sweep_only", False) and command == "scan":
         _to_sweep(args)
+    # The outputs' rules (pairing, extensions, one stdout) before anything runs or prints.
+    from hilos.output import plan_outputs
+
+    plan_outputs(
+        args.command,
+        args.format,
+        args.output,
+        args.output_all,
+        explicit=getattr(args, "nmap_outputs", None),
+    )
     level = int(getattr(args, "verbose", 0) or 0) + 2 * int(getattr(args, "debug", 0) or 0)
     if level and not getattr(args, "quiet", False):
         _explain(args, level)
