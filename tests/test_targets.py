@@ -844,3 +844,12 @@ def test_cli_sweep_of_a_v4_mapped_address_finds_the_v4_host() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[:2] == ["127.0.0.1", "up"]
+
+
+def test_len_of_a_huge_permutation_is_a_hilos_error() -> None:
+    from hilos.errors import TooLargeError
+
+    perm = Permutation(2**64, seed=1)
+    with pytest.raises(TooLargeError, match=r"use \.n"):
+        len(perm)
+    assert perm.n == 2**64 and len(Permutation(5, seed=1)) == 5

@@ -1110,6 +1110,10 @@ class Permutation:
         self.start = rng.randrange(1, p)
 
     def __len__(self) -> int:
+        if self.n > sys.maxsize:
+            raise TooLargeError(
+                f"permutation of {self.n} indices: more than len() can return; use .n"
+            )
         return self.n
 
     def __iter__(self) -> Iterator[int]:
