@@ -492,20 +492,6 @@ def _sweep_check_icmp(families: set[int]) -> None:
             ) from exc
 
 
-def _sweep_check_icmp(families: set[int]) -> None:
-    """--method icmp without the privilege is a usage error (exit 2), as --type syn is."""
-    from hilos.errors import PrivilegeError
-    from hilos.probes.icmp import open_icmp_socket
-
-    for family in sorted(families):
-        try:
-            open_icmp_socket(family).close()
-        except PrivilegeError as exc:
-            raise UsageError(
-                f"--method icmp: {exc}; or use --method tcp (or auto) without privileges"
-            ) from exc
-
-
 def _sweep_summary(addresses: int, up: int, started: float) -> dict[str, object]:
     import time
 
@@ -701,7 +687,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.plot is not None:
         bench.check_plot_path(args.plot)  # fail before a long measurement, not after it
         bench.require_matplotlib()
-        bench.check_plot_path(args.plot)
     workload = bench.make_workload(
         args.workload,
         tasks=args.tasks,
