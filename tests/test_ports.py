@@ -308,3 +308,9 @@ def test_any_service_name_in_any_case_is_its_port(item: tuple[str, int], rnd: Ra
 def test_unknown_service_name_says_which(spec: str) -> None:
     with pytest.raises(PortSpecError, match="unknown service"):
         parse_ports(spec)
+
+
+def test_service_lookups_of_the_wrong_type_are_none() -> None:
+    assert service_port(22) is None  # type: ignore[arg-type]
+    assert service_name("22") is None  # type: ignore[arg-type]
+    assert service_name(True) is None

@@ -853,3 +853,11 @@ def test_len_of_a_huge_permutation_is_a_hilos_error() -> None:
     with pytest.raises(TooLargeError, match=r"use \.n"):
         len(perm)
     assert perm.n == 2**64 and len(Permutation(5, seed=1)) == 5
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, "10", True])
+def test_permutation_of_a_bad_size_is_invalid_argument(n: object) -> None:
+    from hilos.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument):
+        Permutation(n, seed=1)  # type: ignore[arg-type]

@@ -276,11 +276,15 @@ def top_ports(n: int) -> tuple[int, ...]:
 
 def service_name(port: int) -> str | None:
     """The service usually found on TCP ``port`` (22 -> "ssh"), or None if not in the table."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        return None
     return _SERVICES.get(port)
 
 
 def service_port(name: str) -> int | None:
     """The TCP port of service ``name`` (``"ssh"`` -> 22), case-insensitive, or None if unknown."""
+    if not isinstance(name, str):
+        return None
     return _SERVICE_PORTS.get(name.strip().lower())
 
 

@@ -55,7 +55,7 @@ from ipaddress import IPv4Address, IPv6Address
 from itertools import islice, pairwise, repeat
 from typing import IO
 
-from hilos.errors import ResolveError, TargetError, TooLargeError, UsageError
+from hilos.errors import InvalidArgument, ResolveError, TargetError, TooLargeError, UsageError
 from hilos.ports import exclude_ports, parse_ports, service_name, service_port, top_ports
 
 __all__ = [
@@ -1093,8 +1093,8 @@ class Permutation:
     __slots__ = ("generator", "n", "prime", "seed", "start")
 
     def __init__(self, n: int, seed: int) -> None:
-        if n < 0:
-            raise ValueError(f"Permutation size must not be negative, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidArgument(f"Permutation size must be a whole number >= 0, not {n!r}")
         self.n = n
         self.seed = seed
         # A string seed is hashed with SHA-512 by random.Random; an int seed would be abs()'d,
