@@ -88,7 +88,7 @@ def test_bad_threads(call: Call, threads: object) -> None:
         call(*args, threads=threads)
 
 
-@pytest.mark.parametrize("ports", [[0], [65536], [-1], [], [True], ["22"], "", "0", None, b"22"])
+@pytest.mark.parametrize("ports", [[0], [65536], [-1], [True], ["22"], "", "0", None, b"22"])
 @pytest.mark.parametrize("call", [connect_scan, syn_scan], ids=["connect", "syn"])
 def test_bad_ports(call: Call, ports: object) -> None:
     with pytest.raises((InvalidArgument, PortSpecError)):
@@ -209,3 +209,11 @@ def test_one_retries_bound_everywhere() -> None:
     from hilos import portscan
 
     assert getattr(portscan, "MAX_RETRIES", validate.MAX_RETRIES) == validate.MAX_RETRIES
+
+
+def test_empty_ports() -> None:
+    with pytest.raises(UsageError, match="no ports"):
+        connect_scan("127.0.0.1", [])
+    with pytest.raises(InvalidArgument, match="no ports"):
+        validate.check_ports([])
+    assert validate.check_ports([], allow_empty=True) == ()

@@ -1068,7 +1068,7 @@ def syn_scan(
 
     scanner = SynScanner(
         validate.check_hosts(hosts),
-        validate.check_ports(ports),
+        validate.check_ports(ports, allow_empty=True),  # no ports: nothing to do, no results
         rate=validate.check_rate(rate),
         timeout=validate.check_timeout(timeout),
         retries=validate.check_retries(1 if retries is None else retries) or 0,

@@ -112,11 +112,12 @@ def check_shard(value: object) -> tuple[int, int] | None:
     return i, n
 
 
-def check_ports(ports: object) -> tuple[int, ...]:
+def check_ports(ports: object, *, allow_empty: bool = False) -> tuple[int, ...]:
     """Ports to scan: a spec string (``"22,80-90,ssh"``), one int, or ints from 1 to 65535.
 
-    Never empty; duplicates are dropped, the order kept. Raises PortSpecError for a bad spec
-    string and InvalidArgument for anything else.
+    Duplicates are dropped, the order kept. Raises PortSpecError for a bad spec string and
+    InvalidArgument for anything else, and for an empty collection unless ``allow_empty`` (a
+    spec string is never empty: ``-p ""`` is an error).
     """
     if isinstance(ports, str):
         return parse_ports(ports)
@@ -127,7 +128,7 @@ def check_ports(ports: object) -> tuple[int, ...]:
     out: dict[int, None] = {}
     for port in ports:
         out[_whole("port", port, 1, MAX_PORT)] = None
-    if not out:
+    if not out and not allow_empty:
         raise InvalidArgument("no ports to scan: ports is empty")
     return tuple(out)
 
