@@ -41,10 +41,10 @@ def test_bad_number_is_one_line_exit_2() -> None:
     assert out.stderr.count("\n") == 1
 
 
-def test_missing_command_is_exit_2() -> None:
+def test_bare_hilos_is_usage_not_an_error() -> None:
+    # nmap's habit (issue 9): bare `hilos` prints its usage on stdout and exits 0 (test_cli too).
     out = _hilos()
-    assert out.returncode == 2
-    assert out.stderr.startswith("hilos: error: ")
+    assert out.returncode == 0 and out.stdout.startswith("usage: hilos")
 
 
 def test_exception_tree_is_exported_and_drawn_in_errors_docstring() -> None:
