@@ -374,3 +374,12 @@ def test_every_option_says_its_default_and_help_lists_the_aliases() -> None:
                   "-F", "--min-rate", "--max-rate", "--max-retries", "--excludefile",
                   "--reason", "-n", "-v", "-d", "4 aggressive"):  # fmt: skip
         assert alias in text, alias
+
+
+def test_retries_help_states_the_enforced_maximum() -> None:
+    from hilos.portscan import MAX_RETRIES
+
+    text = hilos("scan", "--help").stdout
+    assert f"0-{MAX_RETRIES}" in text
+    proc = hilos("scan", "127.0.0.1", "-p", "1", "--retries", str(MAX_RETRIES + 1))
+    assert proc.returncode == 2 and str(MAX_RETRIES) in proc.stderr

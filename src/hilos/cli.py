@@ -283,15 +283,15 @@ def _add_common_probe_options(p: argparse.ArgumentParser) -> None:
         type=_non_negative_int,
         default=None,
         metavar="N",
-        help="resends of an unanswered probe (default: 1; connect scan 2)",
+        help="resends of an unanswered probe, 0-20 (default: 1; connect scan 2)",
     )
     p.add_argument(
         "--threads",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="worker threads (default: sweep 16, connect scan 2; the SYN scan's sending "
-        "does not use threads)",
+        help="worker threads (default: sweep 16, connect scan 2; a connect scan allows "
+        "as many as the descriptor limit does, and says the limit; SYN scans ignore it)",
     )
     p.add_argument(
         "--all",
