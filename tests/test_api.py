@@ -217,3 +217,9 @@ def test_empty_ports() -> None:
     with pytest.raises(InvalidArgument, match="no ports"):
         validate.check_ports([])
     assert validate.check_ports([], allow_empty=True) == ()
+
+
+def test_sweep_keeps_the_name_a_target_was_given_as() -> None:
+    found = {r.host: r for r in sweep(["localhost", "127.0.0.2"], method="tcp", timeout=1.0)}
+    assert found["127.0.0.1"].hostname == "localhost"
+    assert found["127.0.0.2"].hostname is None

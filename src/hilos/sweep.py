@@ -1385,18 +1385,35 @@ def sweep(
 
     if method not in ("auto", "icmp", "tcp"):
         raise InvalidArgument(f"method must be auto, icmp or tcp, not {method!r}")
-    return iter(
-        Sweeper(
-            validate.check_hosts(targets),
-            method=method,
-            rate=validate.check_rate(rate),
-            timeout=validate.check_timeout(timeout),
-            retries=validate.check_retries(retries),
-            threads=validate.check_threads(threads),
-            randomize=bool(randomize),
-            seed=validate.check_seed(seed),
-            all_hosts=all_hosts,
-            on_progress=on_progress,
-            on_notice=on_notice,
-        )
+    hosts = validate.check_hosts(targets)
+    sweeper = Sweeper(
+        hosts,
+        method=method,
+        rate=validate.check_rate(rate),
+        timeout=validate.check_timeout(timeout),
+        retries=validate.check_retries(retries),
+        threads=validate.check_threads(threads),
+        randomize=bool(randomize),
+        seed=validate.check_seed(seed),
+        all_hosts=all_hosts,
+        on_progress=on_progress,
+        on_notice=on_notice,
     )
+    if isinstance(hosts, TargetSpace) and hosts.names:
+        return _named_hosts(iter(sweeper), hosts)
+    return iter(sweeper)
+
+
+def _named_hosts(results: Iterator[HostResult], space: TargetSpace) -> Iterator[HostResult]:
+    """sweep()'s results with the name each target was given as (``localhost``), as nmap shows
+    ``Nmap scan report for localhost (127.0.0.1)``."""
+    from dataclasses import replace
+
+    try:
+        for host in results:
+            name = host.hostname or space.hostname(host.host)
+            yield host if name == host.hostname else replace(host, hostname=name)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
