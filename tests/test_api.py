@@ -223,3 +223,32 @@ def test_sweep_keeps_the_name_a_target_was_given_as() -> None:
     found = {r.host: r for r in sweep(["localhost", "127.0.0.2"], method="tcp", timeout=1.0)}
     assert found["127.0.0.1"].hostname == "localhost"
     assert found["127.0.0.2"].hostname is None
+
+
+def test_connect_scan_keeps_the_name_a_target_was_given_as() -> None:
+    (host,) = list(connect_scan("localhost", [1], timeout=0.5))
+    assert (host.host, host.hostname) == ("127.0.0.1", "localhost")
+
+
+@needs_raw
+def test_syn_scan_keeps_the_name_a_target_was_given_as() -> None:
+    (host,) = list(syn_scan(["localhost"], [1], timeout=0.5))
+    assert (host.host, host.hostname) == ("127.0.0.1", "localhost")
+
+
+def test_closing_a_named_sweep_closes_the_scan() -> None:
+    results = validate.with_hostnames(iter([]), validate.check_hosts("127.0.0.1"))
+    assert list(results) == []
+    closed: list[bool] = []
+
+    def inner() -> Iterator[HostResult]:
+        try:
+            yield HostResult("127.0.0.1", "up", "syn-ack", 0.1)
+            yield HostResult("127.0.0.1", "up", "syn-ack", 0.1)
+        finally:
+            closed.append(True)
+
+    named = validate.with_hostnames(inner(), validate.check_hosts(["localhost"]))
+    assert next(named).hostname == "localhost"
+    named.close()  # type: ignore[attr-defined]
+    assert closed == [True]

@@ -872,12 +872,13 @@ def connect_scan(
         ),
     }
     checked = {k: checks[k](v) if k in checks else v for k, v in options.items()}
+    checked_hosts = validate.check_scan_hosts(hosts)
     scanner = ConnectScanner(
-        validate.check_scan_hosts(hosts),
+        checked_hosts,
         validate.check_ports(ports),
         **checked,  # type: ignore[arg-type]
     )
-    return _connect_results(scanner)
+    return validate.with_hostnames(_connect_results(scanner), checked_hosts)
 
 
 def _connect_results(scanner: ConnectScanner) -> Iterator[ScanHostResult]:

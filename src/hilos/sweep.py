@@ -1399,21 +1399,4 @@ def sweep(
         on_progress=on_progress,
         on_notice=on_notice,
     )
-    if isinstance(hosts, TargetSpace) and hosts.names:
-        return _named_hosts(iter(sweeper), hosts)
-    return iter(sweeper)
-
-
-def _named_hosts(results: Iterator[HostResult], space: TargetSpace) -> Iterator[HostResult]:
-    """sweep()'s results with the name each target was given as (``localhost``), as nmap shows
-    ``Nmap scan report for localhost (127.0.0.1)``."""
-    from dataclasses import replace
-
-    try:
-        for host in results:
-            name = host.hostname or space.hostname(host.host)
-            yield host if name == host.hostname else replace(host, hostname=name)
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
+    return validate.with_hostnames(iter(sweeper), hosts)

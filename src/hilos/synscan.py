@@ -1066,8 +1066,9 @@ def syn_scan(
     """
     from hilos import validate
 
+    checked_hosts = validate.check_hosts(hosts)
     scanner = SynScanner(
-        validate.check_hosts(hosts),
+        checked_hosts,
         validate.check_ports(ports, allow_empty=True),  # no ports: nothing to do, no results
         rate=validate.check_rate(rate),
         timeout=validate.check_timeout(timeout),
@@ -1076,4 +1077,4 @@ def syn_scan(
         shard=validate.check_shard(shard),
         on_progress=on_progress,
     )
-    return scanner.results()
+    return validate.with_hostnames(scanner.results(), checked_hosts)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Collection, Iterable, Iterator
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
+from typing import TypeVar
 
 from hilos.errors import InvalidArgument, TargetError
 from hilos.pool import MAX_THREADS
 from hilos.ports import MAX_PORT, parse_ports
-from hilos.results import HostResult
+from hilos.results import HostResult, ScanHostResult
 from hilos.targets import IPAddress, TargetSpace, parse_targets
 
 #: Most resends any scan or sweep makes (nmap's --max-retries default is 10): more only stretches
@@ -41,7 +43,11 @@ __all__ = [
     "check_shard",
     "check_threads",
     "check_timeout",
+    "with_hostnames",
 ]
+
+
+_R = TypeVar("_R", HostResult, ScanHostResult)
 
 
 def _number(name: str, value: object) -> float:
@@ -231,3 +237,25 @@ def check_hosts(hosts: object) -> TargetSpace | Iterable[IPAddress]:
 def check_scan_hosts(hosts: object) -> TargetSpace | Iterable[IPAddress | HostResult]:
     """check_hosts for a connect scan, whose input may also be HostResults of a discovery."""
     return _check(hosts, True)
+
+
+def with_hostnames(results: Iterator[_R], hosts: object) -> Iterator[_R]:
+    """``results`` with ``hostname`` set from the names targets were given as (``localhost``),
+    when ``hosts`` is a TargetSpace that has any; otherwise ``results`` itself.
+
+    Closing the returned generator closes ``results`` (which stops its scan).
+    """
+    if not isinstance(hosts, TargetSpace) or not hosts.names:
+        return results
+    return _named(results, hosts)
+
+
+def _named(results: Iterator[_R], space: TargetSpace) -> Iterator[_R]:
+    try:
+        for host in results:
+            name = host.hostname or space.hostname(host.host)
+            yield host if name == host.hostname else replace(host, hostname=name)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
