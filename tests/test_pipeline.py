@@ -192,6 +192,24 @@ def lab_scan(lab: Lab, *args: str, timeout: float = 120) -> dict[str, dict[str, 
     return jsonl(out.stdout)
 
 
+LIB_SCAN = """
+import json, sys
+from hilos.pipeline import scan
+a = json.loads(sys.argv[1])
+for h in scan(a["targets"], a["ports"], **a["kw"]):
+    print(json.dumps({"host": h.host, "status": h.status, "reason": h.reason, "rtt_ms": h.rtt_ms,
+                      "ports": [{"port": p.port, "state": p.state} for p in h.ports]}))
+"""
+
+
+def lib_scan(lab: Lab, targets: list[str], ports: list[int], **kw: Any) -> dict[str, Any]:
+    """hilos.pipeline.scan run in the lab's scanner namespace: {host: its result as a dict}."""
+    arg = json.dumps({"targets": targets, "ports": ports, "kw": kw})
+    out = lab.run([sys.executable, "-c", LIB_SCAN, arg], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return jsonl(out.stdout)
+
+
 def pairs(result: dict[str, dict[str, Any]]) -> dict[tuple[str, int], str]:
     return {(h, p["port"]): p["state"] for h, d in result.items() for p in d["ports"]}
 
@@ -205,15 +223,14 @@ def test_lab_live_host_with_only_filtered_ports_is_up(lab: Lab, scan_type: str) 
         if h["family"] == 4 and h["icmp"]
         and any(v["state"] == "filtered" for v in h["ports"].values())
     )  # fmt: skip
-    ports = [p for p, v in host["ports"].items() if v["state"] == "filtered"][:3]
-    got = lab_scan(
-        lab, host["addr"], "-p", ",".join(ports), "--type", scan_type, "--timeout", "0.5"
-    )
+    ports = [int(p) for p, v in host["ports"].items() if v["state"] == "filtered"][:3]
+    got = lib_scan(lab, [host["addr"]], ports, scan_type=scan_type, timeout=0.5)
     d = got[host["addr"]]
-    assert (d["status"], d["reason"]) == ("up", "echo-reply")
+    # Up, with discovery's reason (its first answer: echo, or the SYN/ACK probes) and RTT.
+    assert d["status"] == "up" and d["reason"] in ("echo-reply", "syn-ack", "rst")
     assert d["rtt_ms"] is not None
     assert {p["state"] for p in d["ports"]} == {"filtered"}
-    assert sorted(p["port"] for p in d["ports"]) == sorted(map(int, ports))
+    assert sorted(p["port"] for p in d["ports"]) == sorted(ports)
 
 
 @pytest.mark.lab
@@ -222,7 +239,7 @@ def test_lab_live_host_with_only_filtered_ports_is_up(lab: Lab, scan_type: str) 
 def test_lab_no_discovery_silent_address_is_up_user_set(lab: Lab, scan_type: str) -> None:
     live = {h["addr"] for h in lab.truth["hosts"]}
     silent = next(f"198.18.0.{i}" for i in range(200, 250) if f"198.18.0.{i}" not in live)
-    got = lab_scan(lab, silent, "-Pn", "-p", "80", "--type", scan_type, "--timeout", "0.3")
+    got = lib_scan(lab, [silent], [80], scan_type=scan_type, timeout=0.3, discovery=False)
     d = got[silent]
     assert (d["status"], d["reason"]) == ("up", "user-set")
     assert [(p["port"], p["state"]) for p in d["ports"]] == [(80, "filtered")]
@@ -280,3 +297,39 @@ def test_scan_object_is_iterated_once() -> None:
     list(job)
     with pytest.raises(RuntimeError):
         list(job)
+
+
+PROGRESS = """
+import json, sys, threading, time
+from hilos.pipeline import scan
+job = scan(["198.18.0.0/22"], [22, 80], scan_type=sys.argv[1], timeout=0.3)
+seen = []
+stop = threading.Event()
+def watch():
+    while not stop.is_set():
+        st = job.stats
+        seen.append([st.phase, st.done, st.total, st.up])
+        time.sleep(0.01)
+t = threading.Thread(target=watch)
+t.start()
+hosts = list(job)
+stop.set()
+t.join()
+s = job.summary
+print(json.dumps({"seen": seen, "up": sum(h.status == "up" for h in hosts),
+                  "summary": [s.addresses, s.up]}))
+"""
+
+
+@pytest.mark.lab
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("scan_type", ["syn", "connect"])
+def test_lab_progress_during_discovery_and_hosts_up_counted(lab: Lab, scan_type: str) -> None:
+    out = lab.run([sys.executable, "-c", PROGRESS, scan_type], timeout=100)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    seen = data["seen"]
+    # The SYN path used to show nothing while discovery ran, and "0 up" all scan long.
+    assert any(phase == "discovery" and total == 1024 for phase, _d, total, _up in seen)
+    assert any(phase == "scan" and up > 0 for phase, _d, _t, up in seen)
+    assert data["up"] > 0 and data["summary"] == [1024, data["up"]]

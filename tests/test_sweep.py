@@ -131,6 +131,16 @@ def test_cancel_stops_early() -> None:
             sweeper.cancel()
     assert 50 <= len(got) < 65536
     assert time.monotonic() - t0 < 10
+    # A summary counts the addresses actually probed, not the space's size (issue 9).
+    assert len(got) <= sweeper.probed < 65536
+
+
+@pytest.mark.root
+@pytest.mark.timeout(30)
+def test_finished_sweep_probed_every_address() -> None:
+    sweeper = Sweeper(parse_targets(["127.3.0.0/28"]), method="icmp", timeout=0.3)
+    assert sum(1 for _ in sweeper) == 16
+    assert sweeper.probed == 16
 
 
 @pytest.mark.root
@@ -162,7 +172,7 @@ def test_lazy_slash8_cancelled_early_stays_small() -> None:
 def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The frame path builds exactly hilos.probes.tcp's probes (plus the IP checksum the kernel
     would add) and ICMP echoes whose cookies the echo receiver recomputes."""
-    monkeypatch.setattr(tcp, "send_tick", lambda: 61234)
+    monkeypatch.setattr(tcp, "send_tick", lambda: 17618)
     sent: list[bytes] = []
 
     class Capture:
@@ -198,8 +208,8 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
     d4 = target.to_bytes(4, "big")
     hs = template.dst_sum(d4)
     seed = cookie.host_seed(target)
-    want_syn = template.syn(d4, hs, 443, 61234, cookie.value(seed, 443, 61234))
-    want_ack = template.ack(d4, hs, 80, 61234, cookie.value(seed, 80, 61234))
+    want_syn = template.syn(d4, hs, 443, 17618, cookie.value(seed, 443, 17618))
+    want_ack = template.ack(d4, hs, 80, 17618, cookie.value(seed, 80, 17618))
     for got, want in ((syn, want_syn), (ack, want_ack)):
         ip = got[14:]
         assert ip[:10] == want[:10] and ip[12:36] == want[12:36] and ip[38:] == want[38:]
@@ -207,11 +217,11 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
         a, b = ip[36:38], want[36:38]
         assert a == b or {a, b} == {b"\x00\x00", b"\xff\xff"}
     # The engine's own receiver accepts the RST that answers the ACK probe.
-    c_ack = cookie.value(seed, 80, 61234)
+    c_ack = cookie.value(seed, 80, 17618)
     rst = tcp.build_ipv4_packet(
         "198.18.7.9",
         "127.0.0.1",
-        struct.pack("!HHIIBBHHH", 80, 61234, c_ack, 0, 0x50, 0x04, 0, 0, 0),
+        struct.pack("!HHIIBBHHH", 80, 17618, c_ack, 0, 0x50, 0x04, 0, 0, 0),
     )
     reply = tcp.parse_ipv4(cookie, rst)
     assert reply is not None and reply.addr == target and reply.kind == tcp.KIND_RST

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -198,6 +199,18 @@ def test_parse_syn_ack_rst_ack_and_rst() -> None:
     rst = ip4(DST4, SRC4, 6, tcp_reply(80, SPORT_BASE + 9, c, 0, RST, DST4, SRC4))
     r = parse_ipv4(COOKIE, rst)
     assert r is not None and r.kind == KIND_RST and r.port == 80
+
+
+def test_rtt_ticks_are_fine_and_samples_wrap_late() -> None:
+    # The send time rides in the source port: RTTs come in TICK_MS steps (1.048576 ms before,
+    # issue 9), wrapping after SPORT_COUNT ticks; the ports stay below Linux's ephemeral range.
+    assert tcp.TICK_MS < 0.3
+    assert SPORT_COUNT * tcp.TICK_MS > 4000
+    assert SPORT_BASE >= 1024 and SPORT_BASE + SPORT_COUNT <= 32768
+    sent = tcp.SPORT_BASE + ((time.monotonic_ns() >> tcp.TICK_SHIFT) & tcp.SPORT_MASK)
+    time.sleep(0.005)
+    r = parse_ipv4(COOKIE, synack4(sport=sent, port=443))
+    assert r is not None and 5.0 - tcp.TICK_MS <= r.rtt_ms < 100
 
 
 def test_parse_rejects_wrong_cookie_port_flags_and_foreign() -> None:

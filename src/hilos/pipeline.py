@@ -139,12 +139,14 @@ class Scan:
     def stats(self) -> ScanProgress:
         scanner = self._scanner
         up = max(self._up, self._discovered_up)
+        sw = self._sweep_state
+        # While discovery runs (a connect scan already probes the hosts found), its progress
+        # over the address space is the one that says how far along the scan is.
+        if sw is not None and not self._discovery_done and not self._cancel.is_set():
+            return ScanProgress("discovery", sw.done, sw.total, max(up, sw.up))
         if scanner is not None:
             st = scanner.stats
             return ScanProgress("scan", st.done, st.total or None, up)
-        sw = self._sweep_state
-        if sw is not None:
-            return ScanProgress("discovery", sw.done, sw.total, max(up, sw.up))
         return ScanProgress(self._phase, 0, None, up)
 
     @property

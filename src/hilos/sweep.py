@@ -107,6 +107,7 @@ _SLOT = 66  # bytes per frame slot in a send batch (the echo frame is the longes
 _BATCH_ADDRS = 64  # addresses per sendmmsg batch (up to 192 frames)
 _FORK_MIN = 4096  # addresses in a pass before a second sender process pays for its fork
 _PACE_BATCH = 32
+_PIECE = 4096  # addresses per range handed to the engines (a multiple of 256: whole /24s)
 #: The largest IPv6 target space a sweep or scan accepts (see check_space_size).
 MAX_V6_ADDRESSES = 1 << 24
 
@@ -208,7 +209,13 @@ class _Targets:
                 yield ip.version, a, a
             return
         for first, last in space.iter_ranges():
-            yield first.version, int(first), int(last)
+            # In aligned pieces of at most _PIECE addresses: the engines count progress per
+            # range, so a cancelled sweep of a /16 knows it probed 4096, not 65536 (summaries).
+            fam, a, b = first.version, int(first), int(last)
+            while a <= b:
+                end = min(b, a | (_PIECE - 1))
+                yield fam, a, end
+                a = end + 1
 
     def block_count(self) -> int:
         """How many IPv4 blocks ranges() makes (a range's part inside one /24; only IPv4 goes
