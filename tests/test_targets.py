@@ -861,3 +861,33 @@ def test_permutation_of_a_bad_size_is_invalid_argument(n: object) -> None:
 
     with pytest.raises(InvalidArgument):
         Permutation(n, seed=1)  # type: ignore[arg-type]
+
+
+@st.composite
+def _mapped_spec(draw: st.DrawFn) -> tuple[str, set[int]]:
+    """An IPv4-mapped IPv6 range or block over the v4 test window, and the v4 values it means."""
+    a = _BASE4 + draw(st.integers(0, _SPAN - 1))
+    mapped = 0xFFFF << 32
+    if draw(st.booleans()):
+        prefix = draw(st.integers(118, 128))
+        net = ipaddress.ip_network(f"{IPv6Address(mapped + a)}/{prefix}", strict=False)
+        return str(net), {int(x) - mapped for x in net}
+    b = draw(st.integers(a, _BASE4 + _SPAN - 1))
+    return f"{IPv6Address(mapped + a)}-{IPv6Address(mapped + b)}", set(range(a, b + 1))
+
+
+@given(
+    st.lists(st.one_of(_v4_spec(), _mapped_spec()), max_size=5),
+    st.lists(st.one_of(_v4_spec(), _mapped_spec()), max_size=3),
+)
+@settings(max_examples=100, deadline=None)
+def test_property_mapped_specs_are_their_ipv4_addresses(
+    inc: list[tuple[str, set[int]]], exc: list[tuple[str, set[int]]]
+) -> None:
+    v4: set[int] = set()
+    for _, values in inc:
+        v4 |= values
+    for _, values in exc:
+        v4 -= values
+    space = parse_targets([s for s, _ in inc], exclude=[s for s, _ in exc])
+    _check_against(space, v4, set())
