@@ -891,3 +891,20 @@ def test_property_mapped_specs_are_their_ipv4_addresses(
         v4 -= values
     space = parse_targets([s for s, _ in inc], exclude=[s for s, _ in exc])
     _check_against(space, v4, set())
+
+
+@given(st.lists(_spec, min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]))
+@settings(max_examples=50, deadline=None)
+def test_property_a_target_file_means_what_its_specs_mean(
+    specs: list[tuple[str, set[int]]], newline: str
+) -> None:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, newline="") as f:
+        f.write(newline.join(f"{s}  # comment" for s, _ in specs) + newline)
+    try:
+        from_file = parse_targets([], input_file=f.name)
+    finally:
+        Path(f.name).unlink()
+    direct = parse_targets([s for s, _ in specs])
+    assert list(from_file.iter_ranges()) == list(direct.iter_ranges())
