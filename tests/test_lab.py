@@ -65,7 +65,8 @@ def test_plan_fixed_hosts_do_not_depend_on_the_seed() -> None:
         assert {2222, 7777, 8081, 8443, 10443} <= set(one.open_ports)
         assert len(one.filtered_ports) >= 2
         assert not two.icmp and dict(two.open_ports) == {22: "ssh", 80: "http"}
-        assert sorted(three.open_ports.values()) == ["escape", "flood", "silent", "ssh"]
+        assert sorted(three.open_ports.values()) == ["echo", "escape", "flood", "silent", "ssh"]
+        assert three.open_ports[27017] == "echo"  # mongodb's port: issue 9's "mongodb" echo
         assert not set(four.open_ports) & COMMON_PORTS and len(four.filtered_ports) >= 2
         assert hosts["fd18:0:0:100::1"].icmp
 
@@ -106,6 +107,8 @@ def test_truth_file_format() -> None:
     assert one["ports"]["443"]["tls"] is True
     assert one["ports"]["445"] == {"state": "filtered", "service": None, "product": None,
                                    "version": None, "tls": False, "banner": None}  # fmt: skip
+    three = next(h for h in truth["hosts"] if h["addr"] == "198.18.0.3")
+    assert three["ports"]["27017"]["service"] == "echo"
     assert truth["dns"]["domain"] == "lab.test"
     assert truth["dns"]["servers"] == ["198.19.0.1", "fd18:ff::1"]
     names = truth["dns"]["names"]
@@ -482,3 +485,23 @@ def test_scanner_namespace_asks_only_the_lab_dns(lab: Lab) -> None:
     assert "hilos lab" not in Path("/etc/resolv.conf").read_text()
     st = Lab.status(lab.name)
     assert st.up, st.problems
+
+
+@pytest.mark.lab
+@pytest.mark.timeout(120)
+def test_cli_up_names_the_lab_names_and_they_work() -> None:
+    name = f"hf{os.getpid() % 100000}x99"  # a factory-style name: stale copies get cleaned up
+    hilos = [sys.executable, "-m", "hilos", "lab"]
+    labmod.teardown(name)
+    try:
+        argv = [*hilos, "up", "--name", name, "--dense", "5", "--sparse", "0", "--ipv6", "1"]
+        up = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert up.returncode == 0, up.stderr
+        names = next(line for line in up.stdout.splitlines() if line.startswith("names:"))
+        assert "h1.lab.test" in names and "v6.lab.test" in names and "198.19.0.1" in names
+        argv = [*hilos, "run", "--name", name, "--", "ping", "-c1", "-W2", "h1.lab.test"]
+        ping = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert ping.returncode == 0 and "198.18.0.1" in ping.stdout, ping.stdout + ping.stderr
+    finally:
+        labmod.teardown(name)
+    assert not Path("/etc/netns", f"{name}-scan").exists()

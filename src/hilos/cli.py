@@ -646,7 +646,12 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         print(f"lab {name} up in {took:.1f} s: {counts_line(st)}")
         print(f"scanner namespace: {lab.scanner_ns} (no default route; reaches only the lab)")
         print(f"truth: {lab.truth_path}")
-        print(f"try:   hilos lab run --name {name} -- ping -c1 198.18.0.1")
+        dns = lab.truth["dns"]
+        print(
+            f"names: {', '.join(sorted(dns['names']))} "
+            f"(the lab's DNS at {dns['servers'][0]}, only inside the lab)"
+        )
+        print(f"try:   hilos lab run --name {name} -- ping -c1 h1.lab.test")
         return 0
     if action == "down":
         removed = teardown(name)

@@ -17,7 +17,8 @@ Fixed hosts (always present, whatever the seed)::
                  10443 tls); filtered 135 139 445 3389; every other port closed
     198.18.0.2   ICMP silent (echo dropped); open 22 ssh and 80 http; filtered 443
     198.18.0.3   the hostile host: 19 flood (10 MB), 23 terminal escapes, 4444 accepts and
-                 never speaks; also 22 ssh
+                 never speaks, 27017 echo (MongoDB's port; sends the scanner's probe back);
+                 also 22 ssh
     198.18.0.4   services on unusual ports only (1110 1143 2121 2525 3307 5433 6380 8000 8888
                  9201 9443 22222); filtered 22 80 443
     fd18:0:0:100::1   ICMPv6 on; open 22 80 443
@@ -148,7 +149,7 @@ _FIXED4: tuple[tuple[str, bool, dict[int, str], tuple[int, ...]], ...] = (
         (135, 139, 445, 3389),
     ),
     ("198.18.0.2", False, {22: "ssh", 80: "http"}, (443,)),
-    ("198.18.0.3", True, {19: "flood", 22: "ssh", 23: "escape", 4444: "silent"}, ()),
+    ("198.18.0.3", True, {19: "flood", 22: "ssh", 23: "escape", 4444: "silent", 27017: "echo"}, ()),
     (
         "198.18.0.4",
         True,

@@ -47,6 +47,9 @@ Kinds (``KINDS``) and what they speak; ``describe(kind)`` gives what a scanner s
 - flood: on connect sends ``FLOOD_BYTES`` (10 MiB) of a repeating 64-byte text with no line break,
   then closes; tests that scanners cap what they read.
 - silent: accepts, never speaks, reads and discards, keeps the connection until the client closes.
+- echo: RFC 862 echo: says nothing first, sends back every byte it gets. The lab puts one on
+  MongoDB's port 27017: a scanner must name it "echo" (as nmap does: its own probe came back),
+  not take its reflected probe for a MongoDB banner.
 
 nmap 7.93 ``-sV`` names every kind but escape, flood and silent as describe() does (a slow test
 checks it): https is its "ssl/http" (service "https" here), tls its "ssl/smtp" ("smtps"),
@@ -115,6 +118,7 @@ KINDS: tuple[str, ...] = (
     "escape",
     "flood",
     "silent",
+    "echo",
 )
 
 DEFAULT_IDLE_TIMEOUT = 30.0
@@ -169,6 +173,7 @@ _DESCRIPTIONS: dict[str, tuple[str | None, str | None, str | None, bool, str | N
     "escape": (None, None, None, False, _ESCAPE_BANNER),
     "flood": (None, None, None, False, FLOOD_PATTERN.decode("ascii")),
     "silent": (None, None, None, False, None),
+    "echo": ("echo", None, None, False, None),
 }
 
 
@@ -1318,7 +1323,7 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-# --- escape, flood, silent -----------------------------------------------------------------------
+# --- escape, flood, silent, echo ------------------------------------------------------------------
 
 
 class _EscapeConn(_Conn):
@@ -1358,6 +1363,14 @@ class _FloodConn(_Conn):
 
 class _SilentConn(_Conn):
     idle_timeout = False  # stays until the client closes
+
+
+class _EchoConn(_Conn):
+    """RFC 862: everything received goes back as it came."""
+
+    def feed(self) -> None:
+        self.send(bytes(self.buf))
+        self.buf.clear()
 
 
 class _TlsConn(_Conn):
@@ -1480,6 +1493,7 @@ _PROTOCOLS: dict[str, type[_Conn]] = {
     "escape": _EscapeConn,
     "flood": _FloodConn,
     "silent": _SilentConn,
+    "echo": _EchoConn,
 }
 
 # ---------------------------------------------------------------------------------------------
