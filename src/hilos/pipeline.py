@@ -36,6 +36,7 @@ from hilos.ports import service_name
 from hilos.portscan import MAX_RETRIES, check_threads
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
+from hilos.synscan import MAX_HOSTS
 from hilos.targets import TargetSpace, parse_targets
 
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
@@ -100,6 +101,12 @@ class Scan:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         if scan_type == "connect" and threads is not None:
             check_threads(threads)
+        if scan_type == "syn" and not discovery and targets.size > MAX_HOSTS:
+            # Checked here, before any output is opened (the scanner is made after discovery).
+            raise UsageError(
+                f"a SYN scan takes at most {MAX_HOSTS} addresses per run, not {targets.size}: "
+                "split the targets, or let discovery (no -Pn) pick the live ones"
+            )
         self.targets = targets
         self.scan_type: ScanType = scan_type
         self.discovery = discovery
@@ -329,7 +336,9 @@ class Scan:
             if found is not None and (host.status != "up" or host.reason != found.reason):
                 rtt = found.rtt_ms if found.rtt_ms is not None else host.rtt_ms
                 host = replace(host, status="up", reason=found.reason, rtt_ms=rtt)
-        if any(_unnamed(p) for p in host.ports):
+        # The scanners name every port themselves (from the port table, as nmap's SYN and
+        # connect scans do); only a banner read that identified nothing can leave a gap.
+        if self.banners and any(_unnamed(p) for p in host.ports):
             host = replace(
                 host,
                 ports=tuple(

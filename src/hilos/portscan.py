@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from hilos.errors import HilosError, UsageError, from_oserror
+from hilos.ports import service_name
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult, PortResult, ScanHostResult
 
@@ -533,11 +534,15 @@ class ConnectScanner:
                 port = ports[i]
                 pr = closed.get(port)
                 if pr is None:
-                    pr = closed[port] = PortResult(port, "closed", "conn-refused")
+                    # Named from the port table, as nmap does (`22/tcp closed ssh`).
+                    pr = closed[port] = PortResult(
+                        port, "closed", "conn-refused", service=service_name(port)
+                    )
                 res.append(pr)
             elif code != _UNKNOWN:
                 state, reason = _CODE_STATE_REASON[code]
-                res.append(PortResult(ports[i], state, reason))  # type: ignore[arg-type]
+                port = ports[i]
+                res.append(PortResult(port, state, reason, service=service_name(port)))  # type: ignore[arg-type]
         found = h.found
         if found is not None:
             return ScanHostResult(h.addr, "up", found.reason, tuple(res), found.rtt_ms)

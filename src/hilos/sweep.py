@@ -965,8 +965,13 @@ class Sweeper:
         self.all_hosts = all_hosts
         self.on_progress = on_progress
         self.on_notice = on_notice
+        # Targets given as names keep them in the results (looked up per answer, and only when
+        # some target was a name).
+        self._space: TargetSpace | None = None
         if isinstance(targets, TargetSpace):
             check_space_size(targets)
+            if targets.names:
+                self._space = targets
         self._targets = _Targets(targets, randomize, seed)
         self.size = self._targets.size
         self.notice = ""
@@ -1102,8 +1107,15 @@ class Sweeper:
                 self._samples += 1
                 if rtt_ms > self._max_rtt:
                     self._max_rtt = rtt_ms
+        host = _host_str(key)
         self._queue.put(
-            HostResult(_host_str(key), "up", reason, None if rtt_ms is None else round(rtt_ms, 3))
+            HostResult(
+                host,
+                "up",
+                reason,
+                None if rtt_ms is None else round(rtt_ms, 3),
+                self._space.hostname(host) if self._space is not None else None,
+            )
         )
 
     def _wait(self) -> float:
@@ -1335,8 +1347,13 @@ class Sweeper:
                     reason = answered.get(key)
                     if reason in _UP_REASONS:
                         continue
+                    host = _host_str(key)
                     yield HostResult(
-                        _host_str(key), "down", str(reason) if reason else "no-response", None
+                        host,
+                        "down",
+                        str(reason) if reason else "no-response",
+                        None,
+                        self._space.hostname(host) if self._space is not None else None,
                     )
         finally:
             self._stop.set()
