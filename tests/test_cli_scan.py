@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
-from hilos.ports import service_name
+from hilos.targets.ports import service_name
 
 if TYPE_CHECKING:
     from hilos.lab import Lab
@@ -184,6 +184,9 @@ def test_ctrl_c_keeps_every_result_and_files_well_formed(tmp_path: Path) -> None
     answered = sum(len(h["ports"]) for h in hosts.values())
     assert answered >= 1000  # about 3000/s for 1.5 s, all kept
     assert answered < 2 * 55536
+    # Hosts the scan had not finished say so (issue 9 item 10).
+    assert hosts and all(h.get("complete") is False for h in hosts.values())
+    assert "2 IP addresses" in err and "65536" not in err
     root = ET.parse(xm).getroot()  # the XML is closed and parseable
     assert root.tag == "nmaprun"
     xml_ports = sum(len(h.findall("ports/port")) for h in root.findall("host"))

@@ -47,7 +47,6 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import islice
 
 from hilos.errors import NetworkError, UsageError, from_oserror
-from hilos.ports import service_name
 from hilos.portscan import MAX_RETRIES, ScanStats
 from hilos.probes.icmp import LinkTx
 from hilos.probes.ratelimit import TokenBucket
@@ -69,6 +68,7 @@ from hilos.probes.tcp import (
 )
 from hilos.results import PortResult, ScanHostResult
 from hilos.targets import Permutation
+from hilos.targets.ports import service_name
 
 __all__ = ["MAX_HOSTS", "SynScanner", "can_raw", "syn_scan"]
 
@@ -601,17 +601,23 @@ class SynScanner:
         with the sweep): no route, netfilter or qdisc work per packet in our own namespace,
         about 20-40% less kernel time per probe. Hosts it does not cover keep the IP socket."""
         table = self._table
-        first = next((h for h, e in enumerate(table) if e[2] is not None), None)
+        np_ = self._np
+        # A probe of this walk (this shard, live hosts only): a probe outside it would be
+        # counted final too, and the scan would end one answer early (it ends when every probe
+        # of the walk is final).
+        first = next(
+            (i for i in islice(self._walk(), 4096) if table[i // np_][2] is not None), None
+        )
         engine = self._engine
         if first is None or engine is None or engine.tx4 is None:
             return
-        d4 = table[first][2]
+        d4 = table[first // np_][2]
         assert d4 is not None
 
         def resolve() -> None:
             # The gateway's MAC is not known yet: send the first probe the ordinary way (a real
             # probe of the scan, answered and counted as usual) so the kernel resolves it.
-            self._send_chunk(iter([first * self._np]), 1, False, None)
+            self._send_chunk(iter([first]), 1, False, None)
 
         link = LinkTx.for_route(int.from_bytes(d4, "big"), resolve=resolve)
         if link is None:
