@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import hilos
-from hilos import targets as targets_mod
 from hilos import validate
 from hilos.errors import (
     HilosError,
@@ -29,6 +28,7 @@ from hilos.results import HostResult
 from hilos.sweep import sweep
 from hilos.synscan import can_raw, syn_scan
 from hilos.targets import TargetSpace
+from hilos.targets import parse as targets_parse
 
 needs_raw = pytest.mark.skipif(not can_raw(), reason="needs CAP_NET_RAW")
 
@@ -42,7 +42,7 @@ def no_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
             return ["127.0.0.1"]
         raise OSError(-2, "Name or service not known")
 
-    monkeypatch.setattr(targets_mod, "_resolve", resolve)
+    monkeypatch.setattr(targets_parse, "resolve_name", resolve)
 
 
 # --------------------------------------------------------------------------- bad options

@@ -18,11 +18,11 @@ import pytest
 
 from hilos.errors import UsageError
 from hilos.pipeline import MAX_RETRIES, MAX_V6_ADDRESSES, Scan, scan
-from hilos.ports import service_name
 from hilos.portscan import ConnectScanner
 from hilos.sweep import Sweeper
 from hilos.synscan import SynScanner
 from hilos.targets import parse_targets
+from hilos.targets.ports import service_name
 
 if TYPE_CHECKING:
     from hilos.lab import Lab

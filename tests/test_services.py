@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from hilos import labsvc
 from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
-from hilos.ports import service_name
 from hilos.results import PortResult, ScanHostResult
 from hilos.services import (
     READ_LIMIT,
@@ -27,6 +26,7 @@ from hilos.services import (
     match_response,
     parse_http,
 )
+from hilos.targets.ports import service_name
 
 pytestmark = pytest.mark.timeout(60)
 

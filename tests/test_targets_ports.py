@@ -1,4 +1,4 @@
-"""Tests of hilos.ports: -p specs, the top-ports ranking, service names (parsing only, no I/O)."""
+"""Tests of hilos.targets.ports: -p specs, the top-ports ranking, service names (no I/O)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hilos import ports as ports_mod
 from hilos.errors import PortSpecError, UsageError
-from hilos.ports import (
+from hilos.targets import ports as ports_mod
+from hilos.targets.ports import (
     MAX_PORT,
     exclude_ports,
     parse_ports,

@@ -520,9 +520,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from typing import Any
 
     from hilos.output.progress import Progress
-    from hilos.ports import exclude_ports, parse_ports, service_name, top_ports
     from hilos.results import HostResult, PortResult, ScanHostResult
     from hilos.targets import parse_shard
+    from hilos.targets.ports import exclude_ports, parse_ports, service_name, top_ports
 
     quiet = bool(getattr(args, "quiet", False))
     notice = _notifier(args)

@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hilos.errors import UsageError
-from hilos.ports import service_name
 from hilos.portscan import MAX_RETRIES, check_threads
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
 from hilos.synscan import MAX_HOSTS
 from hilos.targets import TargetSpace, parse_targets
+from hilos.targets.ports import service_name
 
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
 

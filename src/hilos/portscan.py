@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from itertools import repeat
 
 from hilos.errors import HilosError, UsageError, from_oserror
-from hilos.ports import service_name
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.targets.ports import service_name
 
 __all__ = [
     "DEFAULT_THREADS",

@@ -40,8 +40,8 @@ from dataclasses import dataclass, replace
 
 from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.pool import Pool
-from hilos.ports import service_name
 from hilos.results import PortResult, ScanHostResult
+from hilos.targets.ports import service_name
 
 __all__ = [
     "DEFAULT_THREADS",

@@ -23,9 +23,9 @@ from typing import TypeVar
 
 from hilos.errors import InvalidArgument, TargetError
 from hilos.pool import MAX_THREADS
-from hilos.ports import MAX_PORT, parse_ports
 from hilos.results import HostResult, ScanHostResult
 from hilos.targets import IPAddress, TargetSpace, parse_targets
+from hilos.targets.ports import MAX_PORT, parse_ports
 
 #: Most resends any scan or sweep makes (nmap's --max-retries default is 10): more only stretches
 #: the wait for silent targets (issue 9 item 4). The engines check the same bound.
