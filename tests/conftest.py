@@ -48,7 +48,7 @@ _FACTORY_PREFIX = f"hf{os.getpid() % 100000}x"
 def _cleanup_stale_labs() -> None:
     """Remove leftovers of test labs whose pytest process died (kill -9, crash): our own name
     reused after pid wrap-around, and any ht*/hf* lab whose recorded owner process is gone."""
-    from hilos.lab import STATE_ROOT, _read_state, teardown
+    from hilos.lab import STATE_ROOT, read_state, teardown
 
     names = {LAB_NAME}
     netns = Path("/run/netns")
@@ -57,7 +57,7 @@ def _cleanup_stale_labs() -> None:
     for name in candidates:
         if not re.fullmatch(r"h[tf]\d+(x\d+)?", name) or name.startswith(_FACTORY_PREFIX):
             continue
-        state = _read_state(name)
+        state = read_state(name)
         owner = state.get("owner_pid") if state else None
         if isinstance(owner, int) and owner != os.getpid() and not Path(f"/proc/{owner}").exists():
             names.add(name)

@@ -20,6 +20,9 @@ import pytest
 from hilos import lab as labmod
 from hilos.errors import LabError
 from hilos.lab import DEAD_HOST, LAB4, LAB6, UNREACHABLE, Lab, plan_hosts
+from hilos.lab.delayer import delay_loop
+from hilos.lab.netns import alive
+from hilos.lab.truth import build_truth
 
 DENSE_NET = ipaddress.ip_network("198.18.0.0/24")
 UNREACH_NET = ipaddress.ip_network(UNREACHABLE)
@@ -97,7 +100,7 @@ def test_plan_kinds_are_labsvc_kinds() -> None:
 
 def test_truth_file_format() -> None:
     plan = plan_hosts(seed=5, dense=6, sparse=3, ipv6=2)
-    truth = labmod._truth("t", plan, 40, 1.5, 5)
+    truth = build_truth("t", plan, 40, 1.5, 5)
     assert truth["ranges"] == {"lab4": LAB4, "dense": "198.18.0.0/24",
                                "unreachable": UNREACHABLE, "lab6": LAB6}  # fmt: skip
     assert truth["scanner_ns"] == "t-scan" and truth["rtt_ms"] == 40.0
@@ -138,7 +141,7 @@ def test_delay_loop_holds_packets_and_keeps_order() -> None:
     for s in (a_in, b_in):
         s.setblocking(False)
     stop = [False]
-    t = threading.Thread(target=labmod.delay_loop, args=(a_in.fileno(), b_in.fileno(), 0.05, stop))
+    t = threading.Thread(target=delay_loop, args=(a_in.fileno(), b_in.fileno(), 0.05, stop))
     t.start()
     try:
         start = time.monotonic()
@@ -213,7 +216,7 @@ def test_up_status_down_round_trip_leaves_nothing(make_lab: Callable[..., Lab]) 
     assert json.loads(lab.truth_path.read_text()) == lab.truth
     state = json.loads((labmod.STATE_ROOT / lab.name / "state.json").read_text())
     pids = list(state["pids"].values())
-    assert len(pids) == 3 and all(labmod._alive(p) for p in pids)  # labsvc, labdns, delayer
+    assert len(pids) == 3 and all(alive(p) for p in pids)  # labsvc, labdns, delayer
     resolver = Path("/etc/netns", lab.scanner_ns)
     assert (resolver / "resolv.conf").exists() and (resolver / "nsswitch.conf").exists()
     namespaces = [lab.scanner_ns, lab.router_ns, lab.hosts_ns]
@@ -224,7 +227,7 @@ def test_up_status_down_round_trip_leaves_nothing(make_lab: Callable[..., Lab]) 
     lab.down()
     assert not Lab.status(lab.name).up
     assert not any(Path("/run/netns", ns).exists() for ns in namespaces)
-    assert not any(labmod._alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     assert not (labmod.STATE_ROOT / lab.name).exists()
     assert not resolver.exists()
     assert labmod.teardown(lab.name) is False  # idempotent
@@ -436,7 +439,7 @@ def test_cli_lab_options_say_their_defaults(
             assert re.search(rf"{option} \w+ [^-]*\(default {default}\)", out), option
 
 
-# --- The lab's DNS (hilos.labdns) seen from the scanner namespace --------------------------------
+# --- The lab's DNS (hilos.lab.dns) seen from the scanner namespace --------------------------------
 
 _RESOLVE = """
 import json, socket, sys, time

@@ -1,4 +1,4 @@
-"""The lab's DNS server (hilos.labdns): the zone, the wire format, UDP and TCP on loopback."""
+"""The lab's DNS server (hilos.lab.dns): the zone, the wire format, UDP and TCP on loopback."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from hilos import labdns
 from hilos.errors import LabError
-from hilos.labdns import DnsServer, DnsSpec, answer, lab_dns_spec, parse_spec
+from hilos.lab import dns as labdns
+from hilos.lab.dns import DnsServer, DnsSpec, answer, lab_dns_spec, parse_spec
 
 A, NS, SOA, PTR, AAAA, ANY = 1, 2, 6, 12, 28, 255
 NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 3, 4, 5
@@ -166,8 +166,8 @@ def test_bad_queries() -> None:
 
 
 def test_too_long_for_udp_is_truncated() -> None:
-    many = DnsSpec((("127.0.0.1", 0),), ("lab.test",),
-                   {"big.lab.test": {"A": tuple(f"198.18.1.{i}" for i in range(1, 60))}})  # fmt: skip
+    records = {"big.lab.test": {"A": tuple(f"198.18.1.{i}" for i in range(1, 60))}}
+    many = DnsSpec((("127.0.0.1", 0),), ("lab.test",), records)
     full = parse(answer(many, query("big.lab.test", A)) or b"")
     assert len(full.answers) == 59 and not full.flags & 0x0200
     short = parse(answer(many, query("big.lab.test", A), 512) or b"")

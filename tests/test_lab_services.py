@@ -1,4 +1,4 @@
-"""Tests for hilos.labsvc: every kind of fake lab service, run as a subprocess on loopback only."""
+"""hilos.lab.services: every kind of fake lab service, run as a subprocess on loopback only."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 import pytest
 
 from hilos.errors import LabError
-from hilos.labsvc import FLOOD_BYTES, FLOOD_PATTERN, KINDS, describe, parse_spec
+from hilos.lab.services import FLOOD_BYTES, FLOOD_PATTERN, KINDS, describe, parse_spec
 
 IDLE = 2.0  # idle_timeout of the shared server: long enough for every exchange below
 IO_TIMEOUT = 5.0
@@ -68,7 +68,7 @@ def _launch(spec: dict[str, Any], path: Path, timeout: float = 30.0) -> tuple[Ru
     path.write_text(json.dumps(spec))
     start = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hilos.labsvc", str(path)],
+        [sys.executable, "-m", "hilos.lab.services", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -844,10 +844,10 @@ def test_bad_spec_and_usage(tmp_path: Path) -> None:
     assert running is None
     assert err == "labsvc: error: spec: services[0]: port None must be an integer in 1-65535\n"
     proc = subprocess.run(
-        [sys.executable, "-m", "hilos.labsvc"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "hilos.lab.services"], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.startswith("usage: python -m hilos.labsvc SPEC.json")
+    assert proc.stderr.startswith("usage: python -m hilos.lab.services SPEC.json")
 
 
 # Kinds nmap -sV identifies by itself (escape, flood and silent it cannot; postgresql it names

@@ -1,6 +1,6 @@
 """The lab's DNS server: answers for the lab's own names (lab.test), never forwards a query.
 
-LAB USE ONLY. The lab starts it in its router namespace as ``python -m hilos.labdns SPEC.json``
+LAB USE ONLY. The lab starts it in its router namespace as ``python -m hilos.lab.dns SPEC.json``
 and points the scanner namespace's resolver at it (``/etc/netns/<name>-scan/resolv.conf``), so
 name tests resolve lab names without ever asking this machine's resolver. ``.test`` is reserved
 for testing (RFC 6761 section 6.2): no real name can collide with a lab name.
@@ -21,7 +21,7 @@ bound and exits 0 on SIGTERM or SIGINT.
 
 Example::
 
-    python -m hilos.labdns dns.json   # prints "ready"; kill -TERM to stop
+    python -m hilos.lab.dns dns.json   # prints "ready"; kill -TERM to stop
 """
 
 from __future__ import annotations
@@ -375,10 +375,10 @@ async def _serve(spec: DnsSpec, ready: Callable[[], None]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hilos.labdns SPEC.json``: serve until SIGTERM; 0 on a clean stop, 1 on errors."""
+    """``python -m hilos.lab.dns SPEC.json``: serve until SIGTERM; 0 on a clean stop, 1 on error."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: python -m hilos.labdns SPEC.json", file=sys.stderr)
+        print("usage: python -m hilos.lab.dns SPEC.json", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve(load_spec(args[0]), lambda: print("ready", flush=True)))
