@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
+from hilos.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.targets.ports import service_name
 
 if TYPE_CHECKING:

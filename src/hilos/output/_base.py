@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal, TextIO
 
 from hilos.errors import HilosError
-from hilos.output.sanitize import FIELD_LIMIT, clean, clean_optional
 from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.sanitize import FIELD_LIMIT, clean, clean_optional
 
 Kind = Literal["sweep", "scan"]
 Result = HostResult | ScanHostResult

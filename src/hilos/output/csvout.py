@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 from hilos.output._base import Result, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean_optional
 from hilos.results import ScanHostResult
+from hilos.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean_optional
 
 SWEEP_HEADER = ("host", "hostname", "status", "reason", "rtt_ms")
 SCAN_HEADER = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from hilos.output._base import CleanPort, Result, Summary, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 from hilos.results import ScanHostResult
+from hilos.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 
 __all__ = ["GrepableWriter", "port_field"]
 

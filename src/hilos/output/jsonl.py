@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from hilos.output._base import Result, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean
 from hilos.results import HostResult, ScanHostResult
+from hilos.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean
 
 # ASCII-only: the file reads the same whatever encoding the reader assumes.
 _encode = json.JSONEncoder(ensure_ascii=True, separators=(", ", ": "), allow_nan=False).encode

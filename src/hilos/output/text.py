@@ -13,8 +13,8 @@ from hilos.output._base import (
     hidden_phrase,
     split_ports,
 )
-from hilos.output.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 from hilos.results import HostResult, ScanHostResult
+from hilos.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 
 # Address column: wide enough for every IPv4 address; longer (IPv6) addresses just push.
 _HOST_WIDTH = 15

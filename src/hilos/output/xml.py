@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 from hilos.output._base import Result, Summary, Writer, clean_port, split_ports
-from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.results import ScanHostResult
+from hilos.sanitize import BANNER_DATA_LIMIT, clean
 
 __all__ = ["XmlWriter", "compress_ports"]
 

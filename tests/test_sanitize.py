@@ -1,4 +1,4 @@
-"""Tests of hilos.output.sanitize: hostile banners never carry control characters anywhere."""
+"""Tests of hilos.sanitize: hostile banners never carry control characters anywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hilos.output.sanitize import BANNER_TEXT_LIMIT, clean, clean_optional
+from hilos.sanitize import BANNER_TEXT_LIMIT, clean, clean_optional
 
 # C0, DEL, C1 (which includes the 8-bit CSI/OSC/DCS/ST introducers), and ESC itself.
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")

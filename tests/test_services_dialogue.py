@@ -1,5 +1,5 @@
-"""Service identification: banner matchers on real-world shapes, and live dialogues on loopback
-with the lab's fake services (standard kinds on unusual ports, TLS, hostile banners)."""
+"""Tests of hilos.services.dialogue: live dialogues on loopback with the lab's fake services
+(standard kinds on unusual ports, TLS, hostile banners), an echo service, a closed port."""
 
 from __future__ import annotations
 
@@ -12,127 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from hilos import labsvc
-from hilos.output.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.results import PortResult, ScanHostResult
+from hilos.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.services import (
     READ_LIMIT,
     BannerGrabber,
     identify,
-    match_greeting,
-    match_response,
-    parse_http,
 )
 from hilos.targets.ports import service_name
 
 pytestmark = pytest.mark.timeout(60)
 
 
-# ------------------------------------------------------------------ matchers (pure functions)
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (
-            b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
-            ("ssh", "OpenSSH", "9.2p1 Debian 2+deb12u3"),
-        ),
-        (
-            b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n",
-            ("ssh", "OpenSSH", "8.9p1 Ubuntu 3ubuntu0.6"),
-        ),
-        (b"SSH-2.0-OpenSSH_7.4\r\n", ("ssh", "OpenSSH", "7.4")),
-        (b"SSH-2.0-dropbear_2020.81\r\n", ("ssh", "Dropbear sshd", "2020.81")),
-        (b"SSH-2.0-libssh_0.9.6\r\n", ("ssh", "libssh", "0.9.6")),
-        (b"SSH-1.99-Cisco-1.25\r\n", ("ssh", "Cisco SSH", "1.25")),
-        (b"220 (vsFTPd 3.0.3)\r\n", ("ftp", "vsftpd", "3.0.3")),
-        (
-            b"220 ProFTPD 1.3.5e Server (Debian) [::ffff:198.18.0.9]\r\n",
-            ("ftp", "ProFTPD", "1.3.5e"),
-        ),
-        (
-            b"220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------\r\n",
-            ("ftp", "Pure-FTPd", None),
-        ),
-        (b"220 Microsoft FTP Service\r\n", ("ftp", "Microsoft ftpd", None)),
-        (b"220 mail.example.org ESMTP Postfix (Debian/GNU)\r\n", ("smtp", "Postfix smtpd", None)),
-        (
-            b"220 mx.example.org ESMTP Exim 4.96 Mon, 01 Jan 2024\r\n",
-            ("smtp", "Exim smtpd", "4.96"),
-        ),
-        (b"220 host.example ESMTP Sendmail 8.15.2/8.15.2; Mon\r\n", ("smtp", "Sendmail", "8.15.2")),
-        (b"+OK Dovecot (Debian) ready.\r\n", ("pop3", "Dovecot pop3d", None)),
-        (b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n", ("pop3", None, None)),
-        (
-            b"* OK [CAPABILITY IMAP4rev1 LITERAL+] Dovecot (Ubuntu) ready.\r\n",
-            ("imap", "Dovecot imapd", None),
-        ),
-        (b"* OK example Cyrus IMAP v2.4.17 server ready\r\n", ("imap", "Cyrus imapd", "2.4.17")),
-        (b"RFB 003.008\n", ("vnc", None, "003.008")),
-        (
-            b"J\x00\x00\x00\n8.0.36\x00\x08\x00\x00\x00abcdefgh\x00\xff\xf7",
-            ("mysql", "MySQL", "8.0.36"),
-        ),
-        (
-            b"Y\x00\x00\x00\n5.5.5-10.6.12-MariaDB-0ubuntu0.22.04.1\x00-\x00\x00\x00",
-            ("mysql", "MariaDB", "10.6.12"),
-        ),
-    ],
-)
-def test_match_greeting(data: bytes, expected: tuple[str, str | None, str | None]) -> None:
-    assert match_greeting(data) == expected
-
-
-@pytest.mark.parametrize(
-    ("server", "expected"),
-    [
-        ("nginx/1.22.1", ("http", "nginx", "1.22.1")),
-        ("nginx", ("http", "nginx", None)),
-        ("Apache/2.4.57 (Debian)", ("http", "Apache httpd", "2.4.57")),
-        ("Microsoft-IIS/10.0", ("http", "Microsoft IIS httpd", "10.0")),
-        ("lighttpd/1.4.59", ("http", "lighttpd", "1.4.59")),
-        ("gunicorn/20.1.0", ("http", "Gunicorn", "20.1.0")),
-        ("Jetty(9.4.51.v20230217)", ("http", "Jetty", "9.4.51.v20230217")),
-        ("MiniServ/1.990", ("http", "MiniServ", "1.990")),
-    ],
-)
-def test_parse_http_server_header(server: str, expected: tuple[str, str, str | None]) -> None:
-    data = f"HTTP/1.1 200 OK\r\nServer: {server}\r\nContent-Length: 0\r\n\r\n".encode()
-    assert parse_http(data) == expected
-
-
-def test_elasticsearch_from_its_body_not_its_port() -> None:
-    body = b'{"name":"n1","version":{"number":"7.17.9"},"tagline":"You Know, for Search"}'
-    data = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + body
-    assert parse_http(data) == ("http", "Elasticsearch REST API", "7.17.9")
-
-
-@pytest.mark.parametrize(
-    ("data", "service"),
-    [
-        (b"-ERR wrong number of arguments for 'get' command\r\n", "redis"),
-        (b"-DENIED Redis is running in protected mode\r\n", "redis"),
-        (b"-NOAUTH Authentication required.\r\n", "redis"),
-        (b"E\x00\x00\x00\x54SFATAL\x00VFATAL\x00C0A000\x00", "postgresql"),
-        (b"HTTP/1.0 400 Bad Request\r\n\r\n", "http"),
-    ],
-)
-def test_match_response(data: bytes, service: str) -> None:
-    m = match_response(data)
-    assert m is not None and m[0] == service
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300))
-def test_matchers_never_raise_on_garbage(data: bytes) -> None:
-    for fn in (match_greeting, match_response, parse_http):
-        m = fn(data)
-        assert m is None or isinstance(m[0], str)
-
-
-# ------------------------------------------------------------------ live, on loopback
 def _free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
@@ -225,11 +118,6 @@ def test_closed_port_is_table_guess_without_error() -> None:
     assert info.method == "table" and info.product is None
 
 
-def test_hosts_without_open_ports_pass_straight_through() -> None:
-    host = ScanHostResult("127.0.0.1", "up", "user-set", (PortResult(1, "closed", "conn-refused"),))
-    assert list(BannerGrabber().enrich([host])) == [host]
-
-
 # ------------------------------------------------------------ echo (issue 9: mongodb lab ports)
 @pytest.fixture
 def echo_port() -> Iterator[int]:
@@ -272,8 +160,3 @@ def test_a_service_echoing_our_probe_is_named_echo(echo_port: int) -> None:
     assert (info.service, info.product, info.version, info.tls) == ("echo", None, None, False)
     assert info.method == "probed" and info.banner is None  # our own bytes are no banner
     assert time.monotonic() - t0 < 1.0  # the echo is recognised at once, not after the wait
-
-
-def test_match_response_does_not_take_other_answers_for_echo() -> None:
-    assert match_response(b"HTTP/1.0 200 OK\r\nServer: nginx/1.22.1\r\n\r\n") is not None
-    assert match_response(b"GET / HTTP/1.0\r\n") is None  # alone: unknown, not echo
