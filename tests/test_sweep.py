@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import signal
 import socket
 import struct
 import subprocess
@@ -276,3 +278,23 @@ def test_bad_input_exits_2_with_one_line(argv: list[str]) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hilos: error: "), proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_interrupted_sweep_summary_counts_probed_addresses() -> None:
+    # 65536 addresses at 2000/s: interrupted after ~1.5 s, having probed a few thousand. The
+    # summary said "65536 IP addresses" before (issue 9 item 3).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hilos", "sweep", "127.5.0.0/16", "--rate", "2000", "--method",
+         "icmp"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    m = re.search(r"(\d+) IP address", err + out)
+    assert m is not None, err
+    up = sum(1 for line in out.splitlines() if " up " in line)
+    assert up <= int(m.group(1)) < 65536

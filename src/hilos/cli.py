@@ -455,7 +455,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for host in sweeper.drain():
             out.write(host)
         progress.close()
-        summary = _sweep_summary(targets.size, out.up, sweeper.started or time.monotonic())
+        summary = _sweep_summary(sweeper.probed, out.up, sweeper.started or time.monotonic())
         out.close(summary, error="interrupted")
         sys.stderr.write("hilos: interrupted\n")
         return EXIT_INTERRUPTED
