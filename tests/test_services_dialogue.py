@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hilos import labsvc
+from hilos.lab import services as lab_services
 from hilos.results import PortResult, ScanHostResult
 from hilos.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.services import (
@@ -36,12 +36,12 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-KINDS = [k for k in labsvc.KINDS]
+KINDS = [k for k in lab_services.KINDS]
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, str]]:
-    """Every labsvc kind on an unusual (ephemeral) port of 127.0.0.1: port -> kind."""
+    """Every lab service kind on an unusual (ephemeral) port of 127.0.0.1: port -> kind."""
     ports = _free_ports(len(KINDS))
     mapping = dict(zip(ports, KINDS, strict=True))
     spec = {
@@ -51,7 +51,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, str
     path = Path(tmp_path_factory.mktemp("svc")) / "spec.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hilos.labsvc", str(path)],
+        [sys.executable, "-m", "hilos.lab.services", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -79,7 +79,7 @@ def test_every_kind_named_by_what_it_says(services: dict[int, str]) -> None:
     assert elapsed < 4.0  # concurrent: the slowest (silent) port bounds the whole
     for p in host.ports:
         kind = services[p.port]
-        want = labsvc.describe(kind)
+        want = lab_services.describe(kind)
         got = {k: getattr(p, k) for k in ("service", "product", "version", "tls")}
         if kind == "silent":
             # Nothing learned: the port table's name, nothing else (reported as "table").
