@@ -386,41 +386,7 @@ def _hostname(space: TargetSpace, addr: str) -> str | None:
         return None
 
 
-def scan(
-    targets: TargetSpace | Iterable[str] | str,
-    ports: Sequence[int],
-    *,
-    scan_type: ScanType = "connect",
-    discovery: bool = True,
-    rate: float | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    threads: int | None = None,
-    seed: int | None = None,
-    randomize: bool = False,
-    shard: tuple[int, int] | None = None,
-    banners: bool = False,
-    show_all: bool = False,
-    on_notice: Callable[[str], None] | None = None,
-) -> Scan:
-    """Set up a scan of `targets` x `ports` (see `Scan`); iterate the result to run it.
-
-    Raises UsageError up front for bad input: no targets or ports, retries above MAX_RETRIES,
-    an IPv6 space above MAX_V6_ADDRESSES, a connect scan's `threads` beyond the descriptor limit.
-    """
-    return Scan(
-        targets,
-        ports,
-        scan_type=scan_type,
-        discovery=discovery,
-        rate=rate,
-        timeout=timeout,
-        retries=retries,
-        threads=threads,
-        seed=seed,
-        randomize=randomize,
-        shard=shard,
-        banners=banners,
-        show_all=show_all,
-        on_notice=on_notice,
-    )
+#: ``scan(targets, ports, **options)`` sets up a scan (a `Scan`; iterate it to run it). Bad input
+#: raises UsageError up front: no targets or ports, retries above MAX_RETRIES, an IPv6 space
+#: above MAX_V6_ADDRESSES, a connect scan's `threads` beyond the descriptor limit.
+scan = Scan
