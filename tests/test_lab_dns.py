@@ -14,7 +14,8 @@ import pytest
 
 from hilos.errors import LabError
 from hilos.lab import dns as labdns
-from hilos.lab.dns import DnsServer, DnsSpec, answer, lab_dns_spec, parse_spec
+from hilos.lab.dns import DnsServer, DnsSpec, answer, parse_spec
+from hilos.lab.resolver import lab_dns_spec
 
 A, NS, SOA, PTR, AAAA, ANY = 1, 2, 6, 12, 28, 255
 NOERROR, FORMERR, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 3, 4, 5
@@ -207,6 +208,8 @@ def server() -> Iterator[tuple[str, int]]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.run_until_complete(srv.close())
+        # close() ends every connection's handler: nothing left to be destroyed while pending
+        assert not asyncio.all_tasks(loop)
         loop.close()
 
 
@@ -225,3 +228,14 @@ def test_udp_and_tcp(server: tuple[str, int]) -> None:
             while len(data) < size:
                 data += c.recv(size - len(data))
             assert parse(data).values(qtype) == [want]
+
+
+def test_close_ends_open_tcp_connections(server: tuple[str, int]) -> None:
+    c = socket.create_connection(server, timeout=5)
+    _KEEP_OPEN.append(c)  # still open when the fixture closes the server
+    msg = query("h1.lab.test", A)
+    c.sendall(struct.pack("!H", len(msg)) + msg)
+    assert len(c.recv(4096)) > 2
+
+
+_KEEP_OPEN: list[socket.socket] = []

@@ -34,12 +34,12 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hilos.errors import HilosError, LabError, from_oserror
 
-__all__ = ["DOMAIN", "TTL", "DnsServer", "DnsSpec", "answer", "lab_dns_spec", "load_spec", "main"]
+__all__ = ["DOMAIN", "TTL", "DnsServer", "DnsSpec", "answer", "load_spec", "main", "parse_spec"]
 
 DOMAIN = "lab.test"  # RFC 6761: .test is reserved for testing and never delegated
 TTL = 60  # seconds; also the negative-caching TTL (the SOA minimum, RFC 2308)
@@ -49,18 +49,6 @@ _ANY, _CLASS_IN, _CLASS_ANY = 255, 1, 255
 _NOERROR, _FORMERR, _NXDOMAIN, _NOTIMP, _REFUSED = 0, 1, 3, 4, 5
 _UDP_MAX = 512  # without EDNS (RFC 1035 section 4.2.1); longer answers set TC, the client uses TCP
 _TCP_IDLE = 10.0
-
-# Names of the lab's fixed hosts (hilos.lab): name -> addresses. Only hosts the plan has get one.
-_FIXED_NAMES: dict[str, tuple[str, ...]] = {
-    "h1": ("198.18.0.1",),
-    "h2": ("198.18.0.2",),
-    "h3": ("198.18.0.3",),
-    "h4": ("198.18.0.4",),
-    "v6": ("fd18:0:0:100::1",),
-    "dual": ("198.18.0.1", "fd18:0:0:100::1"),
-    "multi": ("198.18.0.1", "198.18.0.2"),
-    "dead": ("198.18.0.254",),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,47 +65,6 @@ class DnsSpec:
             "zones": list(self.zones),
             "records": {n: {t: list(v) for t, v in r.items()} for n, r in self.records.items()},
         }
-
-
-def _reverse_zone(net: str) -> str:
-    """The reverse zone of a network whose prefix falls on an octet (v4) or nibble (v6)."""
-    network = ipaddress.ip_network(net)
-    step = 8 if network.version == 4 else 4
-    labels = network.network_address.reverse_pointer.split(".")
-    keep = network.prefixlen // step
-    return ".".join(labels[len(labels) - 2 - keep :])
-
-
-def lab_dns_spec(
-    live: Iterable[str],
-    dead: Iterable[str],
-    listen: Sequence[tuple[str, int]],
-    networks: Sequence[str],
-) -> DnsSpec:
-    """The lab's zone: names for the fixed hosts present in `live` (or `dead`), PTRs back to
-    their first name, NS/SOA at the apex naming the server's own addresses in `listen`, and the
-    reverse zones of `networks` (the lab's ranges)."""
-    present = set(live) | set(dead)
-    records: dict[str, dict[str, tuple[str, ...]]] = {}
-    ptr: dict[str, str] = {}
-    for label, addrs in _FIXED_NAMES.items():
-        if not all(a in present for a in addrs):
-            continue
-        name = f"{label}.{DOMAIN}"
-        for a in addrs:
-            rtype = "A" if ipaddress.ip_address(a).version == 4 else "AAAA"
-            records.setdefault(name, {}).setdefault(rtype, ())
-            records[name][rtype] += (a,)
-            ptr.setdefault(ipaddress.ip_address(a).reverse_pointer, name)
-    for rname, target in ptr.items():
-        records[rname] = {"PTR": (target,)}
-    server = f"ns.{DOMAIN}"
-    for addr, _port in listen:
-        rtype = "A" if ipaddress.ip_address(addr).version == 4 else "AAAA"
-        records.setdefault(server, {}).setdefault(rtype, ())
-        records[server][rtype] += (addr,)
-    zones = (DOMAIN, *dict.fromkeys(_reverse_zone(n) for n in networks))
-    return DnsSpec(tuple((a, p) for a, p in listen), zones, records)
 
 
 def parse_spec(data: object) -> DnsSpec:
@@ -315,6 +262,7 @@ class DnsServer:
         self.ports: list[tuple[str, int]] = []
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.AbstractServer] = []
+        self._conns: set[asyncio.Task[None]] = set()  # TCP handlers, ended by close()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -335,6 +283,9 @@ class DnsServer:
 
     async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # RFC 7766: two-byte length, then the message; several queries may share a connection.
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
         try:
             while True:
                 size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), _TCP_IDLE))
@@ -348,8 +299,14 @@ class DnsServer:
             pass
         finally:
             writer.close()
+            if task is not None:
+                self._conns.discard(task)
 
     async def close(self) -> None:
+        """Stop listening and end every open TCP connection."""
+        for conn in list(self._conns):
+            conn.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
         for transport in self._transports:
             transport.close()
         for server in self._servers:
