@@ -83,6 +83,31 @@ def _is_lab_process(pid: int) -> bool:
 # The public API
 
 
+def _state_problems(name: str, state: Mapping[str, Any]) -> list[str]:
+    """What the state file says is wrong: unfinished build, dead daemons, resolver files gone."""
+    problems = []
+    if not state.get("complete"):
+        problems.append("not completely built (building, or crashed while building)")
+    for what, pid in (state.get("pids") or {}).items():
+        if not (isinstance(pid, int) and alive(pid)):
+            problems.append(f"{what} (pid {pid}) is not running")
+    if state.get("complete") and not (ETC_NETNS / f"{name}-scan" / "resolv.conf").exists():
+        problems.append(f"{ETC_NETNS}/{name}-scan/resolv.conf missing")
+    return problems
+
+
+def _truth_counts(truth: Mapping[str, Any]) -> dict[str, int]:
+    hosts = truth.get("hosts", [])
+    ports = [p for h in hosts for p in h["ports"].values()]
+    return {
+        "hosts4": sum(1 for h in hosts if h["family"] == 4),
+        "hosts6": sum(1 for h in hosts if h["family"] == 6),
+        "icmp_silent": sum(1 for h in hosts if not h["icmp"]),
+        "open_ports": sum(1 for p in ports if p["state"] == "open"),
+        "filtered_ports": sum(1 for p in ports if p["state"] == "filtered"),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class LabStatus:
     """What `hilos lab status` reports. `partial` means leftovers of a lab that is not fully up."""
@@ -199,21 +224,13 @@ class Lab:
         if state is None:
             problems.append("state file missing")
             return LabStatus(name, up=False, partial=True, problems=tuple(problems))
-        if not state.get("complete"):
-            problems.append("not completely built (building, or crashed while building)")
-        for what, pid in (state.get("pids") or {}).items():
-            if not (isinstance(pid, int) and alive(pid)):
-                problems.append(f"{what} (pid {pid}) is not running")
-        if state.get("complete") and not (ETC_NETNS / f"{name}-scan" / "resolv.conf").exists():
-            problems.append(f"{ETC_NETNS}/{name}-scan/resolv.conf missing")
+        problems += _state_problems(name, state)
         truth_path = state_dir(name) / "truth.json"
         truth: dict[str, Any] = {}
         try:
             truth = json.loads(truth_path.read_text())
         except (OSError, ValueError):
             problems.append("truth file missing")
-        hosts = truth.get("hosts", [])
-        ports = [p for h in hosts for p in h["ports"].values()]
         return LabStatus(
             name,
             up=not problems,
@@ -221,12 +238,8 @@ class Lab:
             truth_path=str(truth_path) if truth else None,
             rtt_ms=float(state.get("rtt_ms", 0.0)),
             loss_percent=float(state.get("loss_percent", 0.0)),
-            hosts4=sum(1 for h in hosts if h["family"] == 4),
-            hosts6=sum(1 for h in hosts if h["family"] == 6),
-            icmp_silent=sum(1 for h in hosts if not h["icmp"]),
-            open_ports=sum(1 for p in ports if p["state"] == "open"),
-            filtered_ports=sum(1 for p in ports if p["state"] == "filtered"),
             problems=tuple(problems),
+            **_truth_counts(truth),
         )
 
     @property

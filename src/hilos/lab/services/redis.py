@@ -118,6 +118,11 @@ class RedisConn(Conn):
         if not low <= n <= high:
             self.send(f"-ERR wrong number of arguments for '{cmd}' command\r\n".encode())
             return
+        self.execute(cmd, args)
+
+    def execute(self, cmd: str, args: list[bytes]) -> None:
+        """Run a known command whose argument count is right."""
+        n = len(args) - 1
         if cmd == "ping":
             self.send(b"+PONG\r\n" if n == 0 else _bulk(args[1]))
         elif cmd == "echo":

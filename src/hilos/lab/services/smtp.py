@@ -31,37 +31,10 @@ class SmtpConn(LineConn):
         verb, _, arg = line.strip().partition(" ")
         verb = verb.upper()
         arg = arg.strip()
-        if verb == "EHLO":
-            if not arg:
-                self.say("501 Syntax: EHLO hostname")
-                return
-            self.helo, self.mail = True, False
-            self.say(*(f"250-{x}" for x in _EHLO_LINES[:-1]), f"250 {_EHLO_LINES[-1]}")
-        elif verb == "HELO":
-            if not arg:
-                self.say("501 Syntax: HELO hostname")
-                return
-            self.helo, self.mail = True, False
-            self.say(f"250 {SMTP_HOST}")
-        elif verb == "MAIL":
-            if not self.helo:
-                self.say("503 5.5.1 Error: send HELO/EHLO first")
-            elif self.mail:
-                self.say("503 5.5.1 Error: nested MAIL command")
-            else:
-                self.mail = True
-                self.say("250 2.1.0 Ok")
-        elif verb == "RCPT":
-            if not self.mail:
-                self.say("503 5.5.1 Error: need MAIL command")
-            else:
-                rcpt = arg[arg.find("<") : arg.find(">") + 1] if "<" in arg else arg
-                self.say(f"454 4.7.1 {rcpt}: Relay access denied")
-        elif verb == "DATA":
-            if not self.mail:
-                self.say("503 5.5.1 Error: need RCPT command")
-            else:
-                self.say("554 5.5.1 Error: no valid recipients")
+        if verb in ("EHLO", "HELO"):
+            self.hello(verb, arg)
+        elif verb in ("MAIL", "RCPT", "DATA"):
+            self.envelope(verb, arg)
         elif verb in ("RSET", "NOOP"):
             if verb == "RSET":
                 self.mail = False
@@ -78,6 +51,35 @@ class SmtpConn(LineConn):
             self.say("500 5.5.2 Error: bad syntax")
         else:
             self.say("502 5.5.2 Error: command not recognized")
+
+    def hello(self, verb: str, arg: str) -> None:
+        if not arg:
+            self.say(f"501 Syntax: {verb} hostname")
+            return
+        self.helo, self.mail = True, False
+        if verb == "EHLO":
+            self.say(*(f"250-{x}" for x in _EHLO_LINES[:-1]), f"250 {_EHLO_LINES[-1]}")
+        else:
+            self.say(f"250 {SMTP_HOST}")
+
+    def envelope(self, verb: str, arg: str) -> None:
+        """MAIL, RCPT, DATA: the order Postfix insists on; every recipient is relay-denied."""
+        if verb == "MAIL":
+            if not self.helo:
+                self.say("503 5.5.1 Error: send HELO/EHLO first")
+            elif self.mail:
+                self.say("503 5.5.1 Error: nested MAIL command")
+            else:
+                self.mail = True
+                self.say("250 2.1.0 Ok")
+        elif not self.mail:
+            need = "MAIL" if verb == "RCPT" else "RCPT"
+            self.say(f"503 5.5.1 Error: need {need} command")
+        elif verb == "RCPT":
+            rcpt = arg[arg.find("<") : arg.find(">") + 1] if "<" in arg else arg
+            self.say(f"454 4.7.1 {rcpt}: Relay access denied")
+        else:
+            self.say("554 5.5.1 Error: no valid recipients")
 
     def line_too_long(self) -> None:
         self.buf.clear()
