@@ -1,4 +1,4 @@
-"""The practice lab: the host plan, the delayer loop, and (as root) the namespaces themselves."""
+"""The practice lab (hilos.lab.core, netns, build): namespaces, daemons, status and the CLI."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,109 +17,10 @@ import pytest
 
 from hilos import lab as labmod
 from hilos.errors import LabError
-from hilos.lab import DEAD_HOST, LAB4, LAB6, UNREACHABLE, Lab, plan_hosts
-from hilos.lab.delayer import delay_loop
+from hilos.lab import DEAD_HOST, UNREACHABLE, Lab
 from hilos.lab.netns import alive
-from hilos.lab.truth import build_truth
 
-DENSE_NET = ipaddress.ip_network("198.18.0.0/24")
 UNREACH_NET = ipaddress.ip_network(UNREACHABLE)
-COMMON_PORTS = {21, 22, 25, 80, 110, 143, 443, 3306, 5432, 6379, 8080, 9200}
-
-# --- The plan (no root needed) ------------------------------------------------------------------
-
-
-def test_plan_is_reproducible_from_the_seed() -> None:
-    assert plan_hosts(seed=7) == plan_hosts(seed=7)
-    assert plan_hosts(seed=7) != plan_hosts(seed=8)
-
-
-def test_plan_counts_and_ranges() -> None:
-    plan = plan_hosts(seed=3, dense=60, sparse=500, ipv6=6)
-    addrs = [ipaddress.ip_address(h.addr) for h in plan]
-    assert len(set(addrs)) == len(addrs) == 566
-    v4 = [a for a in addrs if a.version == 4]
-    v6 = [a for a in addrs if a.version == 6]
-    assert sum(a in DENSE_NET for a in v4) == 60
-    assert len(v4) - 60 == 500
-    assert len(v6) == 6
-    assert all(a in ipaddress.ip_network(LAB4) for a in v4)
-    assert all(a in ipaddress.ip_network(LAB6) for a in v6)
-    assert not any(a in UNREACH_NET for a in v4)
-    assert ipaddress.ip_address(DEAD_HOST) not in v4
-    assert not any(int(a) & 0xFF in (0, 255) for a in v4)
-
-
-def test_plan_counts_are_options() -> None:
-    plan = plan_hosts(seed=1, dense=10, sparse=20, ipv6=0)
-    assert sum(h.family == 4 for h in plan) == 30
-    assert not any(h.family == 6 for h in plan)
-    with pytest.raises(LabError):
-        plan_hosts(dense=251)
-
-
-def test_plan_fixed_hosts_do_not_depend_on_the_seed() -> None:
-    for seed in (1, 2, 99):
-        hosts = {h.addr: h for h in plan_hosts(seed=seed)}
-        one, two, three, four = (hosts[f"198.18.0.{i}"] for i in (1, 2, 3, 4))
-        assert one.icmp and set(one.open_ports) >= COMMON_PORTS
-        assert {2222, 7777, 8081, 8443, 10443} <= set(one.open_ports)
-        assert len(one.filtered_ports) >= 2
-        assert not two.icmp and dict(two.open_ports) == {22: "ssh", 80: "http"}
-        assert sorted(three.open_ports.values()) == ["echo", "escape", "flood", "silent", "ssh"]
-        assert three.open_ports[27017] == "echo"  # mongodb's port: issue 9's "mongodb" echo
-        assert not set(four.open_ports) & COMMON_PORTS and len(four.filtered_ports) >= 2
-        assert hosts["fd18:0:0:100::1"].icmp
-
-
-def test_plan_shape_is_realistic() -> None:
-    plan = plan_hosts(seed=1)
-    random_hosts = [h for h in plan if h.addr not in {"198.18.0.1", "198.18.0.2", "198.18.0.3",
-                                                      "198.18.0.4", "fd18:0:0:100::1"}]  # fmt: skip
-    silent = [h for h in random_hosts if not h.icmp]
-    assert 0.05 < len(silent) / len(random_hosts) < 0.16
-    assert all(h.open_ports for h in silent)  # ICMP-silent hosts are findable by TCP
-    assert all(len(h.open_ports) <= 3 for h in random_hosts)
-    assert all(set(h.open_ports) <= COMMON_PORTS for h in random_hosts)
-    assert sum(not h.open_ports for h in random_hosts) > 50  # some hosts have no open port
-    unusual = [p for h in plan if h.family == 4 for p in h.open_ports if p not in COMMON_PORTS]
-    assert len(unusual) >= 12
-    assert sum(len(h.filtered_ports) >= 2 for h in plan) >= 5
-    assert all(not set(h.filtered_ports) & set(h.open_ports) for h in plan)
-
-
-def test_plan_kinds_are_labsvc_kinds() -> None:
-    from hilos import labsvc
-
-    kinds = {k for h in plan_hosts() for k in h.open_ports.values()}
-    for kind in kinds:
-        assert labsvc.describe(kind)  # raises on an unknown kind
-
-
-def test_truth_file_format() -> None:
-    plan = plan_hosts(seed=5, dense=6, sparse=3, ipv6=2)
-    truth = build_truth("t", plan, 40, 1.5, 5)
-    assert truth["ranges"] == {"lab4": LAB4, "dense": "198.18.0.0/24",
-                               "unreachable": UNREACHABLE, "lab6": LAB6}  # fmt: skip
-    assert truth["scanner_ns"] == "t-scan" and truth["rtt_ms"] == 40.0
-    one = next(h for h in truth["hosts"] if h["addr"] == "198.18.0.1")
-    assert one["family"] == 4 and one["icmp"] is True
-    assert one["ports"]["22"]["state"] == "open" and one["ports"]["22"]["service"] == "ssh"
-    assert one["ports"]["443"]["tls"] is True
-    assert one["ports"]["445"] == {"state": "filtered", "service": None, "product": None,
-                                   "version": None, "tls": False, "banner": None}  # fmt: skip
-    three = next(h for h in truth["hosts"] if h["addr"] == "198.18.0.3")
-    assert three["ports"]["27017"]["service"] == "echo"
-    assert truth["dns"]["domain"] == "lab.test"
-    assert truth["dns"]["servers"] == ["198.19.0.1", "fd18:ff::1"]
-    names = truth["dns"]["names"]
-    assert names["h1.lab.test"] == {"A": ["198.18.0.1"]}
-    assert names["v6.lab.test"] == {"AAAA": ["fd18:0:0:100::1"]}
-    assert names["dual.lab.test"] == {"A": ["198.18.0.1"], "AAAA": ["fd18:0:0:100::1"]}
-    assert names["dead.lab.test"] == {"A": [DEAD_HOST]}
-    assert truth["dns"]["ptr"]["198.18.0.4"] == "h4.lab.test"
-    assert truth["dns"]["ptr"]["fd18:0:0:100::1"] == "v6.lab.test"
-    json.dumps(truth)
 
 
 def test_bad_names_and_no_root_are_lab_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,37 +29,6 @@ def test_bad_names_and_no_root_are_lab_errors(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(LabError, match="root"):
         Lab.up("nonroot")
-
-
-# --- The delayer's loop, on socket pairs (no TUN, no root) --------------------------------------
-
-
-def test_delay_loop_holds_packets_and_keeps_order() -> None:
-    a_out, a_in = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    b_out, b_in = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    for s in (a_in, b_in):
-        s.setblocking(False)
-    stop = [False]
-    t = threading.Thread(target=delay_loop, args=(a_in.fileno(), b_in.fileno(), 0.05, stop))
-    t.start()
-    try:
-        start = time.monotonic()
-        for i in range(200):
-            a_out.send(b"p%d" % i)
-        b_out.send(b"back")
-        b_out.settimeout(2)
-        a_out.settimeout(2)
-        got = [b_out.recv(64) for _ in range(200)]
-        first = time.monotonic() - start
-        assert got == [b"p%d" % i for i in range(200)]
-        assert a_out.recv(64) == b"back"
-        assert 0.045 <= first < 1.0
-    finally:
-        stop[0] = True
-        t.join(2)
-        for s in (a_out, a_in, b_out, b_in):
-            s.close()
-    assert not t.is_alive()
 
 
 # --- The lab itself (root) ----------------------------------------------------------------------
@@ -437,74 +305,3 @@ def test_cli_lab_options_say_their_defaults(
         assert "--loss PERCENT" in out and "packets lost" in out and "(default 0)" in out
         for option, default in (("--seed", 1), ("--dense", 60), ("--sparse", 500), ("--ipv6", 6)):
             assert re.search(rf"{option} \w+ [^-]*\(default {default}\)", out), option
-
-
-# --- The lab's DNS (hilos.lab.dns) seen from the scanner namespace --------------------------------
-
-_RESOLVE = """
-import json, socket, sys, time
-out = {}
-for name in sys.argv[1:]:
-    t0 = time.monotonic()
-    try:
-        addrs = sorted({a[4][0] for a in socket.getaddrinfo(name, None)})
-    except socket.gaierror as exc:
-        addrs = "error %d" % exc.errno
-    out[name] = [addrs, time.monotonic() - t0]
-print(json.dumps(out))
-"""
-
-
-@pytest.mark.lab
-def test_lab_names_resolve_in_the_scanner_namespace(lab: Lab) -> None:
-    names = ["h1.lab.test", "H2.LAB.TEST", "v6.lab.test", "dual.lab.test", "multi.lab.test",
-             "nosuch.lab.test", "example.com", "localhost"]  # fmt: skip
-    proc = lab.run([sys.executable, "-c", _RESOLVE, *names], timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    got = {name: addrs for name, (addrs, _t) in json.loads(proc.stdout).items()}
-    assert got["h1.lab.test"] == ["198.18.0.1"]
-    assert got["H2.LAB.TEST"] == ["198.18.0.2"]
-    assert got["v6.lab.test"] == ["fd18:0:0:100::1"]
-    assert got["dual.lab.test"] == ["198.18.0.1", "fd18:0:0:100::1"]
-    assert got["multi.lab.test"] == ["198.18.0.1", "198.18.0.2"]
-    assert got["nosuch.lab.test"] == f"error {socket.EAI_NONAME}"  # NXDOMAIN
-    assert isinstance(got["example.com"], str)  # REFUSED: the lab never forwards
-    assert "127.0.0.1" in got["localhost"] or "::1" in got["localhost"]  # /etc/hosts first
-    times = {name: t for name, (_a, t) in json.loads(proc.stdout).items()}
-    assert max(times.values()) < 3, times  # answers (even refusals) come at once
-    rev = lab.run([sys.executable, "-c", "import socket; print(socket.gethostbyaddr("
-                   "'198.18.0.3')[0])"], timeout=30)  # fmt: skip
-    assert rev.stdout.strip() == "h3.lab.test", rev.stderr
-
-
-@pytest.mark.lab
-def test_scanner_namespace_asks_only_the_lab_dns(lab: Lab) -> None:
-    resolv = lab.run(["cat", "/etc/resolv.conf"]).stdout
-    servers = re.findall(r"(?m)^nameserver\s+(\S+)", resolv)
-    assert servers == lab.truth["dns"]["servers"] == ["198.19.0.1", "fd18:ff::1"]
-    nss = lab.run(["cat", "/etc/nsswitch.conf"]).stdout
-    assert re.findall(r"(?m)^hosts:.*$", nss) == ["hosts: files dns"]
-    # The root namespace keeps its own resolver configuration.
-    assert "hilos lab" not in Path("/etc/resolv.conf").read_text()
-    st = Lab.status(lab.name)
-    assert st.up, st.problems
-
-
-@pytest.mark.lab
-@pytest.mark.timeout(120)
-def test_cli_up_names_the_lab_names_and_they_work() -> None:
-    name = f"hf{os.getpid() % 100000}x99"  # a factory-style name: stale copies get cleaned up
-    hilos = [sys.executable, "-m", "hilos", "lab"]
-    labmod.teardown(name)
-    try:
-        argv = [*hilos, "up", "--name", name, "--dense", "5", "--sparse", "0", "--ipv6", "1"]
-        up = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        assert up.returncode == 0, up.stderr
-        names = next(line for line in up.stdout.splitlines() if line.startswith("names:"))
-        assert "h1.lab.test" in names and "v6.lab.test" in names and "198.19.0.1" in names
-        argv = [*hilos, "run", "--name", name, "--", "ping", "-c1", "-W2", "h1.lab.test"]
-        ping = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        assert ping.returncode == 0 and "198.18.0.1" in ping.stdout, ping.stdout + ping.stderr
-    finally:
-        labmod.teardown(name)
-    assert not Path("/etc/netns", f"{name}-scan").exists()
