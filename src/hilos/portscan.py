@@ -50,6 +50,7 @@ from hilos.errors import HilosError, UsageError, from_oserror
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.targets.ports import service_name
+from hilos.wire.rtt import RttEstimator
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -211,28 +212,6 @@ class _Probe:
         self.start = start
         self.attempt = attempt
         self.done = False
-
-
-class _Rtt:
-    """Round-trip estimator (RFC 6298 srtt/rttvar) giving the per-probe timeout."""
-
-    __slots__ = ("fixed", "rttvar", "srtt", "timeout")
-
-    def __init__(self, fixed: float | None) -> None:
-        self.fixed = fixed
-        self.srtt = -1.0
-        self.rttvar = 0.0
-        self.timeout = fixed if fixed is not None else _INITIAL_TIMEOUT
-
-    def sample(self, rtt: float) -> None:
-        if self.fixed is not None:
-            return
-        if self.srtt < 0:
-            self.srtt, self.rttvar = rtt, rtt / 2
-        else:
-            self.rttvar += 0.25 * (abs(self.srtt - rtt) - self.rttvar)
-            self.srtt += 0.125 * (rtt - self.srtt)
-        self.timeout = min(_MAX_TIMEOUT, max(_MIN_TIMEOUT, self.srtt + 4 * self.rttvar))
 
 
 class ConnectScanner:
@@ -586,7 +565,12 @@ class ConnectScanner:
         ports = self._ports
         tries = self._tries
         stop = self._stop
-        rtt = _Rtt(self._fixed_timeout)
+        rtt = RttEstimator(
+            initial=_INITIAL_TIMEOUT,
+            minimum=_MIN_TIMEOUT,
+            maximum=_MAX_TIMEOUT,
+            fixed=self._fixed_timeout,
+        )
 
         active: dict[int, _Probe] = {}  # fd -> probe in flight
         order: deque[_Probe] = deque()  # probes by start time, for timeouts
