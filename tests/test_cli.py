@@ -383,3 +383,15 @@ def test_retries_help_states_the_enforced_maximum() -> None:
     assert f"0-{MAX_RETRIES}" in text
     proc = hilos("scan", "127.0.0.1", "-p", "1", "--retries", str(MAX_RETRIES + 1))
     assert proc.returncode == 2 and str(MAX_RETRIES) in proc.stderr
+
+
+def test_verbose_turns_on_progress_lines_for_logs() -> None:
+    from hilos.output.progress import Progress
+
+    try:
+        parsed("scan", "127.0.0.1", "-v")
+        assert Progress.log_every == 5.0
+        parsed("scan", "127.0.0.1")
+        assert Progress.log_every is None
+    finally:
+        Progress.log_every = None

@@ -140,3 +140,28 @@ def test_format_duration() -> None:
     assert format_duration(7.2) == "0:07"
     assert format_duration(754) == "12:34"
     assert format_duration(3723) == "1:02:03"
+
+
+def test_verbose_logs_whole_lines_when_not_a_tty() -> None:
+    import pytest
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(Progress, "log_every", 5.0)
+    try:
+        stream, clock = io.StringIO(), Clock()
+        p = Progress(stream, label="scan", clock=clock)
+        p.update(10, 100, 1)  # first line at once
+        clock.now += 1.0
+        p.update(20, 100, 1)  # throttled: within 5 s
+        clock.now += 5.0
+        p.update(60, 100, 2)
+        p.clear()
+        p.redraw()  # no terminal tricks in a log
+        p.close()
+        quiet = Progress(io.StringIO(), quiet=True)
+        assert not quiet.enabled
+    finally:
+        mp.undo()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+    assert lines[0].startswith("hilos: scan  10/100") and lines[1].endswith("2 up")

@@ -193,6 +193,10 @@ def normalise(args: argparse.Namespace) -> None:
         explicit=getattr(args, "nmap_outputs", None),
     )
     level = int(getattr(args, "verbose", 0) or 0) + 2 * int(getattr(args, "debug", 0) or 0)
+    from hilos.output.progress import Progress
+
+    # -v: progress also when stderr is no terminal (a log), a line every 5 s (nmap -v's pace).
+    Progress.log_every = 5.0 if level else None
     if level and not getattr(args, "quiet", False):
         _explain(args, level)
 

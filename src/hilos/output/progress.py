@@ -44,7 +44,13 @@ def _format_rate(rate: float) -> str:
 
 
 class Progress:
-    """The progress line. `update(done, total, found)` from any thread; `close()` erases it."""
+    """The progress line. `update(done, total, found)` from any thread; `close()` erases it.
+
+    `log_every` (seconds; the CLI sets it for -v, as nmap's --stats-every) makes a stream
+    that is not a terminal get a plain status line at that interval instead of nothing.
+    """
+
+    log_every: float | None = None
 
     def __init__(
         self,
@@ -60,8 +66,11 @@ class Progress:
             tty = stream.isatty()
         except (AttributeError, ValueError):
             tty = False
-        self.enabled = tty and not quiet
-        self._interval = interval
+        every = type(self).log_every
+        # Not a terminal, but -v asked for progress: whole lines, no redrawing.
+        self._log = not tty and every is not None
+        self.enabled = (tty or self._log) and not quiet
+        self._interval = every if self._log and every is not None else interval
         self._label = label
         self._clock = clock
         self._lock = threading.Lock()
@@ -90,7 +99,7 @@ class Progress:
 
     def clear(self) -> None:
         """Erase the line (before something else writes to the same terminal)."""
-        if not self.enabled:
+        if not self.enabled or self._log:
             return
         with self._lock:
             if self._shown:
@@ -99,7 +108,7 @@ class Progress:
 
     def redraw(self) -> None:
         """Draw the line again now, with the latest numbers (after a `clear`)."""
-        if not self.enabled:
+        if not self.enabled or self._log:
             return
         with self._lock:
             if not self._closed and self._last_draw != float("-inf"):
@@ -137,6 +146,10 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         line = self.render(now)
+        if self._log:
+            self._write(f"hilos: {line}\n")
+            self._last_draw = now
+            return
         # A line wider than the terminal wraps, and "\r" then only returns to the last row.
         width = self._columns() - 1
         if width > 0 and len(line) > width:
