@@ -377,7 +377,7 @@ def test_every_option_says_its_default_and_help_lists_the_aliases() -> None:
 
 
 def test_retries_help_states_the_enforced_maximum() -> None:
-    from hilos.portscan import MAX_RETRIES
+    from hilos.validate import MAX_RETRIES
 
     text = hilos("scan", "--help").stdout
     assert f"0-{MAX_RETRIES}" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hilos.errors import UsageError
-from hilos.portscan import ConnectScanner, connect_scan, window_for_limit
+from hilos.portscan import ConnectScanner, connect_scan
 from hilos.results import HostResult, ScanHostResult
 
 pytestmark = pytest.mark.timeout(60)
@@ -194,11 +194,6 @@ print("ok", sc.resource_waits)
     assert out.returncode == 0, out.stderr
     word, waits = out.stdout.split()
     assert word == "ok" and int(waits) > 0  # EMFILE did happen, and shrank the window
-
-
-def test_window_for_limit_leaves_room() -> None:
-    assert window_for_limit(100000, 4096) == 4096
-    assert 4 <= window_for_limit(64, 4096) < 64
 
 
 def test_rate_caps_new_connections() -> None:

@@ -32,12 +32,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from hilos.errors import UsageError
-from hilos.portscan import MAX_RETRIES, check_threads
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
 from hilos.synscan import MAX_HOSTS
 from hilos.targets import TargetSpace, parse_targets
 from hilos.targets.ports import service_name
+from hilos.validate import MAX_RETRIES
+from hilos.wire.limits import check_thread_limit
 
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
 
@@ -100,7 +101,7 @@ class Scan:
         if retries is not None and not 0 <= retries <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         if scan_type == "connect" and threads is not None:
-            check_threads(threads)
+            check_thread_limit(threads)
         if scan_type == "syn" and not discovery and targets.size > MAX_HOSTS:
             # Checked here, before any output is opened (the scanner is made after discovery).
             raise UsageError(

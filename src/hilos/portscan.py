@@ -34,34 +34,28 @@ from __future__ import annotations
 import _socket
 import errno
 import ipaddress
-import os
 import queue
-import resource
 import select
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 
 from hilos.errors import HilosError, UsageError, from_oserror
 from hilos.probes.ratelimit import TokenBucket
-from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.results import HostResult, PortResult, ScanHostResult, ScanStats
 from hilos.targets.ports import service_name
+from hilos.validate import MAX_RETRIES
+from hilos.wire.limits import check_thread_limit, raise_nofile_limit, window_for_limit
 from hilos.wire.rtt import RttEstimator
 
 __all__ = [
     "DEFAULT_THREADS",
     "DEFAULT_WINDOW",
-    "MAX_RETRIES",
     "ConnectScanner",
-    "ScanStats",
-    "check_threads",
     "connect_scan",
-    "raise_nofile_limit",
-    "window_for_limit",
 ]
 
 Address = str | ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -72,9 +66,6 @@ Address = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 # threads do not. 4 threads or 8192 sockets bought nothing more.
 DEFAULT_THREADS = 2
 DEFAULT_WINDOW = 4096
-#: Most resends any scan or sweep makes (nmap's --max-retries default is 10); more only stretches
-#: the wait for a silent port, and a huge value once built per-pass state up front (issue 9).
-MAX_RETRIES = 20
 # Per fill step at most this many connects, so answers already in are read without delay.
 _FILL_STEP = 256
 # Adaptive timeout bounds (seconds); nmap -T4 uses 0.1 / 1.25 with a 0.5 initial value.
@@ -84,10 +75,6 @@ _INITIAL_TIMEOUT = 1.0
 # Congestion control never cuts a worker's window below this (EMFILE may).
 _MIN_WINDOW = 256
 _INITIAL_WINDOW = 512
-# Descriptors one worker thread needs at least: its epoll set and a minimal socket window.
-_FDS_PER_THREAD = 8
-# Descriptors kept back for everything else the process needs (outputs, banner grabs, epoll).
-_FD_RESERVE = 48
 
 # Result codes stored per port in a bytearray (compact: a /24 x 65535 ports is 16 MB).
 _UNKNOWN, _OPEN, _CLOSED, _NO_RESPONSE = 0, 1, 2, 3
@@ -121,68 +108,6 @@ _SOCK_TYPE = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 # Closed-port results are immutable and identical for every host: shared, one per port number.
 _CLOSED_RESULTS: dict[int, PortResult] = {}
 _LINGER_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {1, 0}: close with RST
-
-
-def raise_nofile_limit() -> int:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass  # keep what we have; the window is sized from it
-    return int(soft)
-
-
-def _open_fds() -> int:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 16
-
-
-def check_threads(threads: int) -> int:
-    """Validate a connect scan's `threads` against the descriptor limit (raised to the hard
-    limit first): each worker needs an epoll set and a few sockets. UsageError naming the limit,
-    before anything starts; returns the most threads allowed."""
-    from hilos.pool import MAX_THREADS
-
-    soft = raise_nofile_limit()
-    most = max(1, (soft - _open_fds() - _FD_RESERVE) // _FDS_PER_THREAD)
-    if threads < 1:
-        raise UsageError(f"threads must be at least 1, not {threads}")
-    if threads > most:
-        raise UsageError(
-            f"--threads {threads} is more than the descriptor limit allows: at most {most} "
-            f"threads here (RLIMIT_NOFILE {soft}; each thread needs {_FDS_PER_THREAD} descriptors)"
-        )
-    if threads > MAX_THREADS:
-        raise UsageError(f"--threads must be at most {MAX_THREADS}, not {threads}")
-    return min(most, MAX_THREADS)
-
-
-def window_for_limit(soft_limit: int, wanted: int = DEFAULT_WINDOW) -> int:
-    """The socket window that fits under `soft_limit` descriptors, leaving room for the rest."""
-    free = soft_limit - _open_fds() - _FD_RESERVE
-    return max(4, min(wanted, free))
-
-
-@dataclass(frozen=True, slots=True)
-class ScanStats:
-    """Progress of a scan: probes answered (final), probes known so far, hosts finished."""
-
-    done: int
-    total: int
-    hosts_done: int
-    hosts_total: int
-    elapsed: float
-    window: int
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
 class _Host:
@@ -248,7 +173,7 @@ class ConnectScanner:
         self._fixed_timeout = timeout
         self._tries = retries + 1
         if threads is not None:
-            check_threads(threads)  # up front, not "Too many open files" half-way
+            check_thread_limit(threads)  # up front, not "Too many open files" half-way
         soft = raise_nofile_limit()
         self._threads = max(1, threads or DEFAULT_THREADS)
         # An explicit window is taken as asked (EMFILE shrinks it at run time if it must);

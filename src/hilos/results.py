@@ -62,3 +62,19 @@ class ScanHostResult:
     @property
     def open_ports(self) -> tuple[PortResult, ...]:
         return tuple(p for p in self.ports if p.state == "open")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    """Progress of a scan: probes answered (final), probes known so far, hosts finished."""
+
+    done: int
+    total: int
+    hosts_done: int
+    hosts_total: int
+    elapsed: float
+    window: int
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0

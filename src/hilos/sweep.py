@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hilos.errors import HilosError, PrivilegeError, UsageError
-from hilos.portscan import MAX_RETRIES
 from hilos.probes.icmp import (
     ECHO_PAD,
     V6_TAG,
@@ -57,6 +56,7 @@ from hilos.probes.icmp import (
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult
 from hilos.targets import TargetSpace
+from hilos.validate import MAX_RETRIES
 
 __all__ = [
     "DEFAULT_RATE",

@@ -47,7 +47,6 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import islice
 
 from hilos.errors import NetworkError, UsageError, from_oserror
-from hilos.portscan import MAX_RETRIES, ScanStats
 from hilos.probes.icmp import LinkTx
 from hilos.probes.ratelimit import TokenBucket
 from hilos.probes.tcp import (
@@ -66,9 +65,10 @@ from hilos.probes.tcp import (
     can_raw,
     source_address,
 )
-from hilos.results import PortResult, ScanHostResult
+from hilos.results import PortResult, ScanHostResult, ScanStats
 from hilos.targets import Permutation
 from hilos.targets.ports import service_name
+from hilos.validate import MAX_RETRIES
 
 __all__ = ["MAX_HOSTS", "SynScanner", "can_raw", "syn_scan"]
 
