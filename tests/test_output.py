@@ -103,6 +103,8 @@ def test_oa_writes_every_format_of_the_kind() -> None:
         ("text", "out/r.nmap"),
         ("json", "out/r.jsonl"),
         ("csv", "out/r.csv"),
+        ("xml", "out/r.xml"),
+        ("grep", "out/r.gnmap"),
         ("text", "-"),
     ]
     scan = [f for f, _ in _plan("scan", base="r")]
@@ -112,18 +114,16 @@ def test_oa_writes_every_format_of_the_kind() -> None:
 
 def test_oa_with_a_stdout_format() -> None:
     plan = _plan("sweep", ["json"], None, "r")
-    assert plan[0] == ("json", "-") and ("text", "-") not in plan and len(plan) == 4
+    assert plan[0] == ("json", "-") and ("text", "-") not in plan and len(plan) == 6
 
 
-@pytest.mark.parametrize("fmt", ["xml", "grep"])
-def test_scan_only_formats_are_rejected_for_sweep(fmt: str) -> None:
-    with pytest.raises(UsageError, match="not available for sweep"):
-        plan_outputs("sweep", [fmt], None, None)
-
-
-def test_xml_file_inferred_for_sweep_is_rejected() -> None:
-    with pytest.raises(UsageError, match="'xml' is not available for sweep"):
-        plan_outputs("sweep", None, ["hosts.xml"], None)
+def test_xml_and_grep_serve_sweeps_too() -> None:
+    # nmap -sn -oX/-oG: hosts without ports; nmap users type them for discovery.
+    assert _plan("sweep", None, ["hosts.xml", "hosts.gnmap"]) == [
+        ("xml", "hosts.xml"),
+        ("grep", "hosts.gnmap"),
+        ("text", "-"),
+    ]
 
 
 def test_two_outputs_to_stdout_are_rejected() -> None:

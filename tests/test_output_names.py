@@ -158,3 +158,26 @@ def test_failed_run_writes_no_interrupted_trailer_on_stdout(tmp_path: Path) -> N
     out.close(error="no route")
     assert "interrupted" not in buf.getvalue() and "hilos done" not in buf.getvalue()
     assert path.read_text().splitlines()[-1].startswith("# hilos failed (no route): 1 IP")
+
+
+# --- sweeps in nmap's formats (nmap -sn -oX / -oG) -------------------------------------------
+
+
+def test_sweep_xml_has_hosts_without_ports(tmp_path: Path) -> None:
+    path = tmp_path / "s.xml"
+    up = HostResult("127.0.0.1", "up", "echo-reply", 0.2, "localhost")
+    _render("xml", "sweep", up, path=path)
+    root = ET.parse(path).getroot()
+    assert root.find("scaninfo") is None  # nmap -sn writes none
+    (host,) = root.findall("host")
+    assert host.find("ports") is None and host.find("times") is not None
+    assert host.find("status").attrib["reason"] == "echo-reply"  # type: ignore[union-attr]
+    report = NmapParser.parse_fromfile(str(path))
+    assert [(h.address, h.status, h.hostnames) for h in report.hosts] == [
+        ("127.0.0.1", "up", ["localhost"])
+    ]
+
+
+def test_sweep_grepable_is_one_status_line_per_host() -> None:
+    text = _render("grep", "sweep", HostResult("127.0.0.1", "up", "echo-reply", 0.2))
+    assert text.splitlines()[1:-1] == ["Host: 127.0.0.1 ()\tStatus: Up"]

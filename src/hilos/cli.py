@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "443 and 80, auto = both where allowed (default auto)",
     )
     _add_common_probe_options(sweep)
-    _add_output_options(sweep, ("text", "json", "csv"))
+    _add_output_options(sweep, ("text", "json", "csv", "xml", "grep"))
     add_nmap_options(sweep, "sweep")
     sweep.set_defaults(handler=_cmd_sweep)
 

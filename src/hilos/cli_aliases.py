@@ -108,7 +108,7 @@ def add_nmap_options(p: argparse.ArgumentParser, kind: str) -> None:
         nmap.add_argument(
             "-sn", dest="sweep_only", action="store_true", help="accepted: a sweep is what -sn does"
         )
-    formats = {"N": "text", "J": "json"} | ({"X": "xml", "G": "grep"} if kind == "scan" else {})
+    formats = {"N": "text", "X": "xml", "G": "grep", "J": "json"}
     for letter, fmt in formats.items():
         nmap.add_argument(
             f"-o{letter}",

@@ -8,11 +8,10 @@ Choosing outputs (the rules `--format`, `-o` and `-oA` follow):
 3. An `-o` left without a `--format` takes its format from the extension: .jsonl/.json → json,
    .csv → csv, .xml → xml, .gnmap → grep, .txt/.nmap → text. An unknown extension means text
    when no `--format` was given at all, and is an error otherwise (the pairing is ambiguous).
-4. `-oA BASE` adds every format of the command: BASE.nmap (text, nmap's name), BASE.jsonl,
-   BASE.csv, and for scans BASE.xml and BASE.gnmap.
+4. `-oA BASE` adds every format: BASE.nmap (text, nmap's name), BASE.jsonl, BASE.csv,
+   BASE.xml and BASE.gnmap (for a sweep: hosts without ports, as nmap -sn writes them).
 5. When no output goes to stdout, the text report still does (as nmap does).
-6. At most one output may go to stdout, no file may be named twice, and a format must exist
-   for the command (sweep: text, json, csv; scan: also xml, grep). Breaking a rule raises
+6. At most one output may go to stdout and no file may be named twice. Breaking a rule raises
    UsageError, before any file is created.
 
 Every writer streams: each result is written and flushed as it arrives, so an interrupted run
@@ -74,8 +73,9 @@ FORMATS: dict[str, _Format] = {
     "text": _Format(TextWriter, ".nmap", ("sweep", "scan")),
     "json": _Format(JsonLinesWriter, ".jsonl", ("sweep", "scan")),
     "csv": _Format(CsvWriter, ".csv", ("sweep", "scan")),
-    "xml": _Format(XmlWriter, ".xml", ("scan",)),
-    "grep": _Format(GrepableWriter, ".gnmap", ("scan",)),
+    # Sweeps too: nmap -sn -oX/-oG write hosts without ports, and nmap users type them.
+    "xml": _Format(XmlWriter, ".xml", ("sweep", "scan")),
+    "grep": _Format(GrepableWriter, ".gnmap", ("sweep", "scan")),
 }
 
 _EXTENSIONS = {

@@ -41,16 +41,14 @@ class GrepableWriter(Writer):
         )
 
     def _write(self, result: Result) -> None:
-        if not isinstance(result, ScanHostResult):
-            raise TypeError("grepable output is for scans")
         name = (
             _safe(clean(result.hostname, FIELD_LIMIT)).replace(")", "]") if result.hostname else ""
         )
         prefix = f"Host: {result.host} ({name})"
         lines = [f"{prefix}\tStatus: {result.status.capitalize()}"]
-        if not result.complete:
+        if isinstance(result, ScanHostResult) and not result.complete:
             lines.insert(0, f"# {result.host}: scan not completed (interrupted), ports partial")
-        if result.status == "up":
+        if isinstance(result, ScanHostResult) and result.status == "up":
             view = split_ports(result.ports, self.show_all, fold_many=True)
             fields = []
             if view.shown:

@@ -74,8 +74,10 @@ def _times(rtt_ms: float) -> dict[str, str]:
     }
 
 
-def host_element(result: ScanHostResult, show_all: bool, start: float, now: float) -> ET.Element:
-    """One `<host>` element, nmap's layout."""
+def host_element(
+    result: ScanHostResult, show_all: bool, start: float, now: float, *, with_ports: bool = True
+) -> ET.Element:
+    """One `<host>` element, nmap's layout (without `<ports>` for a sweep, as nmap -sn)."""
     h = ET.Element("host", starttime=str(int(start)), endtime=str(int(now)))
     ET.SubElement(h, "status", state=result.status, reason=result.reason, reason_ttl="0")
     family = "ipv6" if ":" in result.host else "ipv4"
@@ -85,7 +87,7 @@ def host_element(result: ScanHostResult, show_all: bool, start: float, now: floa
         # type "user": the name was given on the command line (nmap's word); "PTR" would be
         # a reverse lookup, which hilos never does.
         ET.SubElement(names, "hostname", name=clean(result.hostname, 255), type="user")
-    if result.status == "up":
+    if result.status == "up" and with_ports:
         ports = ET.SubElement(h, "ports")
         view = split_ports(result.ports, show_all, fold_many=True)
         for state, reasons in view.hidden.items():
@@ -128,6 +130,9 @@ class XmlWriter(Writer):
     """Streams an nmap `nmaprun` document; well-formed after close(), parseable before it."""
 
     def _header(self) -> None:
+        if self.kind == "sweep":
+            self._write_header(None)
+            return
         scan_type = str(self.meta.get("scan_type", "connect"))
         ports = self.meta.get("ports", ())
         if isinstance(ports, str):
@@ -139,6 +144,17 @@ class XmlWriter(Writer):
             numservices = len(set(numbers))
         else:
             services, numservices = "", 0
+        self._write_header(
+            {
+                "type": scan_type,
+                "protocol": "tcp",
+                "numservices": str(numservices),
+                "services": services,
+            }
+        )
+
+    def _write_header(self, info: dict[str, str] | None) -> None:
+        """`<nmaprun>`, then `<scaninfo>` for a port scan (nmap -sn writes none)."""
         run = {
             "scanner": "hilos",
             "args": self.args,
@@ -147,24 +163,23 @@ class XmlWriter(Writer):
             "version": self.version,
             "xmloutputversion": XML_OUTPUT_VERSION,
         }
-        info = {
-            "type": scan_type,
-            "protocol": "tcp",
-            "numservices": str(numservices),
-            "services": services,
-        }
         self.stream.write(
             '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n'
             + _ascii(_start_tag("nmaprun", run))
             + "\n"
-            + _ascii(_start_tag("scaninfo", info, empty=True))
-            + '\n<verbose level="0"/>\n<debugging level="0"/>\n'
+            + (_ascii(_start_tag("scaninfo", info, empty=True)) + "\n" if info else "")
+            + '<verbose level="0"/>\n<debugging level="0"/>\n'
         )
 
     def _write(self, result: Result) -> None:
+        with_ports = isinstance(result, ScanHostResult)
         if not isinstance(result, ScanHostResult):
-            raise TypeError("XML output is for scans")
-        element = host_element(result, self.show_all, self.start, time.time())
+            result = ScanHostResult(
+                result.host, result.status, result.reason, (), result.rtt_ms, result.hostname
+            )
+        element = host_element(
+            result, self.show_all, self.start, time.time(), with_ports=with_ports
+        )
         if not result.complete:
             # The DTD has no attribute for it; a comment is valid anywhere and tools skip it.
             self.stream.write(f"<!-- {_incomplete_note(result.host)} -->\n")
