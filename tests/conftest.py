@@ -193,3 +193,15 @@ def unprivileged() -> Iterator[Unprivileged]:
         yield Unprivileged(_nobody_python(env, str(root)), env, str(root))
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- The lab's fake services on loopback (tests/test_lab_services*.py) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, int]]]:
+    """A hilos.lab.services process with one listener of each kind on a random loopback address:
+    kind -> (addr, port), plus "http6" on ::1 when the machine has it."""
+    from lab_services_support import every_kind
+
+    yield from every_kind(tmp_path_factory)
