@@ -221,3 +221,17 @@ def test_scan_a_lab_name(lab: Lab) -> None:
         rows = [json.loads(line) for line in js.stdout.splitlines() if line.strip()]
         hosts = [r for r in rows if r.get("host") == "198.18.0.1"]
         assert hosts and all(r.get("hostname") == "h1.lab.test" for r in hosts), rows
+
+
+@pytest.mark.timeout(120)
+def test_scan_names_the_echo_server_as_the_truth_does(lab: Lab) -> None:
+    """An echo server on MongoDB's port sends hilos's own probe back: nmap calls it echo."""
+    want = next(h for h in lab.truth["hosts"] if h["addr"] == "198.18.0.3")["ports"]["27017"]
+    assert want["service"] == "echo"
+    for scan_type in ("connect", "syn"):
+        cmd = [sys.executable, "-m", "hilos", "scan", "h3.lab.test", "-p", "27017", "--banners"]
+        proc = lab.run([*cmd, "--type", scan_type, "--format", "json", "-q"], timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        (row,) = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        (port,) = row["ports"]
+        assert (port["state"], port["service"], port["product"]) == ("open", "echo", None), row
