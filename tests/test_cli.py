@@ -395,3 +395,15 @@ def test_verbose_turns_on_progress_lines_for_logs() -> None:
         assert Progress.log_every is None
     finally:
         Progress.log_every = None
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["--version"], ["scan", "--help"], ["demo", "--tasks", "2", "--sleep", "0"]]
+)
+def test_any_output_to_a_full_disk_is_one_line_exit_1(argv: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [*HILOS, *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == ["hilos: error: writing stdout: No space left on device"]

@@ -12,6 +12,8 @@ from hilos.cli_aliases import add_nmap_options, normalise
 from hilos.errors import HilosError, UsageError
 
 if TYPE_CHECKING:  # the handlers import lazily to keep start-up fast
+    from _typeshed import SupportsWrite
+
     from hilos.output import OutputSet
     from hilos.output.progress import Progress
     from hilos.targets import TargetSpace
@@ -28,6 +30,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"hilos: error: {message}\n")
         raise SystemExit(EXIT_USAGE)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse swallows write errors: --help > /dev/full would exit 0 having written nothing.
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def _positive_int(text: str) -> int:
@@ -758,9 +765,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        parser.print_help()
-        return EXIT_OK
-    args = parser.parse_args(argv)
+        try:
+            parser.print_help()
+        except OSError as exc:
+            return _stdout_failed(exc)
+        return _final_flush(EXIT_OK)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return _final_flush(exc.code if isinstance(exc.code, int) else EXIT_USAGE)
+    except OSError as exc:  # --help or --version to a full or broken stdout
+        return _stdout_failed(exc)
     _OPENED.clear()
     with StopSignals() as stop:
         code = _run(args)
@@ -817,6 +832,17 @@ def _report_interrupted(args: argparse.Namespace) -> None:
     for out in _OPENED:
         if out.summary is not None:
             say(f"hilos: {out.summary.sentence()} before the interruption")
+
+
+def _stdout_failed(exc: OSError) -> int:
+    """One line for a stdout that cannot be written (quiet for a reader that left)."""
+    from hilos.cli_process import detach_stdout, say
+
+    detach_stdout()
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_OK
+    say(f"hilos: error: writing stdout: {exc.strerror or exc}")
+    return EXIT_RUNTIME
 
 
 def _final_flush(code: int) -> int:
