@@ -21,15 +21,9 @@ from hilos.probes import tcp
 from hilos.probes.icmp import LinkTx
 from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult
-from hilos.sweep import (
-    DEFAULT_TIMEOUT,
-    MIN_WAIT,
-    Sweeper,
-    _FrameSender,
-    _IcmpEngine,
-    _RawTcpEngine,
-    sweep,
-)
+from hilos.sweep import DEFAULT_TIMEOUT, MIN_WAIT, Sweeper, sweep
+from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
+from hilos.sweep.frames import FrameSender
 from hilos.targets import parse_targets
 
 if TYPE_CHECKING:
@@ -188,12 +182,12 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
     eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
     link = LinkTx(Capture(), "fake0", LO + 1, eth, LO)  # type: ignore[arg-type]
     sink = lambda *a: None  # noqa: E731
-    icmp = _IcmpEngine(99, TokenBucket(None), sink, {4})
-    tcpe = _RawTcpEngine(TokenBucket(None), sink, {4})
+    icmp = IcmpDiscovery(99, TokenBucket(None), sink, {4})
+    tcpe = TcpDiscovery(TokenBucket(None), sink, {4})
     try:
-        frames = _FrameSender(link, icmp, tcpe, None, 1)
+        frames = FrameSender(link, icmp, tcpe, None, 1)
         target = int(ipaddress.IPv4Address("198.18.7.9"))  # built, never sent
-        n = frames._send([(4, target, target)], {}, threading.Event(), None, 1, TokenBucket(None))
+        n = frames.send([(4, target, target)], {}, threading.Event(), None, 1, TokenBucket(None))
     finally:
         icmp.close()
         tcpe.close()

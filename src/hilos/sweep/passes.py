@@ -1,0 +1,138 @@
+"""One pass of a sweep over its targets, and the loss probes that decide whether to retry."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from hilos.probes.icmp import EchoEngine, LinkTx
+from hilos.sweep.base import Engine, Range
+from hilos.sweep.engines import IcmpDiscovery
+from hilos.sweep.frames import FrameSender
+from hilos.sweep.targets import Targets
+
+__all__ = ["LossCheck", "run_pass"]
+
+_LOSS_HOSTS = 512  # hosts that get loss probes, at most
+_LOSS_MIN_HOSTS = 8  # fewer answering hosts than this: no measurement, retry
+_LOSS_PROBES = 256  # loss probes in all, at least (in up to 8 rounds)
+
+
+def run_pass(
+    targets: Targets,
+    engines: list[Engine],
+    frames: FrameSender | None,
+    link: LinkTx | None,
+    skip: dict[int, object],
+    stop: threading.Event,
+) -> None:
+    """Send one pass over `targets` (addresses in `skip` answered already): the frame sender
+    takes the IPv4 ranges its link covers, each engine the rest, each in its own thread."""
+    jobs: list[Callable[[], object]] = []
+    if frames is not None and link is not None:
+
+        def l2() -> Iterator[Range]:
+            for r in targets.ranges():
+                if r[0] == 4 and link.covers_range(r[1], r[2]):
+                    yield r
+
+        def rest() -> Iterator[Range]:
+            for r in targets.ranges():
+                if not (r[0] == 4 and link.covers_range(r[1], r[2])):
+                    yield r
+
+        jobs.append(
+            functools.partial(frames.run_pass, l2, skip, stop, targets.size, targets.block_count())
+        )
+        for e in engines:
+            # What the frames cover is theirs; the engine gets the rest (IPv6, on-link).
+            covered = e is frames.icmp or e is frames.tcpe
+            ranges = rest() if covered else targets.ranges()
+            jobs.append(functools.partial(e.run_pass, ranges, skip, stop))
+    else:
+        for e in engines:
+            jobs.append(functools.partial(e.run_pass, targets.ranges(), skip, stop))
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    _run_jobs(jobs, stop)
+
+
+def _run_jobs(jobs: list[Callable[[], object]], stop: threading.Event) -> None:
+    """Run the jobs in threads of their own; the first failure stops the others, is raised."""
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=run, args=(job,), name=f"hilos-send-{i}", daemon=True)
+        for i, job in enumerate(jobs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+class LossCheck:
+    """After the first pass of a default-retries sweep, measure the path's loss.
+
+    A retry pass costs as much as the first pass, and on a path that loses nothing it cannot
+    find anything: every live host already had its probes (three per address when privileged).
+    So, as nmap adapts its retransmissions to the drops it observes, extra echo requests go to
+    hosts that answered one (at least 256 in all, several rounds for few hosts); the retry pass
+    runs unless every one of them is answered. Their answers arrive within the wait the first
+    pass needs anyway, so measuring costs no time; with fewer than 8 hosts answering echo there
+    is nothing to measure with and the retry always runs.
+    """
+
+    def __init__(self) -> None:
+        #: True/False once decided; None while the loss probes' answers are awaited
+        self.decision: bool | None = True
+        self._engine: EchoEngine | None = None
+        #: (loss probes sent, lost) once measured
+        self.measured: tuple[int, int] | None = None
+
+    def probe(
+        self, engines: list[Engine], answered: dict[int, object], lock: threading.Lock
+    ) -> None:
+        """Send the loss probes (or decide at once to retry when there is nothing to measure)."""
+        self.decision = True  # default: retry
+        icmp = next((e for e in engines if isinstance(e, IcmpDiscovery)), None)
+        if icmp is None:
+            return
+        with lock:
+            hosts = [k for k, r in answered.items() if r == "echo-reply"][:_LOSS_HOSTS]
+        if len(hosts) < _LOSS_MIN_HOSTS:
+            return
+        rounds = max(1, min(8, -(-_LOSS_PROBES // len(hosts))))
+        icmp.engine.send_loss_probes(hosts, rounds)
+        self._engine = icmp.engine
+        self.decision = None  # decided when the answers are in (retry_needed)
+
+    def retry_needed(self, wait: float, stop: threading.Event) -> bool:
+        """Whether a loss probe went unanswered (waiting up to `wait` more for stragglers)."""
+        if self.decision is not None:
+            return self.decision
+        eng = self._engine
+        assert eng is not None
+        # An answer still in a queue (a receiver thread starved by a busy machine) is not a
+        # loss: give the stragglers one more wait before calling them lost. Costs time only
+        # when something is missing, i.e. when the retry pass is likely anyway.
+        deadline = time.monotonic() + wait
+        while (
+            eng.loss_sent > eng.loss_replies and time.monotonic() < deadline and not stop.is_set()
+        ):
+            stop.wait(0.01)
+        lost = eng.loss_sent - eng.loss_replies
+        self.measured = (eng.loss_sent, lost)
+        return lost > 0

@@ -1,0 +1,388 @@
+"""The sweep itself: Sweeper runs the passes and waits, streaming HostResults; sweep() checks."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
+
+from hilos.probes.icmp import LinkTx, can_open_raw
+from hilos.probes.ratelimit import TokenBucket
+from hilos.results import HostResult, HostStatus
+from hilos.sweep.base import (
+    DEFAULT_RATE,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    MIN_WAIT,
+    UP_REASONS,
+    Address,
+    Engine,
+    Method,
+    SweepProgress,
+    check_arguments,
+    check_space_size,
+    host_str,
+)
+from hilos.sweep.choose import attach_link, choose_engines
+from hilos.sweep.engines import IcmpDiscovery
+from hilos.sweep.frames import FrameSender
+from hilos.sweep.passes import LossCheck, run_pass
+from hilos.sweep.targets import Targets
+from hilos.targets import TargetSpace
+from hilos.wire.rtt import RttEstimator
+
+__all__ = ["Sweeper", "sweep"]
+
+_DEFAULT_THREADS = 16
+_DONE = object()
+
+
+class Sweeper:
+    """A ping sweep over `targets`; iterate it to get HostResults as hosts are found.
+
+    Up hosts are yielded as soon as they answer (each once, with its first answer's reason and
+    RTT). With `all_hosts=True` the down hosts follow at the end (reason host-unreach,
+    time-exceeded or no-response). `method`: "auto" uses every probe this process may send,
+    "icmp" or "tcp" forces one kind; `notice` says which were chosen (also sent to `on_notice`).
+
+    Timing: `timeout` is the longest wait for an answer after a probe (default 1.0 s). Without
+    an explicit `timeout` the wait adapts as nmap's does: smoothed RTT + 4 x its variation (at
+    least twice the smoothed RTT), within [MIN_WAIT, DEFAULT_TIMEOUT]. The sweep waits once
+    after its last send, not per host. `retries` (default 1) more passes go only to addresses
+    that have not answered; a late answer to an earlier pass still counts. With the default,
+    the retry pass is skipped when loss probes show the path lost nothing (see LossCheck);
+    an explicit `retries` always runs. `rate` caps packets (or connects) per second overall.
+
+        sweeper = Sweeper(parse_targets(["127.0.0.1"]), method="icmp")
+        up = [r.host for r in sweeper]
+    """
+
+    def __init__(
+        self,
+        targets: TargetSpace | Iterable[Address],
+        *,
+        method: Method = "auto",
+        rate: float | None = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        threads: int | None = None,
+        randomize: bool = False,
+        seed: int | None = None,
+        all_hosts: bool = False,
+        on_progress: Callable[[SweepProgress], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> None:
+        check_arguments(method, timeout, retries, rate, threads)
+        self.method = method
+        self.rate = DEFAULT_RATE if rate is None else rate
+        self.timeout = timeout
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        self.threads = threads or _DEFAULT_THREADS
+        self.all_hosts = all_hosts
+        self.on_progress = on_progress
+        self.on_notice = on_notice
+        # Targets given as names keep them in the results (looked up per answer, and only when
+        # some target was a name).
+        self._space: TargetSpace | None = None
+        if isinstance(targets, TargetSpace):
+            check_space_size(targets)
+            if targets.names:
+                self._space = targets
+        self._targets = Targets(targets, randomize, seed)
+        self.size = self._targets.size
+        self.notice = ""
+        self.engines: list[Engine] = []
+        self._key = random.getrandbits(61)
+        self._bucket = TokenBucket(self.rate, burst=64)
+        # key -> reason: up hosts and hosts reported unreachable. The only per-host state.
+        self._answered: dict[int, object] = {}
+        self._up = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        # nmap's adaptive wait: srtt + 4 x rttvar (and at least 2 x srtt), within bounds.
+        self._rtt = RttEstimator(
+            initial=DEFAULT_TIMEOUT,
+            minimum=MIN_WAIT,
+            maximum=DEFAULT_TIMEOUT,
+            fixed=timeout,
+            srtt_multiple=2.0,
+        )
+        self._pass = 0
+        self._error: BaseException | None = None
+        self.started = 0.0
+        self.elapsed = 0.0
+        self._used = False
+        self.cancelled = False
+        self._link: LinkTx | None = None
+        self._frames: FrameSender | None = None
+        self._adaptive = retries is None
+        self._loss = LossCheck()
+        #: how long each pass took to send (seconds)
+        self.pass_seconds: list[float] = []
+
+    @property
+    def loss_measured(self) -> tuple[int, int] | None:
+        """(loss probes sent, lost) when the default adaptive retry measured the path."""
+        return self._loss.measured
+
+    def _build_engines(self) -> None:
+        fams = self._targets.families or {4}
+        raw = can_open_raw()
+        self.engines, missing = choose_engines(
+            self.method, fams, raw, self._key, self._bucket, self._record, self.threads, self._wait
+        )
+        if raw and 4 in fams:
+            self._link, self._frames = attach_link(self._targets, self.engines, self.rate)
+        note = "sweep: using " + " + ".join(e.name for e in self.engines)
+        if missing:
+            note += "; not privileged, so without " + ", ".join(missing)
+        self.notice = note
+        if self.on_notice is not None:
+            self.on_notice(note)
+
+    # -- results ------------------------------------------------------------------------------
+
+    def _record(self, key: int, reason: str, rtt_ms: float | None) -> None:
+        """Called from receiver threads for every validated answer."""
+        up = reason in UP_REASONS
+        with self._lock:
+            prev = self._answered.get(key)
+            if prev is not None and (prev in UP_REASONS or not up):
+                return
+            self._answered[key] = reason
+            if not up:
+                return  # reported with the other down hosts at the end (if asked for)
+            self._up += 1
+            if rtt_ms is not None:
+                # Smoothed RTT and variation, as TCP (RFC 6298) and nmap estimate timeouts:
+                # robust to the odd sample delayed by our own busy threads.
+                self._rtt.sample(rtt_ms / 1000.0)
+        self._queue.put(self._result(key, "up", reason, rtt_ms))
+
+    def _result(
+        self, key: int, status: HostStatus, reason: str, rtt_ms: float | None
+    ) -> HostResult:
+        host = host_str(key)
+        return HostResult(
+            host,
+            status,
+            reason,
+            None if rtt_ms is None else round(rtt_ms, 3),
+            self._space.hostname(host) if self._space is not None else None,
+        )
+
+    def _wait(self) -> float:
+        """How long to wait for answers after a probe (seconds), adapting to what came back:
+        nmap's srtt + 4 x rttvar (and at least 2 x srtt), within [MIN_WAIT, DEFAULT_TIMEOUT]."""
+        return self._rtt.timeout
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _all_answered(self) -> bool:
+        return len(self._answered) >= self.size
+
+    def _run(self) -> None:
+        try:
+            for e in self.engines:
+                e.start()
+            self._run_passes()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._stop.set()
+            # The results are complete: let the iterator finish now, and close the engines
+            # (their receiver threads take up to one poll interval to stop) after that.
+            self._queue.put(_DONE)
+            for e in self.engines:
+                with contextlib.suppress(Exception):  # nothing is left to report it to
+                    e.close()
+            if self._link is not None:
+                self._link.close()
+
+    def _run_passes(self) -> None:
+        passes = self.retries + 1
+        last_send = last_pass_start = time.monotonic()
+        for p in range(passes):
+            if self._stop.is_set() or self._all_answered():
+                break
+            if p > 0:
+                # A retry goes no sooner than one wait after the previous pass began, so
+                # answers still on their way are not asked for twice.
+                self._sleep_until(functools.partial(self._deadline, last_pass_start))
+                if p == 1 and self._loss.decision is None:
+                    # The loss probes went out when the first pass ended: their answers
+                    # are due within one wait.
+                    self._sleep_until(functools.partial(self._deadline, last_send))
+                if (
+                    p == 1
+                    and self._adaptive
+                    and not self._loss.retry_needed(self._wait(), self._stop)
+                ):
+                    break
+            self._pass = p + 1
+            last_pass_start = time.monotonic()
+            run_pass(
+                self._targets, self.engines, self._frames, self._link, self._answered, self._stop
+            )
+            last_send = time.monotonic()
+            self.pass_seconds.append(last_send - last_pass_start)
+            if p == 0 and passes > 1 and self._adaptive:
+                self._loss.probe(self.engines, self._answered, self._lock)
+        # One wait after the last send, ending early once every target has answered.
+        self._sleep_until(functools.partial(self._deadline, last_send))
+
+    def _deadline(self, since: float) -> float:
+        return since + self._wait()
+
+    def _sleep_until(self, when: Callable[[], float]) -> None:
+        while not self._stop.is_set() and not self._all_answered():
+            left = when() - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, 0.02))
+
+    def cancel(self) -> None:
+        """Stop sending and waiting; the iterator ends after what was already found (down
+        hosts are not listed: most addresses of a cancelled sweep were never probed)."""
+        self.cancelled = True
+        self._stop.set()
+
+    def drain(self) -> list[HostResult]:
+        """Results found but not yet yielded (after `cancel`, e.g. on Ctrl-C)."""
+        found: list[HostResult] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return found
+            if isinstance(item, HostResult):
+                found.append(item)
+
+    @property
+    def up(self) -> int:
+        return self._up
+
+    @property
+    def probed(self) -> int:
+        """Addresses probed so far (at least once): the whole space once the first pass ended,
+        less when cancelled during it. For summaries; never the size of an unfinished space."""
+        if self._pass > 1 or (self._stop.is_set() and not self.cancelled and self._error is None):
+            return self.size
+        return self._progress_now().done
+
+    def __iter__(self) -> Generator[HostResult, None, None]:
+        if self._used:
+            raise RuntimeError("a Sweeper runs once; make a new one")
+        self._used = True
+        self.started = time.monotonic()
+        self._build_engines()
+        runner = threading.Thread(target=self._run, name="hilos-sweep", daemon=True)
+        runner.start()
+        finished = False
+        try:
+            yield from self._results()
+            finished = True
+            if self._error is not None:
+                raise self._error
+            if self.all_hosts and not self.cancelled:
+                yield from self._down_hosts()
+        finally:
+            self._stop.set()
+            if not finished:
+                # Cancelled or failed mid-pass: wait for the senders (a forked one is stopped
+                # there) before handing control back.
+                runner.join(timeout=5.0)
+            self.elapsed = time.monotonic() - self.started
+
+    def _results(self) -> Iterator[HostResult]:
+        """The up hosts as they answer, with progress reports, until the run is over."""
+        next_progress = 0.0
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                item = None
+            if item is _DONE:
+                return
+            if isinstance(item, HostResult):
+                yield item
+            if self.on_progress is not None:
+                now = time.monotonic()
+                if now >= next_progress:
+                    next_progress = now + 0.1
+                    self.on_progress(self._progress_now())
+
+    def _down_hosts(self) -> Iterator[HostResult]:
+        answered = self._answered
+        for key in self._targets.iter_keys():
+            reason = answered.get(key)
+            if reason in UP_REASONS:
+                continue
+            yield self._result(key, "down", str(reason) if reason else "no-response", None)
+
+    def _progress_now(self) -> SweepProgress:
+        done = len(self._answered)
+        if self._frames is not None:
+            done = max(done, self._frames.progress)
+        for e in self.engines:
+            if isinstance(e, IcmpDiscovery):
+                done = max(done, e.engine.progress)
+        return SweepProgress(
+            done=min(done, self.size),
+            total=self.size,
+            up=self._up,
+            pass_no=self._pass,
+            passes=self.retries + 1,
+            elapsed=time.monotonic() - self.started,
+        )
+
+
+def sweep(
+    targets: TargetSpace | Iterable[Address],
+    *,
+    method: Method = "auto",
+    rate: float | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    threads: int | None = None,
+    randomize: bool = False,
+    seed: int | None = None,
+    all_hosts: bool = False,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> Iterator[HostResult]:
+    """Sweep `targets` and yield a HostResult per up host as it answers (see Sweeper).
+
+    `targets` is a TargetSpace, one spec (``"127.0.0.1"``, ``"127.0.0.0/30"``, ``"localhost"``,
+    an int) or an iterable of them. Every argument is checked before anything is sent, as the
+    CLI checks it: bad values raise InvalidArgument, bad targets TargetError, names that do not
+    resolve ResolveError (all HilosError subclasses; see hilos.validate).
+
+    for r in sweep(["127.0.0.1", "::1"], method="icmp", timeout=0.5):
+        print(r.host, r.reason, r.rtt_ms)
+    """
+    from hilos import validate
+    from hilos.errors import InvalidArgument
+
+    if method not in ("auto", "icmp", "tcp"):
+        raise InvalidArgument(f"method must be auto, icmp or tcp, not {method!r}")
+    hosts = validate.check_hosts(targets)
+    sweeper = Sweeper(
+        hosts,
+        method=method,
+        rate=validate.check_rate(rate),
+        timeout=validate.check_timeout(timeout),
+        retries=validate.check_retries(retries),
+        threads=validate.check_threads(threads),
+        randomize=bool(randomize),
+        seed=validate.check_seed(seed),
+        all_hosts=all_hosts,
+        on_progress=on_progress,
+        on_notice=on_notice,
+    )
+    return validate.with_hostnames(iter(sweeper), hosts)
