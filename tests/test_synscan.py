@@ -17,18 +17,11 @@ import pytest
 
 from hilos.errors import UsageError
 from hilos.lab import Lab
-from hilos.probes.tcp import (
-    ACK,
-    KIND_RST,
-    KIND_SYN_ACK,
-    RST,
-    SPORT_BASE,
-    SPORT_COUNT,
-    SYN,
-    parse_ipv4,
-)
+from hilos.probes.base import KIND_RST, KIND_SYN_ACK, SPORT_BASE, SPORT_COUNT
+from hilos.probes.tcp_reply import parse_ipv4
 from hilos.synscan import SynScanner, _host_ints, syn_scan
 from hilos.targets import Permutation, parse_targets
+from hilos.wire.frames import ACK, RST, SYN
 
 
 def ref_checksum(data: bytes) -> int:

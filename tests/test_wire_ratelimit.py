@@ -1,4 +1,4 @@
-"""Tests for hilos.probes.ratelimit.TokenBucket: pacing, bursts, sharing between threads."""
+"""Tests for hilos.wire.ratelimit.TokenBucket: pacing, bursts, sharing between threads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hilos.probes.ratelimit import TokenBucket
+from hilos.wire.ratelimit import TokenBucket
 
 
 class FakeClock:

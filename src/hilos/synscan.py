@@ -3,7 +3,7 @@
 One sender thread walks the (host x port) index space in the order of a keyed `Permutation`
 (reproducible with `seed`; ``shard=(i, n)`` takes every n-th step of that walk, so shards are
 disjoint and together the whole job) and sends a SYN per index, paced by the shared TokenBucket.
-The receiver thread of `RawTcpEngine` validates each reply by recomputing its cookie. Per index
+The receiver thread of `TcpTransport` validates each reply by recomputing its cookie. Per index
 only one bit is kept ("final"), plus a small dict of the indices that answered:
 
     open      SYN-ACK                                         reason syn-ack
@@ -47,28 +47,17 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import islice
 
 from hilos.errors import NetworkError, UsageError, from_oserror
-from hilos.probes.icmp import LinkTx
-from hilos.probes.ratelimit import TokenBucket
-from hilos.probes.tcp import (
-    KIND_SYN_ACK,
-    KIND_UNREACH,
-    MSS,
-    SPORT_BASE,
-    SPORT_MASK,
-    SYN,
-    TICK_SHIFT,
-    WINDOW,
-    Cookie,
-    RawTcpEngine,
-    Reply,
-    SynTemplate4,
-    can_raw,
-    source_address,
-)
+from hilos.probes.base import KIND_SYN_ACK, KIND_UNREACH, SPORT_BASE, SPORT_MASK, TICK_SHIFT, Reply
+from hilos.probes.tcp_transport import TcpTransport
 from hilos.results import PortResult, ScanHostResult, ScanStats
 from hilos.targets import Permutation
 from hilos.targets.ports import service_name
 from hilos.validate import MAX_RETRIES
+from hilos.wire.cookie import Cookie
+from hilos.wire.frames import MSS, SYN, WINDOW, SynTemplate4
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
+from hilos.wire.sockets import can_raw, source_address
 
 __all__ = ["MAX_HOSTS", "SynScanner", "can_raw", "syn_scan"]
 
@@ -227,7 +216,7 @@ class SynScanner:
         self._final_count = 0
         self._hosts_done = 0
         self._started = 0.0
-        self._engine: RawTcpEngine | None = None
+        self._engine: TcpTransport | None = None
         self._link: LinkTx | None = None
         self._use_link = True
         self._thread: threading.Thread | None = None
@@ -296,7 +285,7 @@ class SynScanner:
         target = self._sender_main
         # Forking pays off only for big jobs (a fork of a large process costs milliseconds).
         big = self._total >= _FORK_MIN_PROBES
-        if self._processes > 1 and big and type(self._engine) is RawTcpEngine:
+        if self._processes > 1 and big and type(self._engine) is TcpTransport:
             # Fork before any thread of ours runs (a child inherits no half-held lock of ours).
             try:
                 self._prepare()
@@ -310,8 +299,8 @@ class SynScanner:
         self._thread.start()
         return self
 
-    def _make_engine(self) -> RawTcpEngine:
-        return RawTcpEngine(self._on_reply, families=self._families, cookie=self._cookie)
+    def _make_engine(self) -> TcpTransport:
+        return TcpTransport(self._on_reply, families=self._families, cookie=self._cookie)
 
     def results(self) -> Iterator[ScanHostResult]:
         """Yield each host's result once it is final; raises the sender's error, if any."""

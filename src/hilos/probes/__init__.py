@@ -1,7 +1,1 @@
-"""Probe engines: ICMP echo, TCP discovery and the token bucket that paces them."""
-
-from __future__ import annotations
-
-from hilos.probes.ratelimit import TokenBucket
-
-__all__ = ["TokenBucket"]
+"""Probe modules: one kind of packet each (build it, recognise its answers), above hilos.wire."""

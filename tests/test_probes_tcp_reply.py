@@ -1,64 +1,39 @@
-"""Raw TCP probes: packet build/parse, checksums, cookies, fuzzed parsers, loopback discovery."""
+"""Tests for hilos.probes.tcp_reply: validating SYN-ACK, RST and ICMP replies (fuzzed parsers)."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hilos.probes import tcp
-from hilos.probes.tcp import (
-    ACK,
+from helpers_tcp import pseudo, ref_checksum
+from hilos.probes.base import (
     KIND_RST,
     KIND_SYN_ACK,
     KIND_UNREACH,
-    RST,
     SPORT_BASE,
     SPORT_COUNT,
-    SYN,
-    Cookie,
-    SynTemplate4,
-    build_ipv4_packet,
-    build_tcp_segment,
-    parse_icmp4,
-    parse_icmp6,
-    parse_ipv4,
-    parse_tcp6,
-    tcp_discover,
+    SPORT_MASK,
+    TICK_MS,
+    TICK_SHIFT,
+    Reply,
 )
+from hilos.probes.tcp_reply import parse_icmp4, parse_icmp6, parse_ipv4, parse_tcp6
+from hilos.wire.cookie import Cookie
+from hilos.wire.frames import ACK, RST, SYN, build_ipv4_packet, build_tcp_segment
 
 if TYPE_CHECKING:
-    from conftest import Unprivileged
+    pass
 
 SRC4, DST4 = "198.19.0.2", "198.18.0.7"
 SRC6, DST6 = "fd18:ff::2", "fd18:0:0:100::9"
 COOKIE = Cookie(0x1234_5678_9ABC_DEF0_0FED_CBA9_8765_4321)
-
-
-def ref_checksum(data: bytes) -> int:
-    """Byte-at-a-time one's complement sum (independent of the module's struct-based one)."""
-    total = 0
-    for i in range(0, len(data), 2):
-        hi = data[i]
-        lo = data[i + 1] if i + 1 < len(data) else 0
-        total += (hi << 8) | lo
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
-
-
-def pseudo(src: str, dst: str, length: int) -> bytes:
-    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-    if s.version == 4:
-        return s.packed + d.packed + bytes([0, 6]) + length.to_bytes(2, "big")
-    return s.packed + d.packed + length.to_bytes(4, "big") + bytes([0, 0, 0, 6])
 
 
 def cookie_for(dst: str, port: int, sport: int, c: Cookie = COOKIE) -> int:
@@ -95,86 +70,6 @@ def ip4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
 # --- building ------------------------------------------------------------------------------------
 
 
-def test_checksum_matches_reference_and_rfc1071_example() -> None:
-    # RFC 1071 section 3 example: words 0x0001 0xf203 0xf4f5 0xf6f7 sum to 0xddf2 (complement).
-    data = bytes.fromhex("0001f203f4f5f6f7")
-    assert tcp.checksum(data) == ref_checksum(data) == (~0xDDF2) & 0xFFFF
-    for blob in (b"", b"\x01", b"\xff" * 41, os.urandom(99)):
-        assert tcp.checksum(blob) == ref_checksum(blob)
-
-
-@pytest.mark.parametrize(("src", "dst"), [(SRC4, DST4), (SRC6, DST6)])
-def test_segment_checksum_covers_pseudo_header(src: str, dst: str) -> None:
-    seg = build_tcp_segment(src, dst, 61234, 443, 0xDEADBEEF, 0, SYN)
-    assert len(seg) == 24 and seg[20:] == bytes([2, 4, 0x05, 0xB4])  # MSS 1460 option
-    sport, dport, seq, ack, offflags = struct.unpack("!HHIIH", seg[:14])
-    assert (sport, dport, seq, ack, offflags >> 12, offflags & 0x3F) == (
-        61234,
-        443,
-        0xDEADBEEF,
-        0,
-        6,
-        SYN,
-    )
-    assert ref_checksum(pseudo(src, dst, len(seg)) + seg) == 0
-    # A different destination must not verify: the pseudo-header is really included.
-    other = "198.18.0.8" if ":" not in dst else "fd18:0:0:100::a"
-    assert ref_checksum(pseudo(src, other, len(seg)) + seg) != 0
-
-
-def test_ipv4_packet_header() -> None:
-    seg = build_tcp_segment(SRC4, DST4, 61000, 22, 7)
-    pkt = build_ipv4_packet(SRC4, DST4, seg)
-    assert len(pkt) == 44 and pkt[0] == 0x45 and pkt[9] == 6 and pkt[8] == 64
-    assert struct.unpack("!H", pkt[2:4])[0] == 44
-    assert ref_checksum(pkt[:20]) == 0
-    assert pkt[12:16] == ipaddress.IPv4Address(SRC4).packed
-    assert pkt[16:20] == ipaddress.IPv4Address(DST4).packed
-
-
-@given(
-    dport=st.integers(1, 65535),
-    sport=st.integers(SPORT_BASE, SPORT_BASE + SPORT_COUNT - 1),
-    seq=st.integers(0, 2**32 - 1),
-    dst=st.integers(0, 2**32 - 1),
-)
-def test_precomputed_template_equals_reference_build(
-    dport: int, sport: int, seq: int, dst: int
-) -> None:
-    t = SynTemplate4(SRC4)
-    d4 = dst.to_bytes(4, "big")
-    dst_s = socket.inet_ntoa(d4)
-    fast = t.syn(d4, t.dst_sum(d4), dport, sport, seq)
-    ref = build_ipv4_packet(SRC4, dst_s, build_tcp_segment(SRC4, dst_s, sport, dport, seq))
-    # The kernel fills the IP header checksum for IP_HDRINCL (raw(7)); everything else is equal.
-    assert fast[:10] == ref[:10] and fast[12:] == ref[12:]
-    assert ref_checksum(pseudo(SRC4, dst_s, 24) + fast[20:]) == 0
-    fast_ack = t.ack(d4, t.dst_sum(d4), dport, sport, seq)
-    ref_ack = build_tcp_segment(SRC4, dst_s, sport, dport, seq, seq, ACK)
-    assert fast_ack[20:] == ref_ack
-
-
-def test_ipv6_probe_leaves_checksum_to_kernel() -> None:
-    seg = tcp.tcp6_probe(443, 61001, 99)
-    assert seg[16:18] == b"\0\0"  # IPV6_CHECKSUM makes the kernel fill it
-    ref = build_tcp_segment(SRC6, DST6, 61001, 443, 99)
-    assert seg[:16] == ref[:16] and seg[18:] == ref[18:]
-
-
-def test_cookie_is_keyed_and_spread() -> None:
-    a, b = Cookie(1), Cookie(2)
-    ip = int(ipaddress.ip_address(DST4))
-    assert a.value(a.host_seed(ip), 80, 61000) == Cookie(1).value(
-        Cookie(1).host_seed(ip), 80, 61000
-    )
-    assert a.value(a.host_seed(ip), 80, 61000) != b.value(b.host_seed(ip), 80, 61000)
-    values = {a.value(a.host_seed(ip), port, 61000) for port in range(1, 5001)}
-    assert len(values) > 4990  # 32-bit outputs: collisions among 5000 inputs are rare
-    v6 = int(ipaddress.ip_address(DST6))
-    # The upper 64 bits of an IPv6 address count too.
-    assert a.host_seed(v6) != a.host_seed(v6 ^ (1 << 100))
-
-
 # --- parsing -------------------------------------------------------------------------------------
 
 
@@ -204,13 +99,13 @@ def test_parse_syn_ack_rst_ack_and_rst() -> None:
 def test_rtt_ticks_are_fine_and_samples_wrap_late() -> None:
     # The send time rides in the source port: RTTs come in TICK_MS steps (1.048576 ms before,
     # issue 9), wrapping after SPORT_COUNT ticks; the ports stay below Linux's ephemeral range.
-    assert tcp.TICK_MS < 0.3
-    assert SPORT_COUNT * tcp.TICK_MS > 4000
+    assert TICK_MS < 0.3
+    assert SPORT_COUNT * TICK_MS > 4000
     assert SPORT_BASE >= 1024 and SPORT_BASE + SPORT_COUNT <= 32768
-    sent = tcp.SPORT_BASE + ((time.monotonic_ns() >> tcp.TICK_SHIFT) & tcp.SPORT_MASK)
+    sent = SPORT_BASE + ((time.monotonic_ns() >> TICK_SHIFT) & SPORT_MASK)
     time.sleep(0.005)
     r = parse_ipv4(COOKIE, synack4(sport=sent, port=443))
-    assert r is not None and 5.0 - tcp.TICK_MS <= r.rtt_ms < 100
+    assert r is not None and 5.0 - TICK_MS <= r.rtt_ms < 100
 
 
 def test_parse_rejects_wrong_cookie_port_flags_and_foreign() -> None:
@@ -300,7 +195,7 @@ def test_parse_icmp6_unreachable() -> None:
 # --- fuzzing: the parsers never raise and never accept a reply whose cookie does not match ----
 
 
-def _accepted_is_genuine(r: tcp.Reply | None) -> bool:
+def _accepted_is_genuine(r: Reply | None) -> bool:
     if r is None:
         return True
     return bool(SPORT_BASE <= r.sport < SPORT_BASE + SPORT_COUNT)
@@ -369,73 +264,3 @@ def test_fuzz_foreign_tcp_never_accepted(
 
 
 # --- on this machine's loopback (root) ---------------------------------------------------------
-
-
-@pytest.fixture
-def listener() -> Iterator[int]:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    try:
-        yield s.getsockname()[1]
-    finally:
-        s.close()
-
-
-@pytest.mark.root
-@pytest.mark.timeout(30)
-def test_can_raw_as_root() -> None:
-    assert tcp.can_raw()
-    assert str(tcp.source_address("127.0.0.1")) == "127.0.0.1"
-    assert str(tcp.source_address("::1")) == "::1"
-
-
-@pytest.mark.root
-@pytest.mark.timeout(30)
-def test_discover_loopback_syn_ack_and_rst(listener: int) -> None:
-    seen: list[str] = []
-    found = tcp_discover(
-        ["127.0.0.1"], timeout=0.3, syn_port=listener, on_reply=lambda r: seen.append(r.host)
-    )
-    assert found["127.0.0.1"].status == "up" and found["127.0.0.1"].reason == "syn-ack"
-    assert seen == ["127.0.0.1"]
-    # Nothing listens on 443 here (normally): the RST-ACK / RST answer still means up.
-    closed = _free_port()
-    found = tcp_discover(["127.0.0.1", "::1"], timeout=0.3, syn_port=closed, ack_port=closed)
-    assert {h: r.reason for h, r in found.items()} == {"127.0.0.1": "rst", "::1": "rst"}
-    assert all(r.rtt_ms is not None and r.rtt_ms < 100 for r in found.values())
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
-@pytest.mark.root
-@pytest.mark.timeout(60)
-def test_unprivileged_raises_privilege_error_naming_the_fix(unprivileged: Unprivileged) -> None:
-    code = (
-        "import sys\n"
-        "from hilos.errors import PrivilegeError\n"
-        "from hilos.probes.tcp import can_raw, tcp_discover\n"
-        "from hilos.synscan import syn_scan\n"
-        "assert not can_raw()\n"
-        "calls = (lambda: tcp_discover(['127.0.0.1']),\n"
-        "         lambda: list(syn_scan(['127.0.0.1'], [80])))\n"
-        "for fn in calls:\n"
-        "    try:\n"
-        "        fn()\n"
-        "    except PrivilegeError as exc:\n"
-        "        print(exc)\n"
-        "    else:\n"
-        "        sys.exit('no PrivilegeError')\n"
-    )
-    proc = unprivileged.run(["-c", code])
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 2
-    for line in lines:
-        assert "permission denied" in line and "setcap cap_net_raw+ep" in line and "root" in line

@@ -1,0 +1,267 @@
+"""Raw sockets for TCP probes with one validating receiver thread, and the discovery prober.
+
+`TcpTransport` owns the sending sockets (IPv4 IP_HDRINCL, IPv6 with kernel checksums) and the
+raw TCP and ICMP receiving sockets; its receiver calls ``on_reply(reply)`` for each reply whose
+cookie matches (hilos.probes.tcp_reply). The SYN scan sends through it; `TcpProber` sends the
+sweep's discovery pair (a SYN to 443 and an ACK to 80, as nmap -PS443 -PA80).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from hilos.errors import NetworkError, from_oserror
+from hilos.probes.base import Reply, send_tick
+from hilos.probes.tcp_reply import parse_icmp4, parse_icmp6, parse_ipv4, parse_tcp6
+from hilos.probes.tcp_syn import SynProbe
+from hilos.wire.cookie import Cookie
+from hilos.wire.frames import ACK, tcp6_probe
+from hilos.wire.sockets import ICMP6_FILTER, IPV6_CHECKSUM, enlarge_rcvbuf, raw_socket
+
+__all__ = ["TcpProber", "TcpTransport"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TcpTransport:
+    """Raw sockets for TCP probes plus one receiver thread that validates every reply.
+
+    One sending socket per family (IPv4: IPPROTO_RAW, our own IP header; IPv6: IPPROTO_TCP,
+    kernel header and checksum), raw TCP and ICMP/ICMPv6 receiving sockets with 32 MB buffers, and
+    a receiver thread that calls ``on_reply(reply)`` for each reply whose cookie matches.
+    Usage::
+
+        with TcpTransport(on_reply, families=(4,)) as eng:
+            eng.send4(packet_bytes, "127.0.0.1")
+
+    Raises PrivilegeError (naming the fix) without CAP_NET_RAW.
+    """
+
+    def __init__(
+        self,
+        on_reply: Callable[[Reply], None],
+        *,
+        families: Iterable[int] = (4, 6),
+        cookie: Cookie | None = None,
+        rcvbuf: int = 32 << 20,
+    ) -> None:
+        self.cookie = cookie or Cookie()
+        self.on_reply = on_reply
+        fams = set(families)
+        self._socks: list[socket.socket] = []
+        self._recv: list[tuple[socket.socket, int]] = []  # (socket, handler kind)
+        self.tx4: socket.socket | None = None
+        self.tx6: socket.socket | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        #: monotonic time before which every packet that arrived has been handled (see _loop)
+        self.idle_at = 0.0
+        try:
+            if 4 in fams:
+                tx4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_RAW, "IPv4"))
+                tx4.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+                tx4.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                self.tx4 = tx4
+                rx4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_TCP, "TCP"))
+                ic4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "ICMP"))
+                for s in (rx4, ic4):
+                    enlarge_rcvbuf(s, rcvbuf)
+                    # Never send on the receiving sockets: a zero-length shutdown is not possible on
+                    # raw sockets, so they simply stay receive-only by use.
+                self._recv += [(rx4, 4), (ic4, 1)]
+            if 6 in fams and socket.has_ipv6:
+                tx6 = self._add(raw_socket(socket.AF_INET6, socket.IPPROTO_TCP, "IPv6 TCP"))
+                tx6.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, 16)
+                tx6.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                enlarge_rcvbuf(tx6, rcvbuf)
+                self.tx6 = tx6
+                ic6 = self._add(raw_socket(socket.AF_INET6, socket.IPPROTO_ICMPV6, "ICMPv6"))
+                enlarge_rcvbuf(ic6, rcvbuf)
+                # Let only destination-unreachable (type 1) through: echo replies of a concurrent
+                # sweep and neighbour discovery never reach Python (RFC 3542 section 3.2).
+                blocked = [0xFFFFFFFF] * 8
+                blocked[0] &= ~(1 << 1)
+                ic6.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *blocked))
+                self._recv += [(tx6, 6), (ic6, 58)]
+        except BaseException:
+            self.close()
+            raise
+
+    def _add(self, s: socket.socket) -> socket.socket:
+        self._socks.append(s)
+        return s
+
+    def start(self) -> TcpTransport:
+        self._thread = threading.Thread(target=self._run, name="hilos-tcp-rx", daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> TcpTransport:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send4(self, packet: bytes, dst: str) -> None:
+        assert self.tx4 is not None
+        self.tx4.sendto(packet, (dst, 0))
+
+    def send6(self, segment: bytes, dst: str) -> None:
+        assert self.tx6 is not None
+        self.tx6.sendto(segment, (dst, 0))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        for s in self._socks:
+            s.close()
+        self._socks.clear()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # stored for the owner: a dead receiver must not go unnoticed
+            self.error = exc
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        by_fd: dict[int, tuple[socket.socket, int]] = {}
+        for s, kind in self._recv:
+            s.setblocking(False)
+            poller.register(s.fileno(), select.POLLIN)
+            by_fd[s.fileno()] = (s, kind)
+        buf = bytearray(2048)
+        view = memoryview(buf)
+        cookie = self.cookie
+        on_reply = self.on_reply
+        stop = self._stop
+        mono = time.monotonic
+        while not stop.is_set():
+            t0 = mono()
+            events = poller.poll(10)
+            if not events:
+                # Nothing arrived while we waited: everything up to now has been handled.
+                self.idle_at = mono()
+                continue
+            drained = True
+            for fd, _ev in events:
+                s, kind = by_fd[fd]
+                for _ in range(4096):  # drain, but let the other sockets and `stop` get a turn
+                    try:
+                        if kind == 4 or kind == 1:
+                            n = s.recv_into(buf)
+                            src = 0
+                        else:
+                            n, addr = s.recvfrom_into(buf)
+                            src = int.from_bytes(
+                                socket.inet_pton(socket.AF_INET6, addr[0].split("%")[0]), "big"
+                            )
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        if stop.is_set():
+                            return
+                        break
+                    if kind == 4:
+                        r = parse_ipv4(cookie, view, n)
+                    elif kind == 1:
+                        r = parse_icmp4(cookie, view, n)
+                    elif kind == 6:
+                        r = parse_tcp6(cookie, src, view, n)
+                    else:
+                        r = parse_icmp6(cookie, view, n)
+                    if r is not None:
+                        on_reply(r)
+                else:
+                    drained = False
+            if drained:
+                # Sockets not ready at poll time were empty then, ready ones were read to EAGAIN:
+                # every packet that arrived before t0 has been handled.
+                self.idle_at = t0
+
+    def check(self) -> None:
+        """Re-raise a receiver-thread failure in the caller's thread."""
+        if self.error is not None:
+            raise NetworkError(f"TCP receiver failed: {self.error}") from self.error
+
+
+class TcpProber:
+    """Raw TCP discovery probes: a SYN to `syn_port` and an ACK to `ack_port` per address.
+
+    ``on_reply(reply)`` runs in the receiver thread for each validated answer; a SYN-ACK or RST
+    means the host is up. Usage::
+
+        with TcpProber(print) as p:
+            p.probe(ipaddress.ip_address("127.0.0.1"))   # two packets; pace the calls yourself
+    """
+
+    def __init__(
+        self,
+        on_reply: Callable[[Reply], None],
+        *,
+        syn_port: int = 443,
+        ack_port: int = 80,
+        families: Iterable[int] = (4, 6),
+        cookie: Cookie | None = None,
+    ) -> None:
+        self.syn_port = syn_port
+        self.ack_port = ack_port
+        self.engine = TcpTransport(on_reply, families=families, cookie=cookie)
+        self._syn = SynProbe()
+
+    def __enter__(self) -> TcpProber:
+        self.engine.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def probe(self, addr: IPAddress) -> None:
+        """Send both probes to `addr` (2 packets)."""
+        eng = self.engine
+        cookie = eng.cookie
+        ip = int(addr)
+        seed = cookie.host_seed(ip)
+        sport = send_tick()
+        syn_c = cookie.value(seed, self.syn_port, sport)
+        ack_c = cookie.value(seed, self.ack_port, sport)
+        dst = str(addr)
+        try:
+            if addr.version == 4:
+                t = self._syn.template(ip)
+                d4 = addr.packed
+                hs = t.dst_sum(d4)
+                eng.send4(t.syn(d4, hs, self.syn_port, sport, syn_c), dst)
+                eng.send4(t.ack(d4, hs, self.ack_port, sport, ack_c), dst)
+            else:
+                eng.send6(tcp6_probe(self.syn_port, sport, syn_c), dst)
+                eng.send6(tcp6_probe(self.ack_port, sport, ack_c, ack_c, ACK), dst)
+        except OSError as exc:
+            if exc.errno in _TRANSIENT:
+                return  # no route / buffer full for this one address: it just stays unanswered
+            raise from_oserror(exc, f"sending TCP probes to {dst}") from exc
+
+
+# Trouble sending to one address (no route, buffer full, an address this socket cannot reach).
+_TRANSIENT = frozenset(
+    {
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENOBUFS,
+        errno.EADDRNOTAVAIL,
+        errno.EINVAL,
+        errno.EAGAIN,
+    }
+)

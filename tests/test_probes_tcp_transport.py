@@ -1,0 +1,77 @@
+"""Tests for hilos.probes.tcp_transport: raw TCP probes and their validating receiver (root)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from helpers_tcp import tcp_discover
+
+if TYPE_CHECKING:
+    from conftest import Unprivileged
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    try:
+        yield s.getsockname()[1]
+    finally:
+        s.close()
+
+
+@pytest.mark.root
+@pytest.mark.timeout(30)
+def test_discover_loopback_syn_ack_and_rst(listener: int) -> None:
+    seen: list[str] = []
+    found = tcp_discover(
+        ["127.0.0.1"], timeout=0.3, syn_port=listener, on_reply=lambda r: seen.append(r.host)
+    )
+    assert found["127.0.0.1"].status == "up" and found["127.0.0.1"].reason == "syn-ack"
+    assert seen == ["127.0.0.1"]
+    # Nothing listens on 443 here (normally): the RST-ACK / RST answer still means up.
+    closed = _free_port()
+    found = tcp_discover(["127.0.0.1", "::1"], timeout=0.3, syn_port=closed, ack_port=closed)
+    assert {h: r.reason for h, r in found.items()} == {"127.0.0.1": "reset", "::1": "reset"}
+    assert all(r.rtt_ms is not None and r.rtt_ms < 100 for r in found.values())
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@pytest.mark.root
+@pytest.mark.timeout(60)
+def test_unprivileged_raises_privilege_error_naming_the_fix(unprivileged: Unprivileged) -> None:
+    code = (
+        "import sys\n"
+        "from hilos.errors import PrivilegeError\n"
+        "from hilos.probes.tcp_transport import TcpTransport\n"
+        "from hilos.synscan import syn_scan\n"
+        "from hilos.wire.sockets import can_raw\n"
+        "assert not can_raw()\n"
+        "calls = (lambda: TcpTransport(print),\n"
+        "         lambda: list(syn_scan(['127.0.0.1'], [80])))\n"
+        "for fn in calls:\n"
+        "    try:\n"
+        "        fn()\n"
+        "    except PrivilegeError as exc:\n"
+        "        print(exc)\n"
+        "    else:\n"
+        "        sys.exit('no PrivilegeError')\n"
+    )
+    proc = unprivileged.run(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert "permission denied" in line and "setcap cap_net_raw+ep" in line and "root" in line
