@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import resource
 import selectors
 import socket
 import threading
@@ -15,6 +14,8 @@ from hilos.pool import Pool
 from hilos.probes.icmp import V6_TAG
 from hilos.probes.ratelimit import TokenBucket
 from hilos.sweep.base import TCP_PORTS, Range, Sink
+from hilos.wire.limits import raise_nofile_limit
+from hilos.wire.senders import NO_ROUTE
 
 __all__ = ["CONNECT_CHUNK", "ConnectDiscovery"]
 
@@ -38,15 +39,8 @@ class ConnectDiscovery:
         self.bucket = bucket
         self.sink = sink
         self.wait = wait
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = min(hard, 1 << 16) if hard != resource.RLIM_INFINITY else 1 << 16
-        if soft != resource.RLIM_INFINITY and soft < want:
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-                soft = want
-            except (ValueError, OSError):
-                pass
-        budget = max(64, (soft if soft != resource.RLIM_INFINITY else 1 << 16) - 128)
+        soft = raise_nofile_limit(ceiling=1 << 16)
+        budget = max(64, soft - 128)
         # Two sockets per address in flight, across all workers: stay inside RLIMIT_NOFILE.
         self.chunk = max(1, min(CONNECT_CHUNK, budget // (2 * threads)))
         self.threads = max(1, min(threads, budget // (2 * self.chunk)))
@@ -158,5 +152,5 @@ class ConnectDiscovery:
     def _classify(self, key: int, err: int, t0: float) -> None:
         if err == errno.ECONNREFUSED:
             self.sink(key, "conn-refused", (time.monotonic() - t0) * 1000)
-        elif err in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        elif err in NO_ROUTE:
             self.sink(key, "host-unreach", None)

@@ -1,0 +1,158 @@
+"""Tests for hilos.sweep.frames: the fast path's frames are the probe modules' probes."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from hilos.probes import tcp
+from hilos.probes.icmp import LinkTx
+from hilos.probes.ratelimit import TokenBucket
+from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
+from hilos.sweep.frames import FrameSender, claimed_blocks
+from hilos.wire.senders import Claims
+
+LO = int(ipaddress.IPv4Address("127.0.0.1"))
+
+
+def _verifies(data: bytes) -> bool:
+    total = int.from_bytes(data + b"\x00" * (len(data) % 2), "big") % 0xFFFF
+    return total == 0
+
+
+@pytest.mark.root
+@pytest.mark.timeout(30)
+def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frame path builds exactly hilos.probes.tcp's probes (plus the IP checksum the kernel
+    would add) and ICMP echoes whose cookies the echo receiver recomputes."""
+    monkeypatch.setattr(tcp, "send_tick", lambda: 17618)
+    sent: list[bytes] = []
+
+    class Capture:
+        def send(self, frame: bytes) -> int:
+            sent.append(bytes(frame))
+            return len(frame)
+
+        def close(self) -> None:
+            pass
+
+    eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
+    link = LinkTx(Capture(), "fake0", LO + 1, eth, LO)  # type: ignore[arg-type]
+    sink = lambda *a: None  # noqa: E731
+    icmp = IcmpDiscovery(99, TokenBucket(None), sink, {4})
+    tcpe = TcpDiscovery(TokenBucket(None), sink, {4})
+    try:
+        frames = FrameSender(link, icmp, tcpe, None, 1)
+        target = int(ipaddress.IPv4Address("198.18.7.9"))  # built, never sent
+        n = frames.send([(4, target, target)], {}, threading.Event(), None, 1, TokenBucket(None))
+    finally:
+        icmp.close()
+        tcpe.close()
+    assert n == 3 and len(sent) == 3
+    echo, syn, ack = sent
+    for frame in sent:
+        assert frame[:14] == eth
+        assert _verifies(frame[14:34])  # IPv4 header checksum
+        assert frame[30:34] == target.to_bytes(4, "big")
+    assert echo[23] == socket.IPPROTO_ICMP and _verifies(echo[34:])
+    assert struct.unpack_from("!I", echo, 38)[0] == hash((99, target)) & 0xFFFFFFFF
+    cookie = tcpe.prober.engine.cookie
+    template = tcp.SynTemplate4("127.0.0.1")
+    d4 = target.to_bytes(4, "big")
+    hs = template.dst_sum(d4)
+    seed = cookie.host_seed(target)
+    want_syn = template.syn(d4, hs, 443, 17618, cookie.value(seed, 443, 17618))
+    want_ack = template.ack(d4, hs, 80, 17618, cookie.value(seed, 80, 17618))
+    for got, want in ((syn, want_syn), (ack, want_ack)):
+        ip = got[14:]
+        assert ip[:10] == want[:10] and ip[12:36] == want[12:36] and ip[38:] == want[38:]
+        # TCP checksum: the same sum, maybe the other zero of ones' complement.
+        a, b = ip[36:38], want[36:38]
+        assert a == b or {a, b} == {b"\x00\x00", b"\xff\xff"}
+    # The engine's own receiver accepts the RST that answers the ACK probe.
+    c_ack = cookie.value(seed, 80, 17618)
+    rst = tcp.build_ipv4_packet(
+        "198.18.7.9",
+        "127.0.0.1",
+        struct.pack("!HHIIBBHHH", 80, 17618, c_ack, 0, 0x50, 0x04, 0, 0, 0),
+    )
+    reply = tcp.parse_ipv4(cookie, rst)
+    assert reply is not None and reply.addr == target and reply.kind == tcp.KIND_RST
+
+
+class _Capture:
+    """A LinkTx socket that keeps the frames (no ctypes sendmmsg: no real descriptor)."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, frame: bytes) -> int:
+        self.sent.append(bytes(frame))
+        return len(frame)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.root
+@pytest.mark.timeout(30)
+def test_echo_only_and_tcp_only_loops_build_the_combined_loops_frames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The three per-probe-set loops (all three frames, echo only, SYN/ACK only) are one
+    loop's code each: the same address gives the same frames whichever loop built them, over
+    more than one batch and across /24 blocks, skipping answered addresses."""
+    monkeypatch.setattr(tcp, "send_tick", lambda: 17618)
+    monkeypatch.setattr(time, "monotonic_ns", lambda: 123_456_789_000)
+    eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
+    sink = lambda *a: None  # noqa: E731
+    icmp = IcmpDiscovery(99, TokenBucket(None), sink, {4})
+    tcpe = TcpDiscovery(TokenBucket(None), sink, {4})
+    first = int(ipaddress.IPv4Address("198.18.6.200"))  # built, never sent
+    ranges = [(4, first, first + 99)]
+    skip: dict[int, object] = {first + 7: "echo-reply"}
+
+    def build(i: IcmpDiscovery | None, t: TcpDiscovery | None) -> list[bytes]:
+        cap = _Capture()
+        link = LinkTx(cap, "fake0", LO + 1, eth, LO)  # type: ignore[arg-type]
+        sender = FrameSender(link, i, t, None, 1)
+        n = sender.send(ranges, skip, threading.Event(), None, 1, TokenBucket(None))
+        assert n == len(cap.sent) and sender.progress == 100
+        return cap.sent
+
+    try:
+        both = build(icmp, tcpe)
+        echo = build(icmp, None)
+        syn_ack = build(None, tcpe)
+    finally:
+        icmp.close()
+        tcpe.close()
+    assert len(both) == 3 * 99 and len(echo) == 99 and len(syn_ack) == 2 * 99
+    assert both[0::3] == echo
+    assert [f for k, f in enumerate(both) if k % 3] == syn_ack
+
+
+def test_claimed_blocks_split_ranges_at_24s_and_share_them_out() -> None:
+    a = int(ipaddress.IPv4Address("198.18.0.250"))
+    ranges = [(4, a, a + 300), (4, a + 1000, a + 1000)]
+    blocks = list(claimed_blocks(ranges, threading.Event(), None))
+    assert blocks == [(a, a + 5), (a + 6, a + 261), (a + 262, a + 300), (a + 1000, a + 1000)]
+    stop = threading.Event()
+    stop.set()
+    assert list(claimed_blocks(ranges, stop, None)) == []
+    # Two processes claiming from one Claims get every block exactly once between them.
+    many = [(4, a, a + 256 * 300)]
+    claims = Claims(302)
+    try:
+        first = claimed_blocks(many, threading.Event(), claims)
+        second = claimed_blocks(many, threading.Event(), claims)
+        got = [next(first), next(second)]
+        got += list(first) + list(second)
+    finally:
+        claims.close()
+    assert sorted(got) == list(claimed_blocks(many, threading.Event(), None))
