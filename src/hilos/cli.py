@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal, NoReturn
 
 from hilos import __version__
-from hilos.cli_aliases import add_nmap_options, normalise
+from hilos.cli_aliases import add_nmap_options
+from hilos.cli_process import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from hilos.errors import HilosError, UsageError
 
 if TYPE_CHECKING:  # the handlers import lazily to keep start-up fast
@@ -17,11 +18,6 @@ if TYPE_CHECKING:  # the handlers import lazily to keep start-up fast
     from hilos.output import OutputSet
     from hilos.output.progress import Progress
     from hilos.targets import TargetSpace
-
-EXIT_OK = 0
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -757,107 +753,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hilos` console script; returns the exit status.
 
     Bare `hilos` prints the help and exits 0 (as nmap does). SIGTERM/SIGHUP stop a run as
-    Ctrl-C does and exit 143/129 (see hilos.cli_process).
+    Ctrl-C does and exit 143/129; failures are one line on stderr (see hilos.cli_process).
     """
-    from hilos.cli_process import StopSignals, ensure_streams
+    from hilos import cli_process as proc
 
-    ensure_streams()
+    proc.ensure_streams()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        try:
-            parser.print_help()
-        except OSError as exc:
-            return _stdout_failed(exc)
-        return _final_flush(EXIT_OK)
     try:
+        if not argv:
+            parser.print_help()
+            return proc.final_flush(EXIT_OK)
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already reported
-        return _final_flush(exc.code if isinstance(exc.code, int) else EXIT_USAGE)
-    except OSError as exc:  # --help or --version to a full or broken stdout
-        return _stdout_failed(exc)
+        return proc.final_flush(exc.code if isinstance(exc.code, int) else EXIT_USAGE)
+    except OSError as exc:  # the help or version to a full or broken stdout
+        return proc.stdout_failed(exc)
     _OPENED.clear()
-    with StopSignals() as stop:
-        code = _run(args)
-        code = stop.exit_code(code)
-    if code > 128:
-        _report_interrupted(args)
-    return _final_flush(code)
-
-
-def _run(args: argparse.Namespace) -> int:
-    """The handler, with every failure mapped to one line on stderr and an exit status."""
-    import errno
-
-    from hilos.cli_process import detach_stdout, say
-    from hilos.output import OutputError
-
-    try:
-        normalise(args)
-        return int(args.handler(args))
-    except UsageError as exc:
-        say(f"hilos: error: {exc}")
-        return EXIT_USAGE
-    except OutputError as exc:
-        if exc.name == "-":
-            detach_stdout()
-            if exc.broken_pipe:
-                return EXIT_OK  # the reader has all it wanted (`| head -1`)
-        say(f"hilos: error: {exc}")
-        return EXIT_RUNTIME
-    except HilosError as exc:
-        say(f"hilos: error: {exc}")
-        return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        say("hilos: interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        detach_stdout()
-        return EXIT_OK
-    except OSError as exc:
-        # A print() to a full or closed stdout (demo, bench, lab): one line, not a traceback.
-        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
-            detach_stdout()
-            say(f"hilos: error: writing stdout: {exc.strerror or exc}")
-            return EXIT_RUNTIME
-        raise
-
-
-def _report_interrupted(args: argparse.Namespace) -> None:
-    """After a stop signal: the numbers the stdout report no longer ends with, on stderr."""
-    from hilos.cli_process import say
-
-    if getattr(args, "quiet", False):
-        return
-    for out in _OPENED:
-        if out.summary is not None:
-            say(f"hilos: {out.summary.sentence()} before the interruption")
-
-
-def _stdout_failed(exc: OSError) -> int:
-    """One line for a stdout that cannot be written (quiet for a reader that left)."""
-    from hilos.cli_process import detach_stdout, say
-
-    detach_stdout()
-    if isinstance(exc, BrokenPipeError):
-        return EXIT_OK
-    say(f"hilos: error: writing stdout: {exc.strerror or exc}")
-    return EXIT_RUNTIME
-
-
-def _final_flush(code: int) -> int:
-    """Flush stdout now, so a full disk is one error line, not an exit-time traceback."""
-    from hilos.cli_process import detach_stdout, say
-
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        detach_stdout()
-    except OSError as exc:
-        detach_stdout()
-        say(f"hilos: error: writing stdout: {exc.strerror or exc}")
-        return EXIT_RUNTIME if code == EXIT_OK else code
-    return code
+    with proc.StopSignals() as stop:
+        code = stop.exit_code(proc.run_handler(args))
+    if code > 128 and not getattr(args, "quiet", False):
+        proc.report_interrupted(_OPENED)
+    return proc.final_flush(code)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,40 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["StopSignals", "detach_stdout", "ensure_streams", "say"]
+from hilos.errors import HilosError, UsageError
+
+if TYPE_CHECKING:
+    from hilos.output import OutputSet
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "StopSignals",
+    "detach_stdout",
+    "ensure_streams",
+    "final_flush",
+    "report_interrupted",
+    "run_handler",
+    "say",
+    "stdout_failed",
+]
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -100,3 +126,64 @@ def say(line: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Normalise the options, run the command's handler, map every failure to one line on
+    stderr and an exit status: usage 2, runtime 1, Ctrl-C 130, a reader that left 0."""
+    from hilos.cli_aliases import normalise
+    from hilos.output import OutputError
+
+    try:
+        normalise(args)
+        return int(args.handler(args))
+    except UsageError as exc:
+        say(f"hilos: error: {exc}")
+        return EXIT_USAGE
+    except OutputError as exc:
+        if exc.name == "-":
+            detach_stdout()
+            if exc.broken_pipe:
+                return EXIT_OK  # the reader has all it wanted (`| head -1`)
+        say(f"hilos: error: {exc}")
+        return EXIT_RUNTIME
+    except HilosError as exc:
+        say(f"hilos: error: {exc}")
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        say("hilos: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        detach_stdout()
+        return EXIT_OK
+    except OSError as exc:
+        # A print() to a full or closed stdout (demo, bench, lab): one line, not a traceback.
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            return stdout_failed(exc)
+        raise
+
+
+def report_interrupted(opened: Sequence[OutputSet]) -> None:
+    """After a stop: the numbers the stdout report no longer ends with, on stderr."""
+    for out in opened:
+        if out.summary is not None:
+            say(f"hilos: {out.summary.sentence()} before the interruption")
+
+
+def stdout_failed(exc: OSError) -> int:
+    """One line for a stdout that cannot be written (quiet for a reader that left)."""
+    detach_stdout()
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_OK
+    say(f"hilos: error: writing stdout: {exc.strerror or exc}")
+    return EXIT_RUNTIME
+
+
+def final_flush(code: int) -> int:
+    """Flush stdout now, so a full disk is one error line, not an exit-time traceback."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        failed = stdout_failed(exc)
+        return failed if code == EXIT_OK else code
+    return code
