@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     ports = scan.add_mutually_exclusive_group()
     ports.add_argument("-p", dest="ports", metavar="SPEC", help="ports: 22,80,443 or 1-1024 or -")
     ports.add_argument(
-        "--top-ports", type=_positive_int, metavar="N", help="the N most common ports"
+        "--top-ports",
+        type=_positive_int,
+        metavar="N",
+        help="the N most common ports (default: 1000 when no -p is given)",
     )
     scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
     scan.add_argument(
@@ -270,7 +273,8 @@ def _add_common_probe_options(p: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=None,
         metavar="PPS",
-        help="packets (or new connections) per second",
+        help="most packets (or new connections) per second (default: no cap below what "
+        "the machine sends)",
     )
     p.add_argument(
         "--timeout",
@@ -321,7 +325,10 @@ def _add_output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> N
         help="write the matching --format to FILE (- = stdout)",
     )
     p.add_argument(
-        "-oA", dest="output_all", metavar="BASE", help="write every format to BASE.<ext>"
+        "-oA",
+        dest="output_all",
+        metavar="BASE",
+        help="write every format: BASE.nmap (text), .jsonl, .csv, .xml, .gnmap",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
