@@ -522,17 +522,14 @@ def _sweep_text_on_stdout(args: argparse.Namespace) -> bool:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    """hilos scan: targets, discovery (unless -Pn), connect or SYN scan, banners, outputs."""
+    """hilos scan: options to a hilos.pipeline.Scan, its results to the outputs."""
     import threading
     import time
-    from collections.abc import Iterable, Iterator
-    from dataclasses import replace
-    from typing import Any
 
     from hilos.output.progress import Progress
-    from hilos.results import HostResult, PortResult, ScanHostResult
+    from hilos.pipeline import scan
     from hilos.targets import parse_shard
-    from hilos.targets.ports import exclude_ports, parse_ports, service_name, top_ports
+    from hilos.targets.ports import exclude_ports, parse_ports, top_ports
 
     quiet = bool(getattr(args, "quiet", False))
     notice = _notifier(args)
