@@ -15,6 +15,7 @@ import pytest
 
 import hilos
 from hilos import validate
+from hilos.connect import connect_scan
 from hilos.errors import (
     HilosError,
     InvalidArgument,
@@ -23,7 +24,6 @@ from hilos.errors import (
     TargetError,
     UsageError,
 )
-from hilos.portscan import connect_scan
 from hilos.results import HostResult
 from hilos.sweep import sweep
 from hilos.synscan import can_raw, syn_scan
@@ -206,9 +206,11 @@ def test_everything_raised_is_exported() -> None:
 
 
 def test_one_retries_bound_everywhere() -> None:
-    from hilos import portscan
+    from hilos import connect
+    from hilos.connect import scanner
 
-    assert getattr(portscan, "MAX_RETRIES", validate.MAX_RETRIES) == validate.MAX_RETRIES
+    for module in (connect, scanner):
+        assert getattr(module, "MAX_RETRIES", validate.MAX_RETRIES) == validate.MAX_RETRIES
 
 
 def test_empty_ports() -> None:

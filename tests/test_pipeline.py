@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hilos.connect import ConnectScanner
 from hilos.errors import UsageError
 from hilos.pipeline import MAX_RETRIES, MAX_V6_ADDRESSES, Scan, scan
-from hilos.portscan import ConnectScanner
 from hilos.sweep import Sweeper
 from hilos.synscan import SynScanner
 from hilos.targets import parse_targets
@@ -227,7 +227,7 @@ def test_lab_live_host_with_only_filtered_ports_is_up(lab: Lab, scan_type: str) 
     got = lib_scan(lab, [host["addr"]], ports, scan_type=scan_type, timeout=0.5)
     d = got[host["addr"]]
     # Up, with discovery's reason (its first answer: echo, or the SYN/ACK probes) and RTT.
-    assert d["status"] == "up" and d["reason"] in ("echo-reply", "syn-ack", "rst")
+    assert d["status"] == "up" and d["reason"] in ("echo-reply", "syn-ack", "reset")
     assert d["rtt_ms"] is not None
     assert {p["state"] for p in d["ports"]} == {"filtered"}
     assert sorted(p["port"] for p in d["ports"]) == sorted(ports)

@@ -311,7 +311,7 @@ class Scan:
                 shard=self.shard,
                 only=only,
             )
-        from hilos.portscan import ConnectScanner
+        from hilos.connect import ConnectScanner
 
         return ConnectScanner(
             hosts,

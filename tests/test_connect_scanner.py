@@ -1,4 +1,4 @@
-"""The connect-scan engine on loopback: exact states, retries, shards, EMFILE, rate, cancel."""
+"""hilos.connect end to end on loopback: exact states, retries, shards, EMFILE, rate, cancel."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hilos.connect import ConnectScanner, connect_scan
 from hilos.errors import UsageError
-from hilos.portscan import ConnectScanner, connect_scan
 from hilos.results import HostResult, ScanHostResult
 
 pytestmark = pytest.mark.timeout(60)
@@ -160,7 +160,7 @@ def test_window_shrinks_on_emfile_and_loses_nothing() -> None:
     code = """
 import resource, socket, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
-from hilos.portscan import ConnectScanner
+from hilos.connect import ConnectScanner
 holes = [int(p) for p in sys.argv[1].split(",")]
 ls = [socket.socket() for _ in range(3)]
 for s in ls:
