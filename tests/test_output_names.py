@@ -181,3 +181,16 @@ def test_sweep_xml_has_hosts_without_ports(tmp_path: Path) -> None:
 def test_sweep_grepable_is_one_status_line_per_host() -> None:
     text = _render("grep", "sweep", HostResult("127.0.0.1", "up", "echo-reply", 0.2))
     assert text.splitlines()[1:-1] == ["Host: 127.0.0.1 ()\tStatus: Up"]
+
+
+def test_failed_close_during_an_interrupt_says_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "a.xml"
+    out = open_outputs(
+        "scan", ["xml"], [str(path)], None, show_all=False, stdout=io.StringIO(), meta={}
+    )
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        out.close(error="failed")
+    finished = ET.parse(path).getroot().find("runstats/finished")
+    assert finished is not None and finished.get("errormsg") == "interrupted"

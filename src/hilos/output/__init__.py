@@ -280,8 +280,10 @@ class OutputSet:
         if self.failure is not None:
             return str(self.failure)
         exc = sys.exc_info()[1]
-        if exc is None or isinstance(exc, KeyboardInterrupt):
+        if exc is None:
             return error
+        if isinstance(exc, KeyboardInterrupt):  # a stop signal reaching a failure path
+            return "interrupted"
         return str(exc) or type(exc).__name__
 
     def _each(self, action: _Action, every: bool = False) -> None:
