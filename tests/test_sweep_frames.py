@@ -10,11 +10,14 @@ import time
 
 import pytest
 
-from hilos.probes import tcp
-from hilos.probes.icmp import LinkTx
-from hilos.probes.ratelimit import TokenBucket
+from hilos.probes.base import KIND_RST
+from hilos.probes.tcp_reply import parse_ipv4
+from hilos.sweep import frames as frames_mod
 from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.sweep.frames import FrameSender, claimed_blocks
+from hilos.wire.frames import SynTemplate4, build_ipv4_packet
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import Claims
 
 LO = int(ipaddress.IPv4Address("127.0.0.1"))
@@ -28,9 +31,9 @@ def _verifies(data: bytes) -> bool:
 @pytest.mark.root
 @pytest.mark.timeout(30)
 def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The frame path builds exactly hilos.probes.tcp's probes (plus the IP checksum the kernel
-    would add) and ICMP echoes whose cookies the echo receiver recomputes."""
-    monkeypatch.setattr(tcp, "send_tick", lambda: 17618)
+    """The frame path builds exactly the probe modules' SYN and ACK (SynTemplate4; plus the IP
+    checksum the kernel would add) and ICMP echoes whose cookies the echo receiver recomputes."""
+    monkeypatch.setattr(frames_mod, "send_tick", lambda: 17618)
     sent: list[bytes] = []
 
     class Capture:
@@ -62,7 +65,7 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
     assert echo[23] == socket.IPPROTO_ICMP and _verifies(echo[34:])
     assert struct.unpack_from("!I", echo, 38)[0] == hash((99, target)) & 0xFFFFFFFF
     cookie = tcpe.prober.engine.cookie
-    template = tcp.SynTemplate4("127.0.0.1")
+    template = SynTemplate4("127.0.0.1")
     d4 = target.to_bytes(4, "big")
     hs = template.dst_sum(d4)
     seed = cookie.host_seed(target)
@@ -76,13 +79,13 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
         assert a == b or {a, b} == {b"\x00\x00", b"\xff\xff"}
     # The engine's own receiver accepts the RST that answers the ACK probe.
     c_ack = cookie.value(seed, 80, 17618)
-    rst = tcp.build_ipv4_packet(
+    rst = build_ipv4_packet(
         "198.18.7.9",
         "127.0.0.1",
         struct.pack("!HHIIBBHHH", 80, 17618, c_ack, 0, 0x50, 0x04, 0, 0, 0),
     )
-    reply = tcp.parse_ipv4(cookie, rst)
-    assert reply is not None and reply.addr == target and reply.kind == tcp.KIND_RST
+    reply = parse_ipv4(cookie, rst)
+    assert reply is not None and reply.addr == target and reply.kind == KIND_RST
 
 
 class _Capture:
@@ -107,7 +110,7 @@ def test_echo_only_and_tcp_only_loops_build_the_combined_loops_frames(
     """The three per-probe-set loops (all three frames, echo only, SYN/ACK only) are one
     loop's code each: the same address gives the same frames whichever loop built them, over
     more than one batch and across /24 blocks, skipping answered addresses."""
-    monkeypatch.setattr(tcp, "send_tick", lambda: 17618)
+    monkeypatch.setattr(frames_mod, "send_tick", lambda: 17618)
     monkeypatch.setattr(time, "monotonic_ns", lambda: 123_456_789_000)
     eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
     sink = lambda *a: None  # noqa: E731

@@ -59,7 +59,7 @@ def test_loopback_v4_v6_up_with_reasons_and_rtt() -> None:
     elapsed = time.monotonic() - t0
     assert set(found) == {"127.0.0.1", "::1"}
     for r in found.values():
-        assert r.status == "up" and r.reason in {"echo-reply", "syn-ack", "rst"}
+        assert r.status == "up" and r.reason in {"echo-reply", "syn-ack", "reset"}
         assert r.rtt_ms is not None and r.rtt_ms >= 0
     assert len(notices) == 1 and "ICMP echo" in notices[0] and "raw" in notices[0]
     assert elapsed < 3.0  # everything answered: no waiting for a timeout
@@ -68,7 +68,7 @@ def test_loopback_v4_v6_up_with_reasons_and_rtt() -> None:
 @pytest.mark.root
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
-    ("method", "reasons"), [("icmp", {"echo-reply"}), ("tcp", {"rst", "syn-ack"})]
+    ("method", "reasons"), [("icmp", {"echo-reply"}), ("tcp", {"reset", "syn-ack"})]
 )
 def test_forced_method(method: str, reasons: set[str]) -> None:
     notices: list[str] = []

@@ -13,7 +13,7 @@ PortState = Literal["open", "closed", "filtered", "open|filtered"]
 class HostResult:
     """What a sweep learned about one address.
 
-    `reason` follows nmap's words: echo-reply, syn-ack, rst, host-unreach, no-response, ...
+    `reason` follows nmap's words: echo-reply, syn-ack, reset, host-unreach, no-response, ...
     `rtt_ms` is None when the host never answered.
     """
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from hilos.errors import UsageError
-from hilos.probes.icmp import V6_TAG
+from hilos.probes.icmp_echo import V6_TAG
 from hilos.targets import TargetSpace
 from hilos.validate import MAX_RETRIES
 
@@ -55,7 +55,7 @@ PACE_BATCH = 32  # packets per token-bucket reservation
 #: The largest IPv6 target space a sweep or scan accepts (see check_space_size).
 MAX_V6_ADDRESSES = 1 << 24
 #: The reasons that make a host up (the others: host-unreach, time-exceeded, no-response).
-UP_REASONS = frozenset({"echo-reply", "syn-ack", "rst", "conn-refused"})
+UP_REASONS = frozenset({"echo-reply", "syn-ack", "reset", "conn-refused"})
 
 
 def check_space_size(space: TargetSpace) -> None:

@@ -7,13 +7,14 @@ import socket
 from collections.abc import Callable
 
 from hilos.errors import PrivilegeError
-from hilos.probes.icmp import LinkTx, ping_group_allows
-from hilos.probes.ratelimit import TokenBucket
 from hilos.sweep.base import Engine, Method, Sink
 from hilos.sweep.connects import ConnectDiscovery
 from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.sweep.frames import MAX_SENDERS, FrameSender
 from hilos.sweep.targets import Targets
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
+from hilos.wire.sockets import ping_group_allows
 
 __all__ = ["attach_link", "choose_engines"]
 

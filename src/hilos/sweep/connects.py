@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from hilos.errors import HilosError
 from hilos.pool import Pool
-from hilos.probes.icmp import V6_TAG
-from hilos.probes.ratelimit import TokenBucket
+from hilos.probes.icmp_echo import V6_TAG
 from hilos.sweep.base import TCP_PORTS, Range, Sink
 from hilos.wire.limits import raise_nofile_limit
+from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import NO_ROUTE
 
 __all__ = ["CONNECT_CHUNK", "ConnectDiscovery"]

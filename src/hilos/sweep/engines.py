@@ -6,20 +6,24 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterable
 
-from hilos.probes import tcp
-from hilos.probes.icmp import V6_TAG, EchoEngine
-from hilos.probes.ratelimit import TokenBucket
+from hilos.probes.base import KIND_UNREACH, Reply, send_tick
+from hilos.probes.echo_engine import EchoEngine
+from hilos.probes.icmp_echo import V6_TAG
+from hilos.probes.tcp_transport import TcpProber
 from hilos.sweep.base import PACE_BATCH, TCP_PORTS, Range, Sink
+from hilos.wire.cookie import Cookie
+from hilos.wire.frames import SynTemplate4
+from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import send_failed
+from hilos.wire.sockets import source_address
 
 __all__ = ["IcmpDiscovery", "TcpDiscovery"]
 
-_TCP_REASONS = {tcp.KIND_SYN_ACK: "syn-ack", tcp.KIND_RST: "rst"}
 _OCTETS = tuple(str(i) for i in range(256))
 
 
 class IcmpDiscovery:
-    """ICMP echo through hilos.probes.icmp.EchoEngine (raw or datagram sockets)."""
+    """ICMP echo through hilos.probes.echo_engine.EchoEngine (raw or datagram sockets)."""
 
     def __init__(self, key: int, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
         self.engine = EchoEngine(key, bucket, sink, families=families)
@@ -40,10 +44,10 @@ class IcmpDiscovery:
 
 
 class TcpDiscovery:
-    """Raw SYN to 443 and ACK to 80 with the raw TCP engine of hilos.probes.tcp.
+    """Raw SYN to 443 and ACK to 80 through hilos.probes.tcp_transport.
 
     The packets, cookies (sequence numbers), send-time source ports and the validating receiver
-    are that module's (TcpProber/RawTcpEngine/SynTemplate4): one mechanism with the SYN scan.
+    are the probe modules' (TcpProber, SynTemplate4, wire.cookie): one mechanism with the SYN scan.
     Only the loop is local, working on int addresses so no ipaddress object is made per probe.
     IPv4 probes behind a gateway leave as Ethernet frames instead (hilos.sweep.frames).
     """
@@ -53,20 +57,18 @@ class TcpDiscovery:
     def __init__(self, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
         self.bucket = bucket
 
-        def on_reply(r: tcp.Reply) -> None:
+        def on_reply(r: Reply) -> None:
             if r.port not in TCP_PORTS:
                 return
             key = r.addr + (V6_TAG if r.family == 6 else 0)
-            if r.kind == tcp.KIND_UNREACH:
-                sink(key, r.reason, None)
-            else:
-                sink(key, _TCP_REASONS.get(r.kind, "rst"), round(r.rtt_ms, 3))
+            # syn-ack, reset, or an unreachable reason (host-unreach, ...: no RTT, down)
+            sink(key, r.reason, None if r.kind == KIND_UNREACH else round(r.rtt_ms, 3))
 
-        self.prober = tcp.TcpProber(on_reply, syn_port=443, ack_port=80, families=families)
-        self._templates: dict[int, tcp.SynTemplate4] = {}
+        self.prober = TcpProber(on_reply, syn_port=443, ack_port=80, families=families)
+        self._templates: dict[int, SynTemplate4] = {}
 
     @property
-    def cookie(self) -> tcp.Cookie:
+    def cookie(self) -> Cookie:
         """The keyed cookie the receiver validates answers with (the frame sender's too)."""
         return self.prober.engine.cookie
 
@@ -98,7 +100,7 @@ class TcpDiscovery:
             return 0
         cookie = eng.cookie
         host_seed, value = cookie.host_seed, cookie.value
-        tick = tcp.send_tick
+        tick = send_tick
         take = self.bucket.take
         limited = not self.bucket.unlimited
         octets = _OCTETS
@@ -152,12 +154,12 @@ class TcpDiscovery:
 
         return send_failed(exc, again, f"sending TCP probes to {dest[0]}") == "sent"
 
-    def _template4(self, a: int) -> tcp.SynTemplate4:
+    def _template4(self, a: int) -> SynTemplate4:
         net = a >> 8
         t = self._templates.get(net)
         if t is None:
-            src = tcp.source_address(ipaddress.IPv4Address(a))
-            t = self._templates[net] = tcp.SynTemplate4(src)
+            src = source_address(ipaddress.IPv4Address(a))
+            t = self._templates[net] = SynTemplate4(src)
         return t
 
     def _pass6(self, first: int, last: int, skip: dict[int, object], stop: threading.Event) -> int:

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from hilos.probes import tcp
-from hilos.probes.icmp import ECHO_PAD, LinkTx
-from hilos.probes.ratelimit import TokenBucket
+from hilos.probes.base import send_tick
 from hilos.sweep.base import PACE_BATCH, Range
 from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.wire.batch import Batch
+from hilos.wire.cookie import M1, M2, M3, MASK64
+from hilos.wire.frames import ECHO_PAD, SynTemplate4
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import Claims, run_forked
 
 __all__ = ["MAX_SENDERS", "FrameSender", "claimed_blocks"]
@@ -22,7 +24,7 @@ __all__ = ["MAX_SENDERS", "FrameSender", "claimed_blocks"]
 # An IPv4 TCP probe as an Ethernet frame: eth + IP bytes 0-9, IP checksum, source, destination,
 # sport, dport, seq, ack, offset/flags + window, TCP checksum, urgent pointer + MSS option.
 _TCP_FRAME = struct.Struct("!24sH4sIHHII4sH6s")
-# An ICMP echo as an Ethernet frame (the layout of hilos.probes.icmp's echo requests).
+# An ICMP echo as an Ethernet frame (the layout of hilos.wire.frames' ECHO).
 _ICMP_FRAME = struct.Struct("!24sH4sIBBHIQI12s")
 # Echo, SYN and ACK of one address in three consecutive 66-byte slots, for one pack_into.
 _ALL_FRAMES = struct.Struct("!24sH4sIBBHIQI12s" + "24sH4sIHHII4sH6s8x" + "24sH4sIHHII4sH6s8x")
@@ -151,16 +153,15 @@ class FrameSender:
         return self.icmp.engine.key, ihead, ip_base_i, ibase, ECHO_PAD
 
     def _cookie_consts(self) -> _Cookie:
-        """The TCP cookie's keys and splitmix64 constants (hilos.probes.tcp's Cookie), and the
+        """The TCP cookie's keys and splitmix64 constants (hilos.wire.cookie's Cookie), and the
         send tick that makes the source port."""
         assert self.tcpe is not None
         cookie = self.tcpe.cookie
-        m1, m2, m3, mask = tcp._M1, tcp._M2, tcp._M3, tcp._MASK64
-        return cookie.k1, cookie.k2, m1, m2, m3, mask, tcp.send_tick
+        return cookie.k1, cookie.k2, M1, M2, M3, MASK64, send_tick
 
     def _tcp_consts(self) -> _Tcp:
         """The TCP frames' head, checksum bases and words (SynTemplate4's probes)."""
-        template = tcp.SynTemplate4(ipaddress.IPv4Address(self.link.source))
+        template = SynTemplate4(ipaddress.IPv4Address(self.link.source))
         ip_base_t = int.from_bytes(template.prefix, "big") % 0xFFFF
         wf_syn, wf_ack = template.win_flags_syn, template.win_flags_ack
         syn_base = (template.const + int.from_bytes(wf_syn[:2], "big") + 443) % 0xFFFF

@@ -7,11 +7,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from hilos.probes.icmp import EchoEngine, LinkTx
+from hilos.probes.echo_engine import EchoEngine
 from hilos.sweep.base import Engine, Range
 from hilos.sweep.engines import IcmpDiscovery
 from hilos.sweep.frames import FrameSender
 from hilos.sweep.targets import Targets
+from hilos.wire.link import LinkTx
 
 __all__ = ["LossCheck", "run_pass"]
 

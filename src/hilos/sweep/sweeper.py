@@ -10,8 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 
-from hilos.probes.icmp import LinkTx, can_open_raw
-from hilos.probes.ratelimit import TokenBucket
 from hilos.results import HostResult, HostStatus
 from hilos.sweep.base import (
     DEFAULT_RATE,
@@ -33,7 +31,10 @@ from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
 from hilos.sweep.targets import Targets
 from hilos.targets import TargetSpace
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rtt import RttEstimator
+from hilos.wire.sockets import can_raw
 
 __all__ = ["Sweeper", "sweep"]
 
@@ -132,7 +133,7 @@ class Sweeper:
 
     def _build_engines(self) -> None:
         fams = self._targets.families or {4}
-        raw = can_open_raw()
+        raw = can_raw()
         self.engines, missing = choose_engines(
             self.method, fams, raw, self._key, self._bucket, self._record, self.threads, self._wait
         )

@@ -6,7 +6,7 @@ import ipaddress
 import random
 from collections.abc import Iterable, Iterator
 
-from hilos.probes.icmp import V6_TAG
+from hilos.probes.icmp_echo import V6_TAG
 from hilos.sweep.base import Address, Range
 from hilos.targets import TargetSpace
 
