@@ -225,3 +225,12 @@ def test_bad_arguments() -> None:
         ConnectScanner(["127.0.0.1"], [])
     with pytest.raises(UsageError):
         ConnectScanner(["127.0.0.1"], [1], retries=-1)
+
+
+def test_stats_count_every_answer() -> None:
+    sc = ConnectScanner(["127.0.0.1", "127.0.0.2"], range(1, 101))
+    assert sc.stats.elapsed == 0.0 and sc.stats.rate == 0.0  # not started
+    assert len(list(sc.results())) == 2
+    st = sc.stats
+    assert (st.done, st.total, st.hosts_done, st.hosts_total) == (200, 200, 2, 2)
+    assert st.rate > 0 and st.window >= 2

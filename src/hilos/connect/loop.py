@@ -57,6 +57,9 @@ class Worker:
     additive growth, so a slow or shallow path stays exact.
     """
 
+    #: The C socket type: socket.socket's Python __init__/close wrappers cost ~5 us per probe.
+    socket_type: type[_socket.socket] = _socket.socket
+
     def __init__(
         self,
         wid: int,
@@ -174,7 +177,7 @@ class Worker:
 
     def _start(self, items: list[Item]) -> None:
         """Connect each probe of `items`; the per-probe hot path, kept flat on purpose."""
-        new_socket = _socket.socket  # the C type: socket.socket's wrappers cost ~5 us a probe
+        new_socket = self.socket_type
         ports = self.ports
         active = self.active
         order = self.order
