@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import signal
 import socket
 import ssl
@@ -27,6 +26,7 @@ from hilos.lab.services.smtp import SmtpConn
 from hilos.lab.services.spec import Service, Spec, hostport, load_spec
 from hilos.lab.services.ssh import SshConn
 from hilos.lab.services.tls import TLS_KINDS, TlsConn, make_tls_contexts
+from hilos.wire.limits import raise_nofile_limit
 
 BACKLOG = 4096  # the kernel caps it at net.core.somaxconn; a scanner opens hundreds at once
 
@@ -76,13 +76,7 @@ def _listen(service: Service) -> socket.socket:
 
 
 def _raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            target = soft
+    target = raise_nofile_limit()
     if needed > target:
         raise LabError(
             f"{needed} listeners need more file descriptors than the limit {target} (ulimit -n)"
