@@ -1,0 +1,90 @@
+"""Tests for hilos.sweep.passes: jobs of a pass, and the loss probes that decide a retry."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from hilos.sweep.base import Range
+from hilos.sweep.engines import IcmpDiscovery
+from hilos.sweep.passes import LossCheck, run_pass
+from hilos.sweep.targets import Targets
+
+
+class _FakeEcho:
+    """What LossCheck uses of an EchoEngine: loss probes sent and their replies."""
+
+    def __init__(self, replies_per_probe: float) -> None:
+        self.loss_sent = 0
+        self.loss_replies = 0
+        self.ratio = replies_per_probe
+        self.hosts: list[int] = []
+
+    def send_loss_probes(self, hosts: list[int], rounds: int) -> int:
+        self.hosts = hosts
+        self.loss_sent += len(hosts) * rounds
+        self.loss_replies += int(len(hosts) * rounds * self.ratio)
+        return len(hosts) * rounds
+
+
+def _icmp(engine: _FakeEcho) -> Any:
+    icmp = IcmpDiscovery.__new__(IcmpDiscovery)
+    icmp.engine = engine  # type: ignore[assignment]
+    return icmp
+
+
+def test_too_few_echo_answers_mean_a_retry_without_measuring() -> None:
+    eng = _FakeEcho(1.0)
+    check = LossCheck()
+    answered: dict[int, object] = {i: "echo-reply" for i in range(7)}
+    check.probe([_icmp(eng)], answered, threading.Lock())
+    assert check.decision is True and eng.loss_sent == 0
+    assert check.retry_needed(0.01, threading.Event())
+
+
+@pytest.mark.parametrize(("ratio", "retry"), [(1.0, False), (0.5, True)])
+def test_loss_probes_to_answering_hosts_decide(ratio: float, retry: bool) -> None:
+    eng = _FakeEcho(ratio)
+    check = LossCheck()
+    answered: dict[int, object] = {i: "echo-reply" for i in range(10)}
+    answered[99] = "reset"  # only echo answers are probed again
+    check.probe([_icmp(eng)], answered, threading.Lock())
+    assert check.decision is None and 99 not in eng.hosts and len(eng.hosts) == 10
+    assert eng.loss_sent == 10 * 8  # 256 probes wanted, in at most 8 rounds
+    assert check.retry_needed(0.01, threading.Event()) is retry
+    assert check.measured == (eng.loss_sent, eng.loss_sent - eng.loss_replies)
+
+
+class _Job:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[Range] = []
+        self.thread = ""
+
+    def run_pass(
+        self, ranges: Iterable[Range], skip: dict[int, object], stop: threading.Event
+    ) -> int:
+        self.thread = threading.current_thread().name
+        self.seen = list(ranges)
+        if self.fail:
+            raise RuntimeError("engine failed")
+        return len(self.seen)
+
+
+def test_each_engine_gets_the_whole_pass_in_its_own_thread() -> None:
+    targets = Targets(["127.0.0.1", "127.0.0.2"], randomize=False, seed=None)
+    a, b = _Job(), _Job()
+    run_pass(targets, [a, b], None, None, {}, threading.Event())  # type: ignore[list-item]
+    assert a.seen == b.seen == list(targets.ranges())
+    assert a.thread.startswith("hilos-send-") and a.thread != b.thread
+
+
+def test_a_failing_engine_stops_the_pass_and_is_raised() -> None:
+    targets = Targets(["127.0.0.1"], randomize=False, seed=None)
+    stop = threading.Event()
+    with pytest.raises(RuntimeError, match="engine failed"):
+        run_pass(targets, [_Job(), _Job(fail=True)], None, None, {}, stop)  # type: ignore[list-item]
+    assert stop.is_set()
