@@ -20,7 +20,7 @@ def hilos(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def parsed(*argv: str) -> Any:
     """The options after parsing and normalisation, as the handler sees them."""
     from hilos.cli import build_parser
-    from hilos.cli_aliases import normalise
+    from hilos.cli.aliases import normalise
 
     args = build_parser().parse_args(list(argv))
     normalise(args)
@@ -114,10 +114,10 @@ def test_fast_and_accepted_flags() -> None:
 
 
 def test_scan_sn_runs_the_sweep() -> None:
-    from hilos.cli import _cmd_sweep
+    from hilos.cli import sweep
 
     args = parsed("scan", "127.0.0.1", "-sn")
-    assert args.handler is _cmd_sweep and args.command == "sweep" and args.method == "auto"
+    assert args.handler is sweep.run and args.command == "sweep" and args.method == "auto"
     proc = hilos("scan", "-sn", "127.0.0.1", "--format", "json", "-q")
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)

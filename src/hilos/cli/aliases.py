@@ -236,7 +236,7 @@ def _rates(args: argparse.Namespace) -> None:
 
 def _to_sweep(args: argparse.Namespace) -> None:
     """`hilos scan -sn TARGETS` is `hilos sweep TARGETS` (nmap -sn: discovery, no port scan)."""
-    from hilos.cli import _cmd_sweep
+    from hilos.cli import sweep
 
     given = [
         flag
@@ -255,7 +255,7 @@ def _to_sweep(args: argparse.Namespace) -> None:
         raise UsageError(f"-sn does host discovery only (a sweep): drop {', '.join(given)}")
     args.command = "sweep"
     args.method = "auto"
-    args.handler = _cmd_sweep
+    args.handler = sweep.run
 
 
 def _explain(args: argparse.Namespace, level: int) -> None:

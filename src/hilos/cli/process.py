@@ -131,7 +131,7 @@ def say(line: str) -> None:
 def run_handler(args: argparse.Namespace) -> int:
     """Normalise the options, run the command's handler, map every failure to one line on
     stderr and an exit status: usage 2, runtime 1, Ctrl-C 130, a reader that left 0."""
-    from hilos.cli_aliases import normalise
+    from hilos.cli.aliases import normalise
     from hilos.output import OutputError
 
     try:

@@ -1,0 +1,157 @@
+"""`hilos scan`: options to a hilos.pipeline scan, its results streamed to the outputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hilos.cli.aliases import add_nmap_options
+from hilos.cli.options import (
+    Subcommands,
+    add_output_options,
+    add_probe_options,
+    add_target_options,
+    notifier,
+    open_cli_outputs,
+    parse_cli_targets,
+    positive_int,
+)
+from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
+from hilos.errors import UsageError
+
+__all__ = ["add", "run"]
+
+
+def add(sub: Subcommands) -> None:
+    """Register `hilos scan` and its options."""
+    scan = sub.add_parser("scan", help="port scan")
+    add_target_options(scan)
+    ports = scan.add_mutually_exclusive_group()
+    ports.add_argument("-p", dest="ports", metavar="SPEC", help="ports: 22,80,443 or 1-1024 or -")
+    ports.add_argument(
+        "--top-ports",
+        type=positive_int,
+        metavar="N",
+        help="the N most common ports (default: 1000 when no -p is given)",
+    )
+    scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
+    scan.add_argument(
+        "--type",
+        choices=("auto", "connect", "syn"),
+        default="auto",
+        help="syn = raw-socket SYN scan (root), connect = full TCP connect (any user), "
+        "auto = syn when raw sockets work, else connect (default auto)",
+    )
+    scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
+    scan.add_argument("--banners", action="store_true", help="read banners and name services")
+    add_probe_options(scan)
+    add_output_options(scan, ("text", "json", "csv", "xml", "grep"))
+    scan.add_argument("--shard", metavar="I/N", help="scan only shard I of N (1-based)")
+    add_nmap_options(scan, "scan")
+    scan.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """hilos scan: options to a hilos.pipeline.Scan, its results to the outputs."""
+    import threading
+    import time
+
+    from hilos.output.progress import Progress
+    from hilos.pipeline import scan
+    from hilos.targets import parse_shard
+    from hilos.targets.ports import exclude_ports, parse_ports, top_ports
+
+    quiet = bool(getattr(args, "quiet", False))
+    notice = notifier(args)
+    targets = parse_cli_targets(args, notice)
+    if targets.size == 0:
+        raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
+    ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
+    if args.exclude_ports:
+        ports = exclude_ports(ports, args.exclude_ports)
+    if not ports:
+        raise UsageError("no ports left to scan after --exclude-ports")
+    shard = parse_shard(args.shard) if args.shard else None
+    scan_type, why = _pick_type(args.type)
+    # Every check of the options runs here, before any output file is opened.
+    job = scan(
+        targets,
+        ports,
+        scan_type="syn" if scan_type == "syn" else "connect",
+        discovery=not args.no_discovery,
+        rate=args.rate,
+        timeout=args.timeout,
+        retries=args.retries,
+        threads=args.threads,
+        seed=args.seed,
+        randomize=args.randomize,
+        shard=shard,
+        banners=args.banners,
+        show_all=args.show_all,
+        on_notice=notice,
+    )
+    if why:
+        notice(why)
+
+    start_wall = time.time()
+    progress = Progress(sys.stderr, quiet=quiet, label="scan")
+    out = open_cli_outputs(
+        "scan", args, progress, {"start": start_wall, "scan_type": scan_type, "ports": ports}
+    )
+    finished = threading.Event()
+
+    def tick() -> None:
+        # Discovery, then the scan: a line for each, with the hosts up found so far.
+        while not finished.wait(0.1):
+            st = job.stats
+            progress.update(st.done, st.total, found=st.up)
+
+    def summary() -> dict[str, object]:
+        s = job.summary
+        return {"addresses": s.addresses, "up": s.up, "elapsed": s.elapsed}
+
+    if progress.enabled:
+        threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
+    try:
+        for host in job:
+            out.write(host)
+    except KeyboardInterrupt:
+        finished.set()
+        job.cancel()
+        # Every result found so far goes to the outputs; unfinished hosts are marked so.
+        for host in job.drain():
+            out.write(host)
+        progress.close()
+        out.close(summary(), error="interrupted")
+        sys.stderr.write("hilos: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BaseException:
+        finished.set()
+        job.cancel()
+        progress.close()
+        out.close(error="failed")
+        raise
+    finished.set()
+    progress.close()
+    out.close(summary())
+    return EXIT_OK
+
+
+def _pick_type(wanted: str) -> tuple[str, str]:
+    """(scan type, what to say once): --type auto is SYN when raw sockets work here, else
+    connect; --type syn without the privilege is a usage error naming the fix."""
+    if wanted == "connect":
+        return "connect", ""
+    from hilos.wire.sockets import can_raw
+
+    raw = can_raw()
+    if wanted == "syn":
+        if not raw:
+            raise UsageError(
+                "--type syn needs raw sockets: run as root or grant CAP_NET_RAW (sudo setcap "
+                "cap_net_raw+ep $(readlink -f $(which python3))), or use --type connect"
+            )
+        return "syn", ""
+    if raw:
+        return "syn", "SYN scan (raw sockets available; --type connect for a connect scan)"
+    return "connect", "connect scan (no raw-socket privilege: run as root for a SYN scan)"
