@@ -104,6 +104,7 @@ class Worker:
                     spare.close()
 
     def _loop(self) -> None:
+        """Fill the window, wait for answers or the oldest deadline, read them, expire, record."""
         stop = self.stop
         active = self.active
         order = self.order
