@@ -6,7 +6,7 @@ How a sweep runs::
         privileged, IPv4 behind a gateway: every probe of an address (echo, SYN 443, ACK 80)
             built as an Ethernet frame, batched by sendmmsg, from two processes (frames.FrameSender)
         otherwise one thread per engine: ICMP echo (raw or the unprivileged "ping" socket),
-            raw TCP (engines: hilos.probes.tcp), or non-blocking connect to 80 and 443 (connects)
+            raw TCP (engines; probes.tcp_transport), or connect to 80 and 443 (connects)
     receiver threads ──► validate each answer from its own fields (keyed cookie) ──► results queue
     default retries: loss probes to hosts that answered; a retry pass only if some were lost
     explicit --retries N: N more passes over the addresses that have not answered yet (passes)

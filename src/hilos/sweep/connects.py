@@ -20,6 +20,7 @@ from hilos.wire.senders import NO_ROUTE
 __all__ = ["CONNECT_CHUNK", "ConnectDiscovery"]
 
 CONNECT_CHUNK = 256  # addresses per connect worker task (2 sockets each)
+_LINGER_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close sends a RST
 
 
 class ConnectDiscovery:
@@ -88,69 +89,81 @@ class ConnectDiscovery:
         return sent
 
     def _probe_chunk(self, chunk: list[tuple[int, int]], stop: threading.Event) -> int:
+        """Connect to both ports of every address of `chunk` at once, then wait for them all
+        (until the sweep's wait ran out). Returns how many connects were started."""
         self.bucket.take(2 * len(chunk))
         sel = selectors.DefaultSelector()
         pending: dict[socket.socket, tuple[int, float]] = {}
-        sink = self.sink
-        sent = 0
         try:
-            for fam, a in chunk:
-                af = socket.AF_INET if fam == 4 else socket.AF_INET6
-                host = (
-                    socket.inet_ntoa(a.to_bytes(4, "big"))
-                    if fam == 4
-                    else socket.inet_ntop(socket.AF_INET6, a.to_bytes(16, "big"))
-                )
-                key = a + (V6_TAG if fam == 6 else 0)
-                for port in TCP_PORTS:
-                    try:
-                        s = socket.socket(af, socket.SOCK_STREAM)
-                    except OSError as exc:
-                        if exc.errno in (errno.EMFILE, errno.ENFILE):
-                            break  # the rest of this chunk stays unanswered: a retry gets it
-                        raise
-                    s.setblocking(False)
-                    # RST on close: no TIME_WAIT pile-up after thousands of probes.
-                    s.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    t0 = time.monotonic()
-                    err = s.connect_ex((host, port))
-                    sent += 1
-                    if err in (0, errno.EINPROGRESS):
-                        if err == 0:
-                            sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
-                            s.close()
-                            continue
-                        pending[s] = (key, t0)
-                        sel.register(s, selectors.EVENT_WRITE)
-                    else:
-                        s.close()
-                        self._classify(key, err, t0)
-            deadline = time.monotonic() + self.wait()
-            while pending and not stop.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                for skey, _ in sel.select(min(left, 0.05)):
-                    done = skey.fileobj
-                    assert isinstance(done, socket.socket)
-                    key, t0 = pending.pop(done)
-                    sel.unregister(done)
-                    err = done.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    done.close()
-                    if err == 0:
-                        sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
-                    else:
-                        self._classify(key, err, t0)
+            sent = self._start(chunk, sel, pending)
+            self._await(sel, pending, stop)
         finally:
             for s in pending:
                 s.close()
             sel.close()
         return sent
 
+    def _start(
+        self,
+        chunk: list[tuple[int, int]],
+        sel: selectors.BaseSelector,
+        pending: dict[socket.socket, tuple[int, float]],
+    ) -> int:
+        sent = 0
+        for fam, a in chunk:
+            af = socket.AF_INET if fam == 4 else socket.AF_INET6
+            host = (
+                socket.inet_ntoa(a.to_bytes(4, "big"))
+                if fam == 4
+                else socket.inet_ntop(socket.AF_INET6, a.to_bytes(16, "big"))
+            )
+            key = a + (V6_TAG if fam == 6 else 0)
+            for port in TCP_PORTS:
+                try:
+                    s = socket.socket(af, socket.SOCK_STREAM)
+                except OSError as exc:
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):
+                        return sent  # the rest of this chunk stays unanswered: a retry gets it
+                    raise
+                s.setblocking(False)
+                # RST on close: no TIME_WAIT pile-up after thousands of probes.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+                t0 = time.monotonic()
+                err = s.connect_ex((host, port))
+                sent += 1
+                if err == errno.EINPROGRESS:
+                    pending[s] = (key, t0)
+                    sel.register(s, selectors.EVENT_WRITE)
+                else:
+                    s.close()
+                    self._classify(key, err, t0)
+        return sent
+
+    def _await(
+        self,
+        sel: selectors.BaseSelector,
+        pending: dict[socket.socket, tuple[int, float]],
+        stop: threading.Event,
+    ) -> None:
+        deadline = time.monotonic() + self.wait()
+        while pending and not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for skey, _ in sel.select(min(left, 0.05)):
+                done = skey.fileobj
+                assert isinstance(done, socket.socket)
+                key, t0 = pending.pop(done)
+                sel.unregister(done)
+                err = done.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                done.close()
+                self._classify(key, err, t0)
+
     def _classify(self, key: int, err: int, t0: float) -> None:
-        if err == errno.ECONNREFUSED:
+        """Report what a finished connect says: accepted or refused is up, no route down."""
+        if err == 0:
+            self.sink(key, "syn-ack", (time.monotonic() - t0) * 1000)
+        elif err == errno.ECONNREFUSED:
             self.sink(key, "conn-refused", (time.monotonic() - t0) * 1000)
         elif err in NO_ROUTE:
             self.sink(key, "host-unreach", None)
