@@ -26,7 +26,7 @@ from hilos.errors import (
 )
 from hilos.results import HostResult
 from hilos.sweep import sweep
-from hilos.synscan import can_raw, syn_scan
+from hilos.syn import can_raw, syn_scan
 from hilos.targets import TargetSpace
 from hilos.targets import parse as targets_parse
 

@@ -20,7 +20,7 @@ from hilos.connect import ConnectScanner
 from hilos.errors import UsageError
 from hilos.pipeline import MAX_RETRIES, MAX_V6_ADDRESSES, Scan, scan
 from hilos.sweep import Sweeper
-from hilos.synscan import SynScanner
+from hilos.syn import SynScanner
 from hilos.targets import parse_targets
 from hilos.targets.ports import service_name
 

@@ -56,7 +56,7 @@ def test_unprivileged_raises_privilege_error_naming_the_fix(unprivileged: Unpriv
         "import sys\n"
         "from hilos.errors import PrivilegeError\n"
         "from hilos.probes.tcp_transport import TcpTransport\n"
-        "from hilos.synscan import syn_scan\n"
+        "from hilos.syn import syn_scan\n"
         "from hilos.wire.sockets import can_raw\n"
         "assert not can_raw()\n"
         "calls = (lambda: TcpTransport(print),\n"

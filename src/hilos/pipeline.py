@@ -34,7 +34,7 @@ from typing import Any, Literal
 from hilos.errors import UsageError
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
-from hilos.synscan import MAX_HOSTS
+from hilos.syn import MAX_HOSTS
 from hilos.targets import TargetSpace, parse_targets
 from hilos.targets.ports import service_name
 from hilos.validate import MAX_RETRIES
@@ -299,7 +299,7 @@ class Scan:
         else:
             hosts = live  # streamed: ports of the first live hosts go while discovery runs
         if self.scan_type == "syn":
-            from hilos.synscan import SynScanner
+            from hilos.syn import SynScanner
 
             return SynScanner(
                 hosts,  # type: ignore[arg-type]

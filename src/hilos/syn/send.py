@@ -1,0 +1,377 @@
+"""The SYN scan's sender: the per-probe hot loop and the schedule of passes, resends and give-ups.
+
+Retries resend only indices still without an answer, pipelined: the retry pass follows the walk
+`timeout` seconds behind the first pass, so a scan costs (probes sent) / rate + about two
+timeouts. A probe is given up only once the receiver has drained everything that arrived before
+its deadline (`idle_at`), so a busy receiver never turns a late answer into "filtered".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import islice
+from typing import Protocol
+
+from hilos.errors import NetworkError
+from hilos.probes.base import SPORT_BASE, SPORT_MASK, TICK_SHIFT
+from hilos.probes.tcp_transport import TcpTransport
+from hilos.syn.control import Control
+from hilos.syn.hosts import HostTable
+from hilos.syn.plan import Plan
+from hilos.syn.state import ScanState
+from hilos.wire.cookie import M1, M3, MASK64
+from hilos.wire.frames import MSS, PACK4, PACK_FRAME, SEG6, SUFFIX, SYN_WORD, WIN_FLAGS_SYN, WINDOW
+from hilos.wire.link import LinkTx
+from hilos.wire.ratelimit import TokenBucket
+from hilos.wire.senders import send_failed
+
+__all__ = ["BATCH", "CHUNK", "Coordination", "LocalCoordination", "Sender"]
+
+CHUNK = 256  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
+BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
+EXTRA_ROUNDS = 3  # more tries for unanswered ports of live hosts once losses are seen
+
+# One chunk's record: (time sent, indices consumed, the indices sent when it is the last pass).
+Chunk = tuple[float, int, list[int] | None]
+# One extra round's record: (time sent, indices, round number).
+Extra = tuple[float, list[int], int]
+
+
+class Coordination(Protocol):
+    """How a sender learns the scan's state and reports back: directly in the scanning process
+    (LocalCoordination), or through shared memory and a pipe in a sender process (fork.py)."""
+
+    def status(self) -> tuple[float, float] | None:
+        """(receiver's idle_at, probe timeout) now; None: stop sending."""
+        ...
+
+    def pace(self) -> float:
+        """This sender's congestion pace in packets/s (0: none)."""
+        ...
+
+    def sent(self, n: int) -> None: ...
+
+    def give_up(self, indices: list[int]) -> None:
+        """These probes' last deadline passed unanswered: final, filtered."""
+        ...
+
+    def all_final(self) -> bool: ...
+
+    def tick(self, now: float) -> None:
+        """Called once per scheduling round (progress reports)."""
+        ...
+
+    def finish(self) -> None:
+        """Called once when `run` returns."""
+        ...
+
+
+class LocalCoordination:
+    """Coordination for sender threads in the scanning process itself."""
+
+    def __init__(
+        self,
+        engine: TcpTransport,
+        control: Control,
+        state: ScanState,
+        report: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.control = control
+        self.state = state
+        self.report = report
+        self._next_progress = 0.0
+
+    def status(self) -> tuple[float, float] | None:
+        self.engine.check()
+        self.control.control(time.monotonic(), self.state.sent)
+        return self.engine.idle_at, self.control.timeout
+
+    def pace(self) -> float:
+        return self.control.pace
+
+    def sent(self, n: int) -> None:
+        self.state.add_sent(n)
+
+    def give_up(self, indices: list[int]) -> None:
+        self.state.finalize(indices)
+
+    def all_final(self) -> bool:
+        return self.state.final_count >= self.state.goal
+
+    def tick(self, now: float) -> None:
+        if now >= self._next_progress:
+            self._next_progress = now + 0.25
+            self.report()
+
+    def finish(self) -> None:
+        self.report()
+
+
+class Sender:
+    """Sends the SYN probes of one part of the walk (`run`), through `engine`'s raw sockets or,
+    for the hosts a LinkTx covers, as Ethernet frames. One Sender per process; sender threads
+    share it (and its pace)."""
+
+    def __init__(
+        self,
+        engine: TcpTransport,
+        hosts: HostTable,
+        state: ScanState,
+        plan: Plan,
+        bucket: TokenBucket,
+        coord: Coordination,
+        cancel: threading.Event,
+        retries: int,
+    ) -> None:
+        self.engine = engine
+        self.hosts = hosts
+        self.state = state
+        self.plan = plan
+        self.bucket = bucket
+        self.coord = coord
+        self.cancel = cancel
+        self.retries = retries
+        self.link: LinkTx | None = None
+        self.recovered = 0  # probes answered only after a resend
+        self._pace_next = 0.0
+
+    # ---------------------------------------------------------------- the hot loop
+
+    def send_chunk(
+        self, walk: Iterator[int], count: int, skip_final: bool, collect: list[int] | None
+    ) -> int:
+        """Consume `count` indices of `walk`, sending a SYN for each not yet final; return how
+        many indices were consumed (fewer than `count` when the walk ends). The hot loop."""
+        engine = self.engine
+        tx4, tx6 = engine.tx4, engine.tx6
+        send4 = tx4.sendto if tx4 is not None else _no_socket
+        send6 = tx6.sendto if tx6 is not None else _no_socket
+        table = self.hosts.entries
+        ports = self.state.ports
+        np_ = self.state.np
+        final = self.state.final
+        take = self.bucket.take
+        mono_ns = time.monotonic_ns
+        pack4 = PACK4.pack
+        seg6 = SEG6.pack
+        wf, suffix = WIN_FLAGS_SYN, SUFFIX
+        link_send = self.link.sock.send if self.link is not None else _no_link
+        pack_frame = PACK_FRAME.pack
+        m1, m3, mask = M1, M3, MASK64
+        consumed = sent = budget = sport = 0
+        for idx in islice(walk, count):
+            consumed += 1
+            if skip_final and final[idx >> 3] >> (idx & 7) & 1:
+                continue
+            if budget == 0:
+                take(BATCH)
+                self.pace_wait()
+                budget = BATCH
+                sport = SPORT_BASE + ((mono_ns() >> TICK_SHIFT) & SPORT_MASK)
+            budget -= 1
+            h, pi = divmod(idx, np_)
+            addr, seed, d4, base, prefix, frame = table[h]
+            port = ports[pi]
+            # Cookie.value, inlined (hilos.wire.cookie).
+            x = (seed ^ (port << 16) ^ sport) * m3 & mask
+            x ^= x >> 32
+            seq = (x * m1 & mask) >> 32
+            if d4 is not None:
+                c = base + port + sport + (seq >> 16) + (seq & 0xFFFF)
+                c = (c & 0xFFFF) + (c >> 16)
+                c = ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF
+                if frame is not None:
+                    pkt = pack_frame(frame, sport, port, seq, 0, wf, c, suffix)
+                    try:
+                        link_send(pkt)
+                    except OSError as exc:
+                        _send_error(exc, link_send, pkt, None)
+                else:
+                    pkt = pack4(prefix, d4, sport, port, seq, 0, wf, c, suffix)
+                    try:
+                        send4(pkt, addr)
+                    except OSError as exc:
+                        _send_error(exc, send4, pkt, addr)
+            else:
+                pkt = seg6(sport, port, seq, 0, SYN_WORD, WINDOW, 0, 0, 2, 4, MSS)
+                try:
+                    send6(pkt, addr)
+                except OSError as exc:
+                    _send_error(exc, send6, pkt, addr)
+            sent += 1
+            if collect is not None:
+                collect.append(idx)
+        self.coord.sent(sent)
+        return consumed
+
+    def pace_wait(self) -> None:
+        """Hold this sender to its share of the congestion pace (if one is set)."""
+        pace = self.coord.pace()
+        if pace <= 0:
+            return
+        now = time.monotonic()
+        nxt = max(self._pace_next, now - 0.005)  # after a pause, no catch-up burst
+        nxt += BATCH / pace
+        self._pace_next = nxt
+        if nxt > now:
+            time.sleep(nxt - now)
+
+    # ---------------------------------------------------------------- the schedule
+
+    def run(self, part: tuple[int, int]) -> None:
+        """Send every probe of `part`: the first pass chunk by chunk, each resend pass one chunk
+        behind the previous one, and give up on probes whose last deadline has passed."""
+        passes = self.retries + 1
+        # A pass's walk is made only when it first has something to resend.
+        walks: list[Iterator[int] | None] = [None] * passes
+        walks[0] = self.plan.walk(part)
+        pending: list[deque[Chunk]] = [deque() for _ in range(passes)]
+        # Extra rounds for live hosts once losses are seen.
+        extra: deque[Extra] = deque()
+        first_done = False
+        coord = self.coord
+        while not self.cancel.is_set():
+            status = coord.status()
+            if status is None:
+                break
+            idle, timeout = status
+            worked = self._settle_due(pending[-1], extra, idle, timeout)
+            worked = self._resend_due(part, walks, pending, idle, timeout) or worked
+            if not first_done:
+                first = walks[0]
+                assert first is not None
+                collect: list[int] | None = [] if passes == 1 else None
+                count = self.send_chunk(first, CHUNK, False, collect)
+                if count:
+                    pending[0].append((time.monotonic(), count, collect))
+                    worked = True
+                first_done = count < CHUNK
+            now = time.monotonic()
+            coord.tick(now)
+            # Done when nothing is outstanding, or when every probe is answered (a scan of open
+            # ports ends at once, not after (retries+1) x timeout).
+            if first_done and ((not any(pending) and not extra) or coord.all_final()):
+                break
+            if not worked:
+                # Nothing due yet: sleep until the oldest deadline (or a short while when the
+                # receiver has not caught up yet).
+                heads = [q[0][0] for q in pending if q] + ([extra[0][0]] if extra else [])
+                wait = min(heads) + timeout - now if heads else 0.005
+                time.sleep(min(0.01, max(0.0005, wait)))
+        coord.finish()
+
+    def _settle_due(
+        self, last: deque[Chunk], extra: deque[Extra], idle: float, timeout: float
+    ) -> bool:
+        """Give up on last-pass probes (and extra rounds) whose deadline the receiver has fully
+        caught up with."""
+        worked = False
+        while last and last[0][0] + timeout <= idle:
+            sent_last = last.popleft()[2]
+            assert sent_last is not None
+            self._settle(sent_last, 0, extra)
+            worked = True
+        while extra and extra[0][0] + timeout <= idle:
+            _t, again, rnd = extra.popleft()
+            self._settle(again, rnd, extra)
+            worked = True
+        return worked
+
+    def _resend_due(
+        self,
+        part: tuple[int, int],
+        walks: list[Iterator[int] | None],
+        pending: list[deque[Chunk]],
+        idle: float,
+        timeout: float,
+    ) -> bool:
+        """Resend what is still unanswered, each pass one chunk behind the previous one."""
+        worked = False
+        last = len(pending) - 1
+        for k in range(last, 0, -1):
+            prev = pending[k - 1]
+            while prev and prev[0][0] + timeout <= idle and not self.cancel.is_set():
+                _t, count, _ = prev.popleft()
+                collect: list[int] | None = [] if k == last else None
+                walk = walks[k]
+                if walk is None:
+                    walk = walks[k] = self.plan.walk(part)
+                self.send_chunk(walk, count, True, collect)
+                pending[k].append((time.monotonic(), count, collect))
+                worked = True
+        return worked
+
+    def _settle(self, sent: list[int], rnd: int, extra: deque[Extra]) -> None:
+        """The deadline of probes sent by the last pass (or an extra round) has passed.
+
+        Any of them answered now was lost or late before: evidence of loss. Once there is
+        some, the still unanswered probes of hosts that did answer elsewhere (so they are up)
+        get up to EXTRA_ROUNDS more tries before they count as filtered; silent hosts do not
+        (that would resend every probe of every dead address).
+        """
+        final, has = self.state.final, self.state.has_code
+        unanswered = [i for i in sent if not final[i >> 3] >> (i & 7) & 1]
+        self.recovered += len(sent) - len(unanswered)
+        if unanswered and self.retries and self.recovered and rnd < EXTRA_ROUNDS:
+            np_ = self.state.np
+            again = [i for i in unanswered if has[i // np_]]
+            if again:
+                self.send_chunk(iter(again), len(again), True, None)
+                extra.append((time.monotonic(), again, rnd + 1))
+                unanswered = [i for i in unanswered if not has[i // np_]]
+        self.coord.give_up(unanswered)
+
+    # ---------------------------------------------------------------- the link layer
+
+    def attach_link(self) -> None:
+        """Send IPv4 probes as Ethernet frames to the gateway (hilos.wire.link.LinkTx, shared
+        with the sweep): no route, netfilter or qdisc work per packet in our own namespace,
+        about 20-40% less kernel time per probe. Hosts it does not cover keep the IP socket."""
+        table = self.hosts.entries
+        np_ = self.state.np
+        # A probe of this walk (this shard, live hosts only): a probe outside it would be
+        # counted final too, and the scan would end one answer early (it ends when every probe
+        # of the walk is final).
+        first = next(
+            (i for i in islice(self.plan.walk(), 4096) if table[i // np_][2] is not None), None
+        )
+        if first is None or self.engine.tx4 is None:
+            return
+        d4 = table[first // np_][2]
+        assert d4 is not None
+
+        def resolve() -> None:
+            # The gateway's MAC is not known yet: send the first probe the ordinary way (a real
+            # probe of the scan, answered and counted as usual) so the kernel resolves it.
+            self.send_chunk(iter([first]), 1, False, None)
+
+        link = LinkTx.for_route(int.from_bytes(d4, "big"), resolve=resolve)
+        if link is None:
+            return
+        if self.hosts.use_link(link):
+            self.link = link
+        else:
+            link.close()
+
+
+def _send_error(
+    exc: OSError, send: Callable[..., int], pkt: bytes, addr: tuple[str, int] | None
+) -> None:
+    """A send failed: hilos.wire.senders' policy (a full queue waits and resends; no route or
+    a local firewall leaves the probe unanswered, i.e. filtered; anything else raises)."""
+    if addr is None:
+        send_failed(exc, lambda: send(pkt), "sending SYN probes")
+    else:
+        send_failed(exc, lambda: send(pkt, addr), "sending SYN probes")
+
+
+def _no_socket(pkt: bytes, addr: tuple[str, int]) -> int:
+    raise NetworkError(f"no raw socket for the address family of {addr[0]}")
+
+
+def _no_link(pkt: bytes) -> int:
+    raise NetworkError("no link-layer socket")

@@ -1,0 +1,227 @@
+"""What the SYN scan knows: one "final" bit per probe, the answers, and the results built from them.
+
+Per index only one bit is kept ("final"), plus a small dict of the indices that answered:
+
+    open      SYN-ACK                                         reason syn-ack
+    closed    RST                                             reason reset
+    filtered  no answer after `retries` resends               reason no-response
+              ICMP/ICMPv6 destination unreachable             reason host-unreach, port-unreach,
+                                                                     admin-prohibited, ...
+"""
+
+from __future__ import annotations
+
+import mmap
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+
+from hilos.probes.base import KIND_SYN_ACK, KIND_UNREACH, Reply
+from hilos.results import PortResult, ScanHostResult
+from hilos.syn.control import Control
+from hilos.syn.hosts import HostTable
+from hilos.targets.ports import service_name
+
+__all__ = ["ScanState"]
+
+# Result codes kept for answered indices; everything final without a code is "no-response".
+OPEN, CLOSED, NO_RESPONSE = 1, 2, 0
+CODES: dict[int, tuple[str, str]] = {
+    OPEN: ("open", "syn-ack"),
+    CLOSED: ("closed", "reset"),
+    NO_RESPONSE: ("filtered", "no-response"),
+}
+_UNREACH_REASONS = (
+    "net-unreach",
+    "host-unreach",
+    "proto-unreach",
+    "port-unreach",
+    "net-prohibited",
+    "host-prohibited",
+    "admin-prohibited",
+    "no-route",
+    "beyond-scope",
+    "unreach",
+)
+REASON_CODE: dict[str, int] = {reason: i for i, reason in enumerate(_UNREACH_REASONS, start=3)}
+CODES.update({i: ("filtered", reason) for reason, i in REASON_CODE.items()})
+UNREACH = REASON_CODE["unreach"]
+
+
+class ScanState:
+    """The scan's progress, shared by the receiver thread, the senders and `results()`.
+
+    `final` (one bit per index) and `has_code` (one byte per host: it answered somewhere) are
+    shared memory, so forked sender processes read them. A host whose probes are all final goes
+    to `completed`; `expected[h]` is how many probes host h has in this shard (None: all ports).
+    """
+
+    def __init__(
+        self, hosts: HostTable, ports: Sequence[int], control: Control, total: int
+    ) -> None:
+        nh = len(hosts)
+        self.hosts = hosts
+        self.ports = tuple(ports)
+        self.np = len(self.ports)
+        self.port_index = [-1] * 65536
+        for i, p in enumerate(self.ports):
+            self.port_index[p] = i
+        self.control = control
+        self.final = mmap.mmap(-1, max(1, (total + 7) // 8))
+        self.has_code = mmap.mmap(-1, max(1, nh))
+        self.codes: dict[int, int] = {}  # index -> result code, only for answered indices
+        self.done = [0] * nh  # final indices per host
+        self.expected: list[int] | None = None
+        self.rtt: dict[int, float] = {}  # host -> smallest RTT seen (ms), answering hosts only
+        self.lock = threading.Lock()
+        self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.reported = bytearray(nh)
+        self.goal = total  # final indices at which the scan is over
+        self.final_count = 0
+        self.hosts_done = 0
+        self.answered = 0
+        self.sent = 0
+        self._silent: tuple[PortResult, ...] | None = None
+        # Immutable PortResult objects shared by every host: (port index, code) -> result.
+        self._port_results: dict[tuple[int, int], PortResult] = {}
+
+    def set_expected(self, expected: list[int]) -> None:
+        self.expected = expected
+        self.goal = sum(expected)
+
+    # ---------------------------------------------------------------- answers
+
+    def on_reply(self, r: Reply) -> None:
+        """Runs in the receiver thread for each validated reply."""
+        hosts = self.hosts
+        h = (hosts.index4 if r.family == 4 else hosts.index6).get(r.addr)
+        pi = self.port_index[r.port]
+        if h is None or pi < 0:
+            return
+        idx = h * self.np + pi
+        if r.kind == KIND_UNREACH:
+            code = REASON_CODE.get(r.reason, UNREACH)
+        else:
+            code = OPEN if r.kind == KIND_SYN_ACK else CLOSED
+            # Samples are quantised to 0.26 ms ticks. Fields, not a method: once per answer.
+            rtt = r.rtt_ms / 1000.0
+            ctl = self.control
+            if ctl.rtt_min is None or rtt < ctl.rtt_min:
+                ctl.rtt_min = rtt
+            if rtt > ctl.rtt_max:
+                ctl.rtt_max = rtt
+            ctl.rtt_sum += rtt
+            ctl.rtt_count += 1
+            ctl.est.sample(rtt)
+            old = self.rtt.get(h)
+            if old is None or r.rtt_ms < old:
+                self.rtt[h] = r.rtt_ms
+        byte, bit = idx >> 3, 1 << (idx & 7)
+        final = self.final
+        with self.lock:
+            if final[byte] & bit:
+                return  # a duplicate, or an answer after the probe was given up
+            final[byte] |= bit
+            self.codes[idx] = code
+            self.has_code[h] = 1
+            self.answered += 1
+            self._count_final(h)
+
+    def _count_final(self, h: int) -> None:
+        # Called with the lock held.
+        self.final_count += 1
+        done = self.done[h] + 1
+        self.done[h] = done
+        expected = self.np if self.expected is None else self.expected[h]
+        if done == expected:
+            self.hosts_done += 1
+            self.completed.put(h)
+
+    def finalize(self, indices: Iterable[int]) -> None:
+        """Give up on these probes: final without an answer (filtered, no-response)."""
+        final = self.final
+        np_ = self.np
+        with self.lock:
+            for idx in indices:
+                byte, bit = idx >> 3, 1 << (idx & 7)
+                if not final[byte] & bit:
+                    final[byte] |= bit
+                    self._count_final(idx // np_)
+
+    def add_sent(self, n: int) -> None:
+        with self.lock:
+            self.sent += n
+
+    # ---------------------------------------------------------------- results
+
+    def port_result(self, pi: int, code: int) -> PortResult:
+        key = (pi, code)
+        r = self._port_results.get(key)
+        if r is None:
+            state, reason = CODES[code]
+            # Like nmap's SYN scan, name ports from the port table, closed ones too
+            # (`22/tcp closed ssh`): one shared object per (port, state) keeps it cheap.
+            service = service_name(self.ports[pi])
+            r = self._port_results[key] = PortResult(
+                self.ports[pi],
+                state,  # type: ignore[arg-type]
+                reason,
+                service=service,
+            )
+        return r
+
+    def host_result(self, h: int, ports: tuple[PortResult, ...]) -> ScanHostResult:
+        reason = "no-response"
+        status = "down"
+        for p in ports:
+            if p.state in ("open", "closed"):
+                status, reason = "up", p.reason
+                if p.state == "open":
+                    break
+            elif reason == "no-response" and p.reason != "no-response":
+                reason = p.reason
+        rtt = self.rtt.get(h)
+        return ScanHostResult(
+            self.hosts.names[h],
+            "up" if status == "up" else "down",
+            reason,
+            ports,
+            None if rtt is None else round(rtt, 3),
+        )
+
+    def build(self, h: int) -> ScanHostResult:
+        """Host h's result, once all its probes are final."""
+        self.reported[h] = 1
+        base = h * self.np
+        final = self.final
+        sharded = self.expected is not None
+        if not self.has_code[h] and not sharded:
+            # Most hosts of a big sweep never answer: one shared all-filtered port tuple.
+            if self._silent is None:
+                self._silent = tuple(self.port_result(i, NO_RESPONSE) for i in range(self.np))
+            return ScanHostResult(self.hosts.names[h], "down", "no-response", self._silent, None)
+        with self.lock:
+            codes = [self.codes.pop(base + i, NO_RESPONSE) for i in range(self.np)]
+        ports = tuple(
+            self.port_result(i, c)
+            for i, c in enumerate(codes)
+            if not sharded or final[(base + i) >> 3] >> ((base + i) & 7) & 1
+        )
+        return self.host_result(h, ports)
+
+    def partial(self) -> list[ScanHostResult]:
+        """Hosts not yet reported that have at least one answer, with only their answered
+        ports (for writing what was found when a scan is interrupted)."""
+        with self.lock:
+            codes = dict(self.codes)
+        np_ = self.np
+        out = []
+        for h in sorted({idx // np_ for idx in codes}):
+            if self.reported[h]:
+                continue
+            base = h * np_
+            ports = tuple(
+                self.port_result(i, codes[base + i]) for i in range(np_) if base + i in codes
+            )
+            out.append(self.host_result(h, ports))
+        return out
