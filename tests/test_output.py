@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hilos.errors import UsageError
-from hilos.output import OutputSpec, formats_for, open_outputs, plan_outputs
+from hilos.output import open_outputs
 from hilos.output.text import format_latency
 from hilos.results import HostResult, PortResult, ScanHostResult
 
@@ -39,108 +39,7 @@ def scan_host(
     return ScanHostResult(host, "up", "syn-ack", tuple(sorted(ports, key=lambda p: p.port)), rtt)
 
 
-# --- the rules ----------------------------------------------------------------------------
-
-
-def _plan(kind: str, formats=None, paths=None, base=None) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    return [(s.format, s.path) for s in plan_outputs(kind, formats, paths, base)]  # type: ignore[arg-type]
-
-
-def test_default_is_text_to_stdout() -> None:
-    assert _plan("sweep") == [("text", "-")]
-
-
-def test_lone_format_goes_to_stdout() -> None:
-    assert _plan("scan", ["json"]) == [("json", "-")]
-
-
-def test_formats_and_files_pair_in_order_and_text_still_goes_to_stdout() -> None:
-    got = _plan("scan", ["json", "xml"], ["a.jsonl", "a.xml"])
-    assert got == [("json", "a.jsonl"), ("xml", "a.xml"), ("text", "-")]
-
-
-def test_extra_format_without_file_goes_to_stdout_and_replaces_text() -> None:
-    assert _plan("scan", ["xml", "json"], ["a.xml"]) == [("xml", "a.xml"), ("json", "-")]
-
-
-@pytest.mark.parametrize(
-    ("path", "fmt"),
-    [
-        ("r.jsonl", "json"),
-        ("r.JSON", "json"),
-        ("r.csv", "csv"),
-        ("r.xml", "xml"),
-        ("r.gnmap", "grep"),
-        ("r.nmap", "text"),
-        ("r.txt", "text"),
-        ("r.out", "text"),
-        ("noext", "text"),
-    ],
-)
-def test_file_without_format_infers_from_extension(path: str, fmt: str) -> None:
-    assert _plan("scan", None, [path]) == [(fmt, path), ("text", "-")]
-
-
-def test_extra_file_with_unknown_extension_is_an_error_when_formats_were_given() -> None:
-    with pytest.raises(UsageError, match="pair up in order"):
-        plan_outputs("scan", ["json"], ["a.jsonl", "b.out"], None)
-
-
-def test_extra_file_with_known_extension_is_inferred_after_pairs() -> None:
-    assert _plan("scan", ["json"], ["a.jsonl", "b.csv"]) == [
-        ("json", "a.jsonl"),
-        ("csv", "b.csv"),
-        ("text", "-"),
-    ]
-
-
-def test_dash_means_stdout() -> None:
-    assert _plan("sweep", ["csv"], ["-"]) == [("csv", "-")]
-
-
-def test_oa_writes_every_format_of_the_kind() -> None:
-    assert _plan("sweep", base="out/r") == [
-        ("text", "out/r.nmap"),
-        ("json", "out/r.jsonl"),
-        ("csv", "out/r.csv"),
-        ("xml", "out/r.xml"),
-        ("grep", "out/r.gnmap"),
-        ("text", "-"),
-    ]
-    scan = [f for f, _ in _plan("scan", base="r")]
-    assert scan == [*formats_for("scan"), "text"]
-    assert set(formats_for("scan")) == {"text", "json", "csv", "xml", "grep"}
-
-
-def test_oa_with_a_stdout_format() -> None:
-    plan = _plan("sweep", ["json"], None, "r")
-    assert plan[0] == ("json", "-") and ("text", "-") not in plan and len(plan) == 6
-
-
-def test_xml_and_grep_serve_sweeps_too() -> None:
-    # nmap -sn -oX/-oG: hosts without ports; nmap users type them for discovery.
-    assert _plan("sweep", None, ["hosts.xml", "hosts.gnmap"]) == [
-        ("xml", "hosts.xml"),
-        ("grep", "hosts.gnmap"),
-        ("text", "-"),
-    ]
-
-
-def test_two_outputs_to_stdout_are_rejected() -> None:
-    with pytest.raises(UsageError, match="only one output can go to stdout"):
-        plan_outputs("scan", ["json", "csv"], None, None)
-    with pytest.raises(UsageError, match="only one output"):
-        plan_outputs("scan", ["json", "csv"], ["-"], None)
-
-
-def test_same_file_twice_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="named by two outputs"):
-        plan_outputs("scan", ["json", "csv"], [str(tmp_path / "a"), str(tmp_path / "a")], None)
-
-
-def test_oa_to_stdout_is_rejected() -> None:
-    with pytest.raises(UsageError, match="-oA"):
-        plan_outputs("scan", None, None, "-")
+# --- opening (the planning rules: test_output_plan.py) ------------------------------------
 
 
 def test_unopenable_file_is_a_usage_error_and_earlier_files_are_closed(tmp_path: Path) -> None:
@@ -157,11 +56,6 @@ def test_unopenable_file_is_a_usage_error_and_earlier_files_are_closed(tmp_path:
             meta={},
         )
     assert good.exists()
-
-
-def test_plan_returns_specs() -> None:
-    spec = plan_outputs("sweep", ["json"], None, None)[0]
-    assert spec == OutputSpec("json", "-") and spec.to_stdout
 
 
 # --- OutputSet ----------------------------------------------------------------------------

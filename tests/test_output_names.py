@@ -194,3 +194,17 @@ def test_failed_close_during_an_interrupt_says_interrupted(tmp_path: Path) -> No
         out.close(error="failed")
     finished = ET.parse(path).getroot().find("runstats/finished")
     assert finished is not None and finished.get("errormsg") == "interrupted"
+
+
+def test_output_error_is_in_the_error_tree() -> None:
+    # One root: `except HilosError` in a library user's code catches a full disk too, and the
+    # CLI maps it without importing the writers.
+    import hilos.errors as errors
+    from hilos.errors import HilosError
+
+    assert OutputError is errors.OutputError and issubclass(OutputError, HilosError)
+    assert "OutputError" in (errors.__doc__ or "")
+    broken = OutputError("-", BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    assert (
+        broken.broken_pipe and broken.name == "-" and str(broken) == "writing stdout: Broken pipe"
+    )

@@ -10,6 +10,7 @@ HilosError                    root: catch this to catch everything hilos raises
 ├── PrivilegeError            needs root/CAP_NET_RAW or a sysctl (the message names the fix)
 ├── ResourceError             out of file descriptors, buffers or memory (EMFILE, ENOBUFS, ...)
 ├── NetworkError              any other socket failure (EHOSTUNREACH, ENETUNREACH, ...)
+├── OutputError               writing a result output failed (a full disk, a closed pipe)
 └── LabError                  the practice lab could not be built or torn down
 """
 
@@ -67,6 +68,24 @@ class NetworkError(HilosError):
 
 class LabError(HilosError):
     """The practice lab could not be built, queried or torn down."""
+
+
+class OutputError(HilosError):
+    """Writing an output failed (a full disk, a closed pipe); names the output and the reason.
+
+    `name` is the output's path ("-" for stdout), `errno` the OSError's number: the CLI exits
+    quietly on EPIPE (the reader went away, as with `| head -1`) and with one line otherwise.
+    """
+
+    def __init__(self, name: str, exc: OSError) -> None:
+        self.name = name
+        self.errno = exc.errno
+        where = "stdout" if name == "-" else name
+        super().__init__(f"writing {where}: {exc.strerror or exc}")
+
+    @property
+    def broken_pipe(self) -> bool:
+        return self.errno == errno.EPIPE
 
 
 _PERMISSION = {errno.EPERM, errno.EACCES}

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from hilos.errors import HilosError, UsageError
+from hilos.errors import HilosError, OutputError, UsageError
 
 if TYPE_CHECKING:
     from hilos.output import OutputSet
@@ -132,7 +132,6 @@ def run_handler(args: argparse.Namespace) -> int:
     """Normalise the options, run the command's handler, map every failure to one line on
     stderr and an exit status: usage 2, runtime 1, Ctrl-C 130, a reader that left 0."""
     from hilos.cli.aliases import normalise
-    from hilos.output import OutputError
 
     try:
         normalise(args)

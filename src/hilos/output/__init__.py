@@ -29,7 +29,6 @@ Usage::
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -38,11 +37,12 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
-from hilos.errors import UsageError
-from hilos.output._base import Kind, OutputError, Result, Summary, Writer
+from hilos.errors import OutputError, UsageError
+from hilos.output._base import Kind, Result, Summary, Writer
 from hilos.output.csvout import CsvWriter
 from hilos.output.grepable import GrepableWriter
 from hilos.output.jsonl import JsonLinesWriter
+from hilos.output.plan import RULES, STDOUT, OutputSpec, formats_for, plan_outputs
 from hilos.output.text import TextWriter
 from hilos.output.xml import XmlWriter
 from hilos.results import HostResult, ScanHostResult
@@ -64,124 +64,27 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class _Format:
+    """A format's writer and its planning rule (extension for -oA, the runs it serves)."""
+
     writer: type[Writer]
     extension: str
     kinds: tuple[Kind, ...]
 
 
+_WRITERS: dict[str, type[Writer]] = {
+    "text": TextWriter,
+    "json": JsonLinesWriter,
+    "csv": CsvWriter,
+    "xml": XmlWriter,
+    "grep": GrepableWriter,
+}
+
 FORMATS: dict[str, _Format] = {
-    "text": _Format(TextWriter, ".nmap", ("sweep", "scan")),
-    "json": _Format(JsonLinesWriter, ".jsonl", ("sweep", "scan")),
-    "csv": _Format(CsvWriter, ".csv", ("sweep", "scan")),
-    # Sweeps too: nmap -sn -oX/-oG write hosts without ports, and nmap users type them.
-    "xml": _Format(XmlWriter, ".xml", ("sweep", "scan")),
-    "grep": _Format(GrepableWriter, ".gnmap", ("sweep", "scan")),
+    name: _Format(_WRITERS[name], rule.extension, rule.kinds) for name, rule in RULES.items()
 }
-
-_EXTENSIONS = {
-    ".jsonl": "json",
-    ".json": "json",
-    ".ndjson": "json",
-    ".csv": "csv",
-    ".xml": "xml",
-    ".gnmap": "grep",
-    ".txt": "text",
-    ".nmap": "text",
-}
-
-STDOUT = "-"
+"""Every format by name, in -oA order (the rules live in hilos.output.plan)."""
 
 _Action = Callable[[Writer], None]
-
-
-def formats_for(kind: Kind) -> tuple[str, ...]:
-    """The format names valid for `kind`, in -oA order."""
-    return tuple(name for name, f in FORMATS.items() if kind in f.kinds)
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSpec:
-    """One planned output: a format and a path ("-" = stdout)."""
-
-    format: str
-    path: str
-
-    @property
-    def to_stdout(self) -> bool:
-        return self.path == STDOUT
-
-
-def _infer(path: str) -> str | None:
-    return _EXTENSIONS.get(os.path.splitext(path)[1].lower())
-
-
-def plan_outputs(
-    kind: Kind,
-    formats: Sequence[str] | None,
-    paths: Sequence[str] | None,
-    base: str | None,
-    *,
-    explicit: Sequence[tuple[str, str]] | None = None,
-) -> list[OutputSpec]:
-    """Apply the rules of the module docstring; raise UsageError on any conflict.
-
-    `explicit` holds (format, path) pairs that need no pairing (nmap's `-oX FILE`): their
-    format is taken whatever the file's extension, as nmap does.
-    """
-    if kind not in ("sweep", "scan"):
-        raise ValueError(f"kind must be 'sweep' or 'scan', not {kind!r}")
-    formats = list(formats or ())
-    paths = list(paths or ())
-    valid = formats_for(kind)
-    plan: list[OutputSpec] = [OutputSpec(fmt, path) for fmt, path in explicit or ()]
-    for i, fmt in enumerate(formats):
-        path = paths[i] if i < len(paths) else STDOUT
-        inferred = _infer(path) if path != STDOUT else None
-        if inferred is not None and inferred != fmt:
-            # `--format xml -o a.jsonl` wrote XML into a .jsonl file: never silently.
-            raise UsageError(
-                f"-o {path} pairs with --format {fmt}, but its extension means {inferred}; "
-                f"rename the file, or drop --format to take the format from the extension"
-            )
-        plan.append(OutputSpec(fmt, path))
-    for path in paths[len(formats) :]:
-        inferred = _infer(path) if path != STDOUT else None
-        if inferred is None:
-            if formats:
-                raise UsageError(
-                    f"-o {path}: more -o than --format and its extension names no format; "
-                    "add a --format for it (they pair up in order)"
-                )
-            inferred = "text"
-        plan.append(OutputSpec(inferred, path))
-    if base is not None:
-        if not base or base == STDOUT:
-            raise UsageError("-oA needs a file name base, not stdout")
-        plan.extend(OutputSpec(fmt, base + FORMATS[fmt].extension) for fmt in valid)
-    for spec in plan:
-        if spec.format not in valid:
-            raise UsageError(
-                f"format {spec.format!r} is not available for {kind} "
-                f"(choose from {', '.join(valid)})"
-            )
-    to_stdout = [s for s in plan if s.to_stdout]
-    if len(to_stdout) > 1:
-        names = ", ".join(s.format for s in to_stdout)
-        raise UsageError(
-            f"only one output can go to stdout, got {len(to_stdout)} ({names}); "
-            "give each extra --format an -o FILE"
-        )
-    seen: dict[str, str] = {}
-    for spec in plan:
-        if spec.to_stdout:
-            continue
-        key = os.path.realpath(spec.path)
-        if key in seen:
-            raise UsageError(f"{spec.path} is named by two outputs ({seen[key]}, {spec.format})")
-        seen[key] = spec.format
-    if not to_stdout:
-        plan.append(OutputSpec("text", STDOUT))
-    return plan
 
 
 class OutputSet:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-from hilos.errors import HilosError
+from hilos.errors import OutputError
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sanitize import FIELD_LIMIT, clean, clean_optional
 
@@ -20,24 +19,6 @@ Result = HostResult | ScanHostResult
 # nmap folds a non-open state into "Not shown" once more than this many ports share it
 # (PortList::isIgnoredState in nmap's portlist.cc, at verbosity 0).
 EXTRAPORTS_THRESHOLD = 25
-
-
-class OutputError(HilosError):
-    """Writing an output failed (a full disk, a closed pipe); names the output and the reason.
-
-    `name` is the output's path ("-" for stdout), `errno` the OSError's number: the CLI exits
-    quietly on EPIPE (the reader went away, as with `| head -1`) and with one line otherwise.
-    """
-
-    def __init__(self, name: str, exc: OSError) -> None:
-        self.name = name
-        self.errno = exc.errno
-        where = "stdout" if name == "-" else name
-        super().__init__(f"writing {where}: {exc.strerror or exc}")
-
-    @property
-    def broken_pipe(self) -> bool:
-        return self.errno == errno.EPIPE
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from hilos.output._base import Result, Summary, Writer, clean_port, split_ports
+from hilos.output._base import CleanPort, Result, Summary, Writer, clean_port, split_ports
 from hilos.results import ScanHostResult
 from hilos.sanitize import BANNER_DATA_LIMIT, clean
 
@@ -88,42 +88,50 @@ def host_element(
         # a reverse lookup, which hilos never does.
         ET.SubElement(names, "hostname", name=clean(result.hostname, 255), type="user")
     if result.status == "up" and with_ports:
-        ports = ET.SubElement(h, "ports")
-        view = split_ports(result.ports, show_all, fold_many=True)
-        for state, reasons in view.hidden.items():
-            extra = ET.SubElement(
-                ports, "extraports", state=state, count=str(sum(reasons.values()))
-            )
-            for reason, count in reasons.most_common():
-                numbers = (p.port for p in result.ports if p.state == state and p.reason == reason)
-                ET.SubElement(
-                    extra,
-                    "extrareasons",
-                    reason=reason,
-                    count=str(count),
-                    proto="tcp",
-                    ports=compress_ports(numbers),
-                )
-        for raw in view.shown:
-            p = clean_port(raw, BANNER_DATA_LIMIT)
-            port = ET.SubElement(ports, "port", protocol=p.proto, portid=str(p.port))
-            ET.SubElement(port, "state", state=p.state, reason=p.reason, reason_ttl="0")
-            if p.service or p.product or p.version or p.tls:
-                svc: dict[str, str] = {"name": p.service or "unknown"}
-                if p.product:
-                    svc["product"] = p.product
-                if p.version:
-                    svc["version"] = p.version
-                if p.tls:
-                    svc["tunnel"] = "ssl"
-                # "probed": learned from the service itself; "table": guessed from the port.
-                svc["method"], svc["conf"] = ("probed", "10") if p.probed else ("table", "3")
-                ET.SubElement(port, "service", svc)
-            if p.banner:
-                ET.SubElement(port, "script", id="banner", output=p.banner)
+        _ports_element(h, result, show_all)
     if result.rtt_ms is not None:
         ET.SubElement(h, "times", _times(result.rtt_ms))
     return h
+
+
+def _ports_element(h: ET.Element, result: ScanHostResult, show_all: bool) -> None:
+    """`<ports>`: nmap's `<extraports>` for the folded states, then one `<port>` each."""
+    ports = ET.SubElement(h, "ports")
+    view = split_ports(result.ports, show_all, fold_many=True)
+    for state, reasons in view.hidden.items():
+        extra = ET.SubElement(ports, "extraports", state=state, count=str(sum(reasons.values())))
+        for reason, count in reasons.most_common():
+            numbers = (p.port for p in result.ports if p.state == state and p.reason == reason)
+            ET.SubElement(
+                extra,
+                "extrareasons",
+                reason=reason,
+                count=str(count),
+                proto="tcp",
+                ports=compress_ports(numbers),
+            )
+    for raw in view.shown:
+        p = clean_port(raw, BANNER_DATA_LIMIT)
+        port = ET.SubElement(ports, "port", protocol=p.proto, portid=str(p.port))
+        ET.SubElement(port, "state", state=p.state, reason=p.reason, reason_ttl="0")
+        if p.service or p.product or p.version or p.tls:
+            ET.SubElement(port, "service", _service(p))
+        if p.banner:
+            ET.SubElement(port, "script", id="banner", output=p.banner)
+
+
+def _service(p: CleanPort) -> dict[str, str]:
+    """`<service>`'s attributes: what was named, and how sure (nmap's method and conf)."""
+    svc: dict[str, str] = {"name": p.service or "unknown"}
+    if p.product:
+        svc["product"] = p.product
+    if p.version:
+        svc["version"] = p.version
+    if p.tls:
+        svc["tunnel"] = "ssl"
+    # "probed": learned from the service itself; "table": guessed from the port.
+    svc["method"], svc["conf"] = ("probed", "10") if p.probed else ("table", "3")
+    return svc
 
 
 class XmlWriter(Writer):
