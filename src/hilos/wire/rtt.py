@@ -61,16 +61,23 @@ class RttEstimator:
             return
         srtt = self.srtt
         if srtt < 0:
-            srtt, rttvar = rtt, rtt / 2
+            self.srtt = srtt = rtt
+            self.rttvar = rttvar = rtt / 2
         else:
             rttvar = self.rttvar
-            rttvar += 0.25 * (abs(srtt - rtt) - rttvar)
-            srtt += 0.125 * (rtt - srtt)
-        self.srtt, self.rttvar = srtt, rttvar
+            self.rttvar = rttvar = rttvar + 0.25 * (abs(srtt - rtt) - rttvar)
+            self.srtt = srtt = srtt + 0.125 * (rtt - srtt)
         t = srtt + 4 * rttvar
-        if t < self.srtt_multiple * srtt:
-            t = self.srtt_multiple * srtt
-        self.timeout = min(self.maximum, max(self.minimum, t + self.margin))
+        floor = self.srtt_multiple * srtt
+        if t < floor:
+            t = floor
+        t += self.margin
+        # Compared by hand, not min()/max(): this runs once per answer.
+        if t < self.minimum:
+            t = self.minimum
+        elif t > self.maximum:
+            t = self.maximum
+        self.timeout = t
 
     def at_least(self, floor: float) -> float:
         """The timeout, but covering at least `floor` seconds (still within the bounds): for an
