@@ -18,6 +18,7 @@ from collections.abc import Callable, Container, Iterable
 from typing import Final, Literal
 
 from hilos.probes.icmp_echo import V6_TAG, addr_key, parse_reply
+from hilos.wire.cookie import MASK32, echo_cookie
 from hilos.wire.frames import (
     ECHO,
     ECHO_PAD,
@@ -146,6 +147,7 @@ class EchoEngine:
         pad = ECHO_PAD
         octets = _OCTETS
         key = self.key
+        mask32 = MASK32
         now_ns = time.monotonic_ns
         base = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(ECHO_PAD, "big")) % 0xFFFF
         take = self.bucket.take
@@ -166,7 +168,7 @@ class EchoEngine:
                     if pending >= _PACE_BATCH:
                         take(pending)
                         pending = 0
-                c = hash((key, b)) & 0xFFFFFFFF
+                c = hash((key, b)) & mask32  # echo_cookie, inlined
                 t = now_ns()
                 pkt = pack(8, 0, 0xFFFF - (base + c + c + t) % 0xFFFF, c, t, c) + pad
                 try:
@@ -185,6 +187,7 @@ class EchoEngine:
         pack = ECHO.pack
         pad = ECHO_PAD
         key = self.key
+        mask32 = MASK32
         now_ns = time.monotonic_ns
         take = self.bucket.take
         limited = not self.bucket.unlimited
@@ -203,7 +206,7 @@ class EchoEngine:
                 if pending >= _PACE_BATCH:
                     take(pending)
                     pending = 0
-            c = hash((key, k)) & 0xFFFFFFFF
+            c = hash((key, k)) & mask32  # echo_cookie, inlined
             pkt = pack(ICMP6_ECHO_REQUEST, 0, 0, c, now_ns(), c) + pad
             dest = (ntop(af6, a.to_bytes(16, "big")), 0, 0, 0)
             try:
@@ -228,7 +231,7 @@ class EchoEngine:
                 isock = self.sockets.get(fam)
                 if isock is None:
                     continue
-                c = hash((k, h)) & 0xFFFFFFFF
+                c = echo_cookie(k, h)
                 t = time.monotonic_ns()
                 if fam == 4:
                     csum = 0xFFFF - (self._base4 + c + c + t) % 0xFFFF
@@ -277,6 +280,7 @@ class EchoEngine:
         sock = isock.sock
         fam = isock.family
         key = self.key
+        mask32 = MASK32
         on_result = self.on_result
         now_ns = time.monotonic_ns
         stop = self._stop
@@ -308,7 +312,7 @@ class EchoEngine:
                     from_bytes(socket.inet_pton(socket.AF_INET6, src[0].split("%")[0]), "big")
                     + V6_TAG
                 )
-            c = hash((key, addr)) & 0xFFFFFFFF
+            c = hash((key, addr)) & mask32  # echo_cookie, inlined
             got = from_bytes(data[off + 4 : off + 8], "big")
             body = data[off + 8 :]
             if dgram:
@@ -331,7 +335,7 @@ class EchoEngine:
 
     def _loss_reply(self, got: int, addr: int) -> None:
         """Count an echo reply carrying a loss probe's cookie (see send_loss_probes)."""
-        if got in {hash((k, addr)) & 0xFFFFFFFF for k in self.loss_keys}:
+        if got in {echo_cookie(k, addr) for k in self.loss_keys}:
             self.loss_replies += 1
 
     def _error_reply(
@@ -347,7 +351,7 @@ class EchoEngine:
             if len(reply.quoted) < 4 or int.from_bytes(reply.quoted[2:4], "big") not in (80, 443):
                 return
         else:
-            c = hash((self.key, target)) & 0xFFFFFFFF
+            c = echo_cookie(self.key, target)
             if dgram:
                 if reply.seq != (c & 0xFFFF):
                     return
