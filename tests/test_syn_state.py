@@ -1,0 +1,51 @@
+"""Tests for hilos.syn.state: answers to final bits and codes, completed hosts, results."""
+
+from __future__ import annotations
+
+from hilos.probes.base import KIND_RST, KIND_SYN_ACK, KIND_UNREACH, Reply
+from hilos.syn.control import Control
+from hilos.syn.hosts import HostTable
+from hilos.syn.state import ScanState
+from hilos.wire.cookie import Cookie
+
+LO1, LO2 = 0x7F000001, 0x7F000002
+
+
+def _state() -> ScanState:
+    hosts = HostTable(["127.0.0.1", "127.0.0.2"], Cookie(1))
+    return ScanState(hosts, [22, 80], Control(None), 4)
+
+
+def test_answers_complete_hosts_and_build_results() -> None:
+    st = _state()
+    st.on_reply(Reply(4, LO1, 22, 16400, KIND_SYN_ACK, "syn-ack", 0.5))
+    st.on_reply(Reply(4, LO1, 22, 16400, KIND_RST, "reset", 0.4))  # a duplicate: ignored
+    st.on_reply(Reply(4, LO1, 80, 16400, KIND_RST, "reset", 0.25))
+    st.on_reply(Reply(4, LO1, 443, 16400, KIND_RST, "reset", 0.1))  # not a scanned port
+    st.on_reply(Reply(4, 0x7F000009, 22, 16400, KIND_RST, "reset", 0.1))  # not a scanned host
+    assert st.final_count == 2 and st.answered == 2 and st.completed.get_nowait() == 0
+    r = st.build(0)
+    assert (r.host, r.status, r.reason, r.rtt_ms) == ("127.0.0.1", "up", "syn-ack", 0.25)
+    assert [(p.port, p.state, p.reason, p.service) for p in r.ports] == [
+        (22, "open", "syn-ack", "ssh"),
+        (80, "closed", "reset", "http"),
+    ]
+    assert st.control.rtt_min == 0.00025 and st.control.est.measured
+
+
+def test_unreachable_then_given_up_and_partial() -> None:
+    st = _state()
+    st.on_reply(Reply(4, LO2, 80, 16400, KIND_UNREACH, "admin-prohibited", 1.0))
+    assert [(r.host, [p.reason for p in r.ports]) for r in st.partial()] == [
+        ("127.0.0.2", ["admin-prohibited"])
+    ]
+    st.finalize([2, 2, 0])  # index 2 = (host 1, port 22); index 0 = (host 0, port 22)
+    assert st.completed.get_nowait() == 1 and st.completed.empty()
+    r = st.build(1)
+    assert (r.status, r.reason, r.rtt_ms) == ("down", "admin-prohibited", None)
+    assert [p.reason for p in r.ports] == ["no-response", "admin-prohibited"]
+    assert st.partial() == []  # host 1 is reported; host 0 has no answer
+    st.finalize([1])
+    silent = st.build(0)
+    assert (silent.status, silent.reason) == ("down", "no-response")
+    assert st.control.rtt_min is None  # an ICMP error is not an RTT sample
