@@ -6,7 +6,8 @@ HilosError                    root: catch this to catch everything hilos raises
 │   │   └── ResolveError      a host name that does not resolve (exclusions, library calls)
 │   ├── PortSpecError         a port specification that cannot be parsed
 │   ├── InvalidArgument       an option out of range or of the wrong type (also a ValueError)
-│   └── TooLargeError         a target space too large for the operation (also an OverflowError)
+│   ├── TooLargeError         a target space too large for the operation (also an OverflowError)
+│   └── InputError            a scan file to report or compare that is missing or unreadable
 ├── PrivilegeError            needs root/CAP_NET_RAW or a sysctl (the message names the fix)
 ├── ResourceError             out of file descriptors, buffers or memory (EMFILE, ENOBUFS, ...)
 ├── NetworkError              any other socket failure (EHOSTUNREACH, ENETUNREACH, ...)
@@ -52,6 +53,11 @@ class TooLargeError(UsageError, OverflowError):
 
 class PortSpecError(UsageError):
     """A port specification that cannot be parsed (0, 70000, `5-1`, ...)."""
+
+
+class InputError(UsageError):
+    """A scan file given to `hilos report` or `hilos diff` is missing, unreadable or of no
+    format hilos reads; the message names the file (and the line when it can)."""
 
 
 class PrivilegeError(HilosError):
