@@ -4,8 +4,10 @@ help texts: parsed and normalised in-process, end to end against 127.0.0.1 only.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -179,3 +181,24 @@ def test_verbose_turns_on_progress_lines_for_logs() -> None:
         assert Progress.log_every is None
     finally:
         Progress.log_every = None
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """An open TCP port on 127.0.0.1 only."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        yield srv.getsockname()[1]
+
+
+def test_open_lists_only_open_ports_and_hosts(listener: int) -> None:
+    proc = hilos(
+        "scan", "127.0.0.1", "127.0.0.99", "-Pn", "-sT", "--open", "--format", "json",
+        "-p", f"{listener},{listener + 1}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    objs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(o["host"], [p["port"] for p in o["ports"]]) for o in objs] == [
+        ("127.0.0.1", [listener])
+    ]  # 127.0.0.99 has no listener there: no open port, not listed

@@ -91,6 +91,7 @@ def non_negative_float(text: str) -> float:
 
 
 def add_target_options(p: argparse.ArgumentParser) -> None:
+    """TARGET..., -iL, --exclude, --exclude-file, --randomize, --seed (sweep and scan)."""
     p.add_argument(
         "targets",
         nargs="*",
@@ -118,6 +119,7 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_probe_options(p: argparse.ArgumentParser) -> None:
+    """--rate, --timeout, --retries, --threads, --all (sweep and scan)."""
     p.add_argument(
         "--rate",
         type=positive_float,
@@ -159,6 +161,7 @@ def add_probe_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_output_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    """--format, -o, -oA and -q; the nmap letters (-oX ...) are in hilos.cli.aliases."""
     p.add_argument(
         "--format",
         action="append",

@@ -1,4 +1,4 @@
-"""End-to-end tests of `hilos demo`: the tutorial's words, counts, timing, and Ctrl-C."""
+"""`hilos demo` (hilos.cli.demo) end to end: the tutorial's words, counts, timing, Ctrl-C."""
 
 from __future__ import annotations
 
