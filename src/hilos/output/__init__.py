@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 from hilos.errors import OutputError, UsageError
-from hilos.output._base import Kind, Result, Summary, Writer
+from hilos.output.base import Kind, Result, Summary, Writer
 from hilos.output.csvout import CsvWriter
 from hilos.output.grepable import GrepableWriter
 from hilos.output.jsonl import JsonLinesWriter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hilos.output._base import CleanPort, Result, Summary, Writer, clean_port, split_ports
+from hilos.output.base import CleanPort, Result, Summary, Writer, clean_port, split_ports
 from hilos.results import ScanHostResult
 from hilos.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hilos.output._base import Result, Writer, clean_port, split_ports
+from hilos.output.base import Result, Writer, clean_port, split_ports
 from hilos.results import HostResult, ScanHostResult
 from hilos.sanitize import BANNER_DATA_LIMIT, FIELD_LIMIT, clean
 

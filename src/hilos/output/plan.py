@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hilos.errors import UsageError
-from hilos.output._base import Kind
+from hilos.output.base import Kind
 
 __all__ = [
     "EXTENSIONS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hilos.output._base import (
+from hilos.output.base import (
     CleanPort,
     Result,
     Summary,

@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from hilos.output._base import CleanPort, Result, Summary, Writer, clean_port, split_ports
+from hilos.output.base import CleanPort, Result, Summary, Writer, clean_port, split_ports
 from hilos.results import ScanHostResult
 from hilos.sanitize import BANNER_DATA_LIMIT, clean
 
