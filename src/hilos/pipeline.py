@@ -19,7 +19,7 @@ whatever its ports said (all filtered included); with ``discovery=False`` (-Pn) 
 up with reason "user-set". Hosts found down are listed (after the others) only with `show_all`.
 ``shard=(i, n)`` takes the i-th of n disjoint parts of a keyed walk over the whole target space
 x ports: discovery only filters that walk, so shards stay disjoint and complete whatever
-discovery answered and in whatever order.
+discovery answered and in whatever order. ``known``: discovery's answer, given instead of run.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ class Scan:
         banners: bool = False,
         show_all: bool = False,
         on_notice: Callable[[str], None] | None = None,
+        known: Sequence[HostResult] | None = None,
     ) -> None:
         if scan_type not in ("connect", "syn"):
             raise UsageError(f"unknown scan type {scan_type!r} (connect or syn)")
@@ -124,6 +125,7 @@ class Scan:
         self.banners = banners
         self.show_all = show_all
         self.on_notice = on_notice
+        self._known = known
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._sweeper: Sweeper | None = None
@@ -149,7 +151,7 @@ class Scan:
         up = max(self._up, self._discovered_up)
         sw = self._sweep_state
         # While discovery runs (a connect scan already probes the hosts found), its progress
-        # over the address space is the one that says how far along the scan is.
+        # over the address space says how far along the scan is.
         if sw is not None and not self._discovery_done and not self._cancel.is_set():
             return ScanProgress("discovery", sw.done, sw.total, max(up, sw.up))
         if scanner is not None:
@@ -232,12 +234,17 @@ class Scan:
         """Discovery's up hosts as they are found (the down ones are kept for show_all)."""
         if not self.discovery:
             return
-        if self._loopback_only():
-            # This machine's own addresses need no discovery (nmap: "localhost-response").
+        if self._loopback_only():  # own addresses need no discovery (nmap: localhost-response)
             for a in self.targets:
                 h = HostResult(str(a), "up", "localhost-response")
                 self._discovered(h)
                 yield h
+            return
+        if self._known is not None:  # one discovery pass shared by a job's chunks
+            for h in self._known:
+                self._discovered(h)
+            self._discovery_done = True
+            yield from (h for h in self._known if h.status == "up")
             return
 
         def on_progress(p: SweepProgress) -> None:

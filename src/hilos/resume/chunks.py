@@ -1,0 +1,169 @@
+"""The pieces of a chunked job: one discovery pass, one chunk (a shard of the walk), the merge.
+
+Every piece is a plain function of a JobSpec, so a local run, a resumed run and a Dask worker
+run the same code. A chunk may run twice (a worker died after finishing it, a resumed run redoes
+the chunk that was in flight): the Merger keeps one answer per (host, proto, port).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from hilos.pipeline import Scan
+from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.resume.job import ChunkResult, JobSpec
+from hilos.targets import TargetSpace
+
+__all__ = ["Discovery", "Merger", "run_chunk", "run_discovery"]
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """Discovery's answer for a whole job: hosts up (scanned) and down (listed with --all).
+    `ran` is False when the chunks decide host states themselves (-Pn, loopback targets)."""
+
+    up: tuple[HostResult, ...] = ()
+    down: tuple[HostResult, ...] = ()
+    ran: bool = False
+
+
+def _loopback(space: TargetSpace) -> bool:
+    return all(a.is_loopback and b.is_loopback for a, b in space.iter_ranges())
+
+
+def run_discovery(
+    spec: JobSpec, cancelled: Callable[[], bool] | None = None, rate: float | None = None
+) -> Discovery:
+    """One discovery pass over the job's targets (what `Scan` would run), or nothing to run."""
+    space = spec.space()
+    if not spec.discovery or _loopback(space):
+        return Discovery()
+    from hilos.sweep import Sweeper
+
+    sweeper = Sweeper(
+        space,
+        rate=_capped(spec.rate, rate),
+        timeout=spec.timeout,
+        retries=spec.retries,
+        all_hosts=spec.show_all,
+    )
+    up: list[HostResult] = []
+    down: list[HostResult] = []
+    for h in sweeper:
+        (up if h.status == "up" else down).append(h)
+        if cancelled is not None and cancelled():
+            sweeper.cancel()
+            raise KeyboardInterrupt
+    return Discovery(tuple(up), tuple(down), True)
+
+
+def _capped(job_rate: float | None, cap: float | None) -> float | None:
+    if cap is None:
+        return job_rate
+    return cap if job_rate is None else min(job_rate, cap)
+
+
+def run_chunk(
+    spec: JobSpec,
+    found: Discovery,
+    number: int,
+    count: int,
+    *,
+    rate: float | None = None,
+    worker: str = "local",
+    on_scan: Callable[[Scan], None] | None = None,
+) -> ChunkResult:
+    """Chunk `number` of `count`: shard (number, count) of the job's keyed walk, every host it
+    holds a probe for with the ports it probed. `rate` caps the job's rate (a worker's
+    --rate); `on_scan` sees the Scan before it runs (to cancel it)."""
+    started = time.monotonic()
+    job = Scan(
+        spec.space(),
+        spec.ports,
+        scan_type="syn" if spec.scan_type == "syn" else "connect",
+        discovery=spec.discovery,
+        rate=_capped(spec.rate, rate),
+        timeout=spec.timeout,
+        retries=spec.retries,
+        threads=spec.threads,
+        seed=spec.seed,
+        shard=(number, count),
+        banners=spec.banners,
+        known=found.up if found.ran else None,
+    )
+    if on_scan is not None:
+        on_scan(job)
+    hosts = tuple(replace(h, hostname=None) for h in job)
+    probes = job.stats.done
+    if job.stats.phase != "scan" or probes == 0:
+        probes = sum(len(h.ports) for h in hosts)
+    return ChunkResult(number, hosts, probes, time.monotonic() - started, worker)
+
+
+@dataclass
+class Merger:
+    """The job's results so far: one entry per host, one answer per (proto, port), whatever
+    chunk (or second run of a chunk) brought it. `done` holds the chunk numbers counted."""
+
+    done: set[int] = field(default_factory=set)
+    _hosts: dict[str, ScanHostResult] = field(default_factory=dict)
+    _ports: dict[str, dict[tuple[str, int], PortResult]] = field(default_factory=dict)
+
+    def add(self, chunk: ChunkResult) -> bool:
+        """Count a finished chunk; False (and nothing added) when it was counted already."""
+        if chunk.number in self.done:
+            return False
+        self.done.add(chunk.number)
+        for h in chunk.hosts:
+            self.add_host(h)
+        return True
+
+    def add_host(self, h: ScanHostResult) -> None:
+        base = self._hosts.get(h.host)
+        if base is None or (base.status != "up" and h.status == "up"):
+            self._hosts[h.host] = replace(h, ports=())
+        ports = self._ports.setdefault(h.host, {})
+        for p in h.ports:
+            ports.setdefault((p.proto, p.port), p)
+
+    def hosts(self) -> list[ScanHostResult]:
+        """Every host found, ports in port order."""
+        out = []
+        for addr, base in self._hosts.items():
+            ports = self._ports.get(addr, {})
+            ordered = tuple(ports[k] for k in sorted(ports, key=lambda k: (k[1], k[0])))
+            out.append(replace(base, ports=ordered))
+        return out
+
+    def final(
+        self, found: Discovery, names: Mapping[str, str], show_all: bool
+    ) -> list[ScanHostResult]:
+        """The job's result as one machine reports it: every host up (discovery's up hosts
+        included even when no chunk had an answer for them), then the down ones with --all;
+        names as the user gave them."""
+        merged = {h.host: h for h in self.hosts()}
+        for h in found.up:
+            if h.host not in merged:
+                merged[h.host] = ScanHostResult(h.host, "up", h.reason, (), h.rtt_ms)
+        out = sorted(merged.values(), key=lambda h: _order(h.host))
+        if show_all:
+            out.extend(
+                ScanHostResult(h.host, "down", h.reason, (), h.rtt_ms)
+                for h in sorted(found.down, key=lambda h: _order(h.host))
+                if h.host not in merged
+            )
+        return [replace(h, hostname=names[h.host]) if h.host in names else h for h in out]
+
+
+def _order(addr: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(addr)
+    return (ip.version, int(ip))
+
+
+def chunk_numbers(count: int, done: Iterable[int]) -> Sequence[int]:
+    """The chunks still to run, in order."""
+    finished = set(done)
+    return [k for k in range(1, count + 1) if k not in finished]

@@ -1,0 +1,180 @@
+"""Running a chunked job: discovery once, then the chunks, on this machine or on an executor.
+
+`ChunkedJob` drives any `Executor` (this machine's `LocalExecutor`, or hilos.cluster's Dask
+one): it runs discovery once, cuts the job into chunks of about a second of probes, counts
+each chunk when it completes, merges, and keeps the checkpoint current. `final()` is the
+result as a one-machine scan reports it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from hilos.pipeline import Scan
+from hilos.results import ScanHostResult
+from hilos.resume.checkpoint import Checkpoint
+from hilos.resume.chunks import Discovery, Merger, chunk_numbers, run_chunk, run_discovery
+from hilos.resume.job import CHUNK_SECONDS, ChunkResult, JobSpec, chunk_count
+
+__all__ = ["ChunkedJob", "Executor", "JobProgress", "LocalExecutor"]
+
+
+class Executor(Protocol):
+    """Where chunks run. `chunks()` yields each chunk once it is complete, in any order."""
+
+    chunk_seconds: float
+
+    def discover(self, spec: JobSpec) -> Discovery: ...
+
+    def chunks(
+        self, spec: JobSpec, found: Discovery, count: int, numbers: Sequence[int]
+    ) -> Iterator[ChunkResult]: ...
+
+    def workers(self) -> int: ...
+
+    def cancel(self) -> None: ...
+
+
+class LocalExecutor:
+    """This machine runs the chunks one after another."""
+
+    chunk_seconds = CHUNK_SECONDS
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._scan: Scan | None = None
+
+    def discover(self, spec: JobSpec) -> Discovery:
+        return run_discovery(spec, cancelled=self._cancel.is_set)
+
+    def chunks(
+        self, spec: JobSpec, found: Discovery, count: int, numbers: Sequence[int]
+    ) -> Iterator[ChunkResult]:
+        for k in numbers:
+            if self._cancel.is_set():
+                raise KeyboardInterrupt
+            try:
+                result = run_chunk(spec, found, k, count, on_scan=self._started)
+            except BaseException:
+                self.cancel()
+                raise
+            if self._cancel.is_set():  # cut short: not a complete chunk, not counted
+                raise KeyboardInterrupt
+            yield result
+
+    def _started(self, scan: Scan) -> None:
+        self._scan = scan
+        if self._cancel.is_set():
+            scan.cancel()
+
+    def workers(self) -> int:
+        return 1
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        if self._scan is not None:
+            self._scan.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """Chunks `done` of `total` (None before discovery ends), hosts `up` so far, `workers`
+    connected, and each worker's probes a second over its chunks."""
+
+    done: int
+    total: int | None
+    up: int
+    workers: int
+    pps: Mapping[str, float] = field(default_factory=dict)
+
+
+class ChunkedJob:
+    """One job through an executor, resumable from its checkpoint (see the module docstring).
+    `run()` returns normally when every chunk is counted; KeyboardInterrupt leaves the
+    checkpoint saved with every completed chunk, and `final()` gives what was found."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        executor: Executor,
+        *,
+        keep_checkpoint: bool = True,
+        on_progress: Callable[[JobProgress], None] | None = None,
+    ) -> None:
+        self.ckpt = checkpoint
+        self.spec = checkpoint.spec
+        self.executor = executor
+        self.keep = keep_checkpoint
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self._work: dict[str, list[float]] = {}  # worker -> [probes, seconds]
+        self._lock = threading.Lock()
+
+    @property
+    def merger(self) -> Merger:
+        return self.ckpt.merger
+
+    def progress(self) -> JobProgress:
+        with self._lock:
+            pps = {w: p / s for w, (p, s) in self._work.items() if s > 0}
+        found = self.ckpt.found
+        up = len(found.up) if found is not None and found.ran else len(self.merger.hosts())
+        return JobProgress(len(self.merger.done), self.ckpt.count, up, self.executor.workers(), pps)
+
+    def run(self) -> None:
+        ckpt = self.ckpt
+        try:
+            if ckpt.found is None:
+                ckpt.found = self.executor.discover(self.spec)
+                ckpt.changed()
+            if ckpt.count is None:
+                live = len(ckpt.found.up) if ckpt.found.ran else self.spec.space().size
+                ckpt.count = chunk_count(self.spec, live, self.executor.chunk_seconds)
+                ckpt.changed()
+            self._save()
+            todo = chunk_numbers(ckpt.count, ckpt.merger.done)
+            for chunk in self.executor.chunks(self.spec, ckpt.found, ckpt.count, todo):
+                if ckpt.merger.add(chunk):
+                    with self._lock:
+                        work = self._work.setdefault(chunk.worker, [0.0, 0.0])
+                        work[0] += chunk.probes
+                        work[1] += chunk.elapsed
+                    ckpt.changed()
+                    if self.keep:
+                        ckpt.tick()
+                    self._report()
+        except BaseException:
+            self.executor.cancel()
+            self._save()
+            raise
+        ckpt.finished = True
+        self._save()
+
+    def _save(self) -> None:
+        if self.keep:
+            self.ckpt.save()
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress())
+
+    def complete(self) -> bool:
+        return self.ckpt.count is not None and len(self.merger.done) >= self.ckpt.count
+
+    def final(self) -> list[ScanHostResult]:
+        """The hosts as a one-machine scan reports them; marked incomplete when chunks are
+        missing (an interrupted run)."""
+        found = self.ckpt.found or Discovery()
+        hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all)
+        if self.complete():
+            return hosts
+        return [replace(h, complete=False) for h in hosts]
+
+    def finish(self) -> None:
+        """After the outputs are written: the checkpoint goes."""
+        if self.keep and self.complete():
+            self.ckpt.remove()
