@@ -57,3 +57,15 @@ def test_exception_tree_is_exported_and_drawn_in_errors_docstring() -> None:
     assert issubclass(hilos.InvalidArgument, ValueError)
     assert issubclass(hilos.TooLargeError, OverflowError)
     assert issubclass(hilos.ResolveError, hilos.TargetError)
+
+
+def test_every_error_of_the_tree_is_exported() -> None:
+    # The tree in hilos.errors' docstring is the public one: `from hilos import OutputError`.
+    import hilos.errors as errors
+
+    tree = {
+        name
+        for name, obj in vars(errors).items()
+        if isinstance(obj, type) and issubclass(obj, errors.HilosError)
+    }
+    assert tree <= set(hilos.__all__), tree - set(hilos.__all__)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from hilos.errors import (
     HilosError,
+    InputError,
     InvalidArgument,
     LabError,
     NetworkError,
+    OutputError,
     PortSpecError,
     PrivilegeError,
     ResolveError,
@@ -24,9 +26,11 @@ __version__ = "0.1.0"
 __all__ = [
     "HilosError",
     "HostResult",
+    "InputError",
     "InvalidArgument",
     "LabError",
     "NetworkError",
+    "OutputError",
     "Permutation",
     "Pool",
     "PoolStats",
