@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hilos.cli import chunked
 from hilos.cli.aliases import add_nmap_options
 from hilos.cli.options import (
     Subcommands,
@@ -47,6 +48,7 @@ def add(sub: Subcommands) -> None:
     add_probe_options(scan)
     add_output_options(scan, ("text", "json", "csv", "xml", "grep"))
     scan.add_argument("--shard", metavar="I/N", help="scan only shard I of N (1-based)")
+    chunked.add_options(scan)
     add_nmap_options(scan, "scan")
     scan.set_defaults(handler=run)
 
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from hilos.targets import parse_shard
     from hilos.targets.ports import exclude_ports, parse_ports, top_ports
 
+    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+        return chunked.run(args, _pick_type)
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
     targets = parse_cli_targets(args, notice)

@@ -3,7 +3,7 @@
 The file is JSON, replaced atomically (write a temporary file beside it, fsync, rename, fsync
 the directory), so after `kill -9` or a power cut it holds either the previous state or the new
 one, never half of each. It holds everything `--resume` needs: the job (targets with excludes
-applied, ports, type, options, seed) and its hash, the command line's output options, the names
+applied, ports, type, options, seed) and its hash, the command line's other options, the names
 the user gave, discovery's answer, the chunks counted and what they found.
 """
 
@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,13 @@ class Checkpoint:
         self,
         path: str | os.PathLike[str],
         spec: JobSpec,
-        argv: Sequence[str] = (),
+        options: Mapping[str, Any] | None = None,
         names: Mapping[str, str] | None = None,
         interval: float = 0.25,
     ) -> None:
         self.path = Path(path)
         self.spec = spec
-        self.argv = list(argv)
+        self.options = dict(options or {})
         self.names = dict(names or {})
         self.interval = interval
         self.count: int | None = None
@@ -66,7 +66,7 @@ class Checkpoint:
             "format": FORMAT,
             "hash": self.spec.digest,
             "job": self.spec.to_json(),
-            "argv": self.argv,
+            "options": self.options,
             "names": self.names,
             "chunks": self.count,
             "discovery": None
@@ -97,7 +97,7 @@ class Checkpoint:
             spec = JobSpec.from_json(data["job"])
             if spec.digest != data["hash"]:
                 raise UsageError(f"--resume {path}: the configuration does not match its hash")
-            ckpt = cls(path, spec, data.get("argv", []), data.get("names", {}))
+            ckpt = cls(path, spec, data.get("options", {}), data.get("names", {}))
             ckpt.count = data["chunks"]
             disc = data["discovery"]
             if disc is not None:

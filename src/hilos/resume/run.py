@@ -36,6 +36,8 @@ class Executor(Protocol):
 
     def workers(self) -> int: ...
 
+    def min_chunks(self) -> int: ...
+
     def cancel(self) -> None: ...
 
 
@@ -72,6 +74,9 @@ class LocalExecutor:
             scan.cancel()
 
     def workers(self) -> int:
+        return 1
+
+    def min_chunks(self) -> int:
         return 1
 
     def cancel(self) -> None:
@@ -133,20 +138,21 @@ class ChunkedJob:
                 ckpt.changed()
             if ckpt.count is None:
                 live = len(ckpt.found.up) if ckpt.found.ran else self.spec.space().size
-                ckpt.count = chunk_count(self.spec, live, self.executor.chunk_seconds)
+                sized = chunk_count(self.spec, live, self.executor.chunk_seconds)
+                ckpt.count = max(sized, self.executor.min_chunks())
                 ckpt.changed()
             self._save()
             todo = chunk_numbers(ckpt.count, ckpt.merger.done)
             for chunk in self.executor.chunks(self.spec, ckpt.found, ckpt.count, todo):
-                if ckpt.merger.add(chunk):
-                    with self._lock:
-                        work = self._work.setdefault(chunk.worker, [0.0, 0.0])
-                        work[0] += chunk.probes
-                        work[1] += chunk.elapsed
+                with self._lock:
+                    if not ckpt.merger.add(chunk):
+                        continue
+                    work = self._work.setdefault(chunk.worker, [0.0, 0.0])
+                    work[0] += chunk.probes
+                    work[1] += chunk.elapsed
                     ckpt.changed()
-                    if self.keep:
-                        ckpt.tick()
-                    self._report()
+                self.tick()
+                self._report()
         except BaseException:
             self.executor.cancel()
             self._save()
@@ -156,7 +162,14 @@ class ChunkedJob:
 
     def _save(self) -> None:
         if self.keep:
-            self.ckpt.save()
+            with self._lock:
+                self.ckpt.save()
+
+    def tick(self) -> None:
+        """Write the checkpoint if it changed and the last write is old enough (any thread)."""
+        if self.keep:
+            with self._lock:
+                self.ckpt.tick()
 
     def _report(self) -> None:
         if self.on_progress is not None:

@@ -1,0 +1,234 @@
+"""`hilos scan` as a chunked job: --checkpoint FILE, --resume FILE, --cluster tls://ADDR:PORT.
+
+The job (targets with excludes applied, ports, type, options, one seed) runs as chunks of the
+keyed walk, here or on a Dask cluster; every completed chunk lands in the checkpoint. The
+outputs get the merged hosts when the job ends (or is stopped), so a resumed run writes each
+host once: it reopens the outputs and writes everything the checkpoint and the rest found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from hilos.cli.options import notifier, open_cli_outputs, parse_cli_targets
+from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
+from hilos.errors import UsageError
+from hilos.output.progress import Progress
+
+__all__ = ["add_options", "run", "wanted"]
+
+# Options a resumed run takes from the command line rather than from its checkpoint.
+_RUNTIME = ("resume", "handler", "quiet")
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """--cluster, --certs, --insecure, --checkpoint, --resume."""
+    p.add_argument(
+        "--cluster",
+        metavar="tls://ADDR:PORT",
+        help="run the scan's chunks on the hilos cluster (Dask) scheduler at ADDR:PORT "
+        "(needs hilos[cluster]; --rate is then each worker's rate)",
+    )
+    p.add_argument(
+        "--certs", metavar="DIR", help="the cluster's certificates (hilos cluster certs)"
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow --cluster tcp:// (no TLS) on a loopback or lab address",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="keep a checkpoint in FILE (default with --cluster: next to the first output "
+        "file) so --resume FILE can continue after a crash",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue the scan saved in checkpoint FILE (no other options needed)",
+    )
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    """Does this scan run as a chunked job?"""
+    return bool(args.cluster or args.checkpoint or args.resume)
+
+
+def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key in _RUNTIME:
+            continue
+        try:
+            json.dumps(value)
+        except TypeError:
+            continue
+        out[key] = value
+    return out
+
+
+def _default_checkpoint(args: argparse.Namespace) -> str | None:
+    """Next to the first output file: FILE.checkpoint (with --cluster only)."""
+    if args.checkpoint:
+        return str(args.checkpoint)
+    if not args.cluster:
+        return None
+    files = [p for p in (args.output or []) if p != "-"]
+    files += [p for _fmt, p in (getattr(args, "nmap_outputs", None) or []) if p != "-"]
+    if args.output_all:
+        files.insert(0, str(args.output_all))
+    return f"{files[0]}.checkpoint" if files else None
+
+
+def _new_job(args: argparse.Namespace, scan_type: str) -> Any:
+    """A fresh checkpoint (not written yet) for the scan the options describe."""
+    from hilos.resume import Checkpoint, JobSpec, space_cidrs
+    from hilos.targets import random_seed
+    from hilos.targets.ports import exclude_ports, parse_ports, top_ports
+
+    targets = parse_cli_targets(args, notifier(args))
+    if targets.size == 0:
+        raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
+    ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
+    if args.exclude_ports:
+        ports = exclude_ports(ports, args.exclude_ports)
+    if not ports:
+        raise UsageError("no ports left to scan after --exclude-ports")
+    if args.shard:
+        raise UsageError("--shard and a chunked scan (--cluster/--checkpoint) do not mix")
+    spec = JobSpec(
+        space_cidrs(targets),
+        tuple(ports),
+        scan_type,
+        discovery=not args.no_discovery,
+        rate=args.rate,
+        timeout=args.timeout,
+        retries=args.retries,
+        threads=args.threads,
+        seed=args.seed if args.seed is not None else random_seed(),
+        banners=args.banners,
+        show_all=args.show_all,
+    )
+    names = {str(a): n for a, n in targets.names.items()}
+    path = _default_checkpoint(args)
+    keep = path is not None
+    if path is None:
+        path = str(Path(tempfile.gettempdir()) / "hilos-unsaved.checkpoint")
+    saved = _saved_options(args)
+    saved["checkpoint"] = path if keep else None
+    return Checkpoint(path, spec, saved, names), keep
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    if not args.cluster:
+        from hilos.resume import LocalExecutor
+
+        return LocalExecutor()
+    from hilos.cluster import require_distributed
+
+    require_distributed()
+    from hilos.cluster.client import DaskExecutor
+    from hilos.cluster.security import parse_address, security_for
+
+    address = parse_address(args.cluster, insecure=args.insecure, option="--cluster")
+    return DaskExecutor(address, security_for(address, args.certs))
+
+
+class _JobLine(Progress):
+    """The progress line of a chunked job: chunks, hosts up, workers and their pps."""
+
+    extra = ""
+
+    def render(self, now: float | None = None) -> str:
+        line = super().render(now)
+        return f"{line}  {self.extra}" if self.extra else line
+
+
+def run(args: argparse.Namespace, pick_type: Any) -> int:
+    """Run (or resume) the chunked scan the options describe; see the module docstring."""
+    import time
+
+    from hilos.resume import Checkpoint, ChunkedJob, JobProgress
+
+    if args.resume:
+        ckpt = Checkpoint.load(args.resume)
+        quiet = args.quiet
+        args = argparse.Namespace(**{**vars(args), **ckpt.options})
+        args.resume, args.quiet, keep = None, quiet, True
+        scan_type = ckpt.spec.scan_type
+    else:
+        scan_type, why = pick_type(args.type)
+        ckpt, keep = _new_job(args, "syn" if scan_type == "syn" else "connect")
+        if why:
+            notifier(args)(why)
+    executor = _executor(args)
+    progress = _JobLine(sys.stderr, quiet=bool(args.quiet), label="chunks")
+
+    def on_progress(p: JobProgress) -> None:
+        pps = " ".join(f"{w}:{v:,.0f}" for w, v in sorted(p.pps.items()))
+        progress.extra = f"{p.workers} worker(s)" + (f"  pps {pps}" if pps else "")
+        progress.update(p.done, p.total, found=p.up)
+
+    job = ChunkedJob(ckpt, executor, keep_checkpoint=keep, on_progress=on_progress)
+    meta = {"start": time.time(), "scan_type": scan_type, "ports": ckpt.spec.ports}
+    out = open_cli_outputs("scan", args, progress, meta)
+    finished = threading.Event()
+
+    def tick() -> None:  # the checkpoint file never lags more than a second
+        while not finished.wait(0.5):
+            job.tick()
+            on_progress(job.progress())
+
+    threading.Thread(target=tick, name="hilos-job", daemon=True).start()
+    try:
+        job.run()
+    except KeyboardInterrupt:
+        finished.set()
+        return _stop(job, out, progress, ckpt.path if keep and not args.quiet else None)
+    except BaseException:
+        finished.set()
+        progress.close()
+        out.close(error="failed")
+        raise
+    finally:
+        finished.set()
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+    progress.close()
+    for host in job.final():
+        out.write(host)
+    out.close(_summary(job))
+    job.finish()
+    return EXIT_OK
+
+
+def _summary(job: Any) -> dict[str, object]:
+    import time
+
+    hosts = job.final()
+    return {
+        "addresses": job.spec.space().size,
+        "up": sum(h.status == "up" for h in hosts),
+        "elapsed": time.monotonic() - job.started,
+    }
+
+
+def _stop(job: Any, out: Any, progress: Progress, resume_from: Path | None) -> int:
+    """Ctrl-C (or SIGTERM): the cluster's tasks are cancelled, what was found is written, and
+    the checkpoint says where to continue."""
+    progress.close()
+    for host in job.final():
+        out.write(host)
+    out.close(_summary(job), error="interrupted")
+    sys.stderr.write("hilos: interrupted\n")
+    if resume_from is not None:
+        sys.stderr.write(f"hilos: continue with: hilos scan --resume {resume_from}\n")
+    return EXIT_INTERRUPTED

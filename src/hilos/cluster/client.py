@@ -1,0 +1,113 @@
+"""The client side: a ChunkedJob's chunks as Dask tasks on the cluster's scanner workers.
+
+Each chunk is one task with a deterministic key (the job's hash and the chunk number), so
+submitting it again (a resumed client) finds the same task; each needs the SCANNER resource, so
+a worker runs one at a time. A worker that dies mid-chunk costs that chunk, which the scheduler
+reruns elsewhere; the client counts each chunk once. Results stream back as chunks finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from hilos.cluster.daemons import RESOURCE
+from hilos.cluster.security import Address
+from hilos.cluster.tasks import chunk_task, discover_task
+from hilos.errors import HilosError
+from hilos.resume.chunks import Discovery
+from hilos.resume.job import ChunkResult, JobSpec
+
+__all__ = ["CHUNKS_PER_WORKER", "DaskExecutor"]
+
+#: At least this many chunks per worker, so the work spreads and a lost worker costs little.
+CHUNKS_PER_WORKER = 4
+
+
+class ClusterError(HilosError):
+    """The cluster could not be reached or refused the client."""
+
+
+class DaskExecutor:
+    """Runs a job's discovery and chunks on the scheduler at `address` (see module docstring)."""
+
+    chunk_seconds = 2.0
+
+    def __init__(self, address: Address, security: Any, timeout: float = 15.0) -> None:
+        from distributed import Client
+
+        make: Any = Client  # untyped in distributed: Any at the boundary
+        try:
+            self.client: Any = make(
+                str(address), security=security, timeout=timeout, set_as_default=False
+            )
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot join the cluster at {address}: {exc}") from None
+        self._futures: list[Any] = []
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def _key(self, spec: JobSpec, what: str) -> str:
+        return f"hilos-{spec.digest[:24]}-{what}"
+
+    def workers(self) -> int:
+        info = self.client.scheduler_info()
+        return len(info.get("workers", {}))
+
+    def min_chunks(self) -> int:
+        return CHUNKS_PER_WORKER * max(self.workers(), 1)
+
+    def discover(self, spec: JobSpec) -> Discovery:
+        future = self.client.submit(
+            discover_task, spec, key=self._key(spec, "discovery"), resources={RESOURCE: 1}
+        )
+        with self._lock:
+            self._futures = [future]
+        result: Discovery = future.result()
+        return result
+
+    def chunks(
+        self, spec: JobSpec, found: Discovery, count: int, numbers: Sequence[int]
+    ) -> Iterator[ChunkResult]:
+        from distributed import as_completed
+
+        stream: Any = as_completed  # untyped in distributed
+
+        shared = self.client.scatter(found, broadcast=False, hash=True)
+        futures = [
+            self.client.submit(
+                chunk_task,
+                spec,
+                shared,
+                k,
+                count,
+                key=self._key(spec, f"{count}-{k}"),
+                resources={RESOURCE: 1},
+                pure=False,
+            )
+            for k in numbers
+        ]
+        with self._lock:
+            self._futures = futures
+        if self._cancelled.is_set():
+            raise KeyboardInterrupt
+        for _future, result in stream(futures, with_results=True):
+            yield result
+            if self._cancelled.is_set():
+                raise KeyboardInterrupt
+
+    def cancel(self) -> None:
+        """Cancel every task of this job on the cluster (a running chunk ends on its worker;
+        its result is dropped)."""
+        self._cancelled.set()
+        with self._lock:
+            futures = list(self._futures)
+        if futures:
+            with contextlib.suppress(Exception):
+                self.client.cancel(futures, force=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
