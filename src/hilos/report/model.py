@@ -72,7 +72,6 @@ def merge_runs(runs: Sequence[ScanRun]) -> ScanRun:
             merged[host.host] = host if old is None else _merge_host(old, host)
     starts = [r.start for r in runs if r.start is not None]
     ends = [r.end for r in runs if r.end is not None]
-    targets = [r.targets for r in runs]
     elapsed = [r.elapsed for r in runs]
     return ScanRun(
         hosts=tuple(merged.values()),
@@ -80,17 +79,28 @@ def merge_runs(runs: Sequence[ScanRun]) -> ScanRun:
         args="; ".join(r.args for r in runs if r.args) or None,
         start=min(starts) if starts else None,
         end=max(ends) if ends else None,
-        elapsed=sum(e for e in elapsed if e is not None)
-        if all(e is not None for e in elapsed)
-        else None,
-        targets=sum(t for t in targets if t is not None)
-        if all(t is not None for t in targets)
-        else None,
+        elapsed=_total(elapsed),
+        targets=_targets(runs, len(merged)),
         source=", ".join(r.source for r in runs),
         format="+".join(dict.fromkeys(r.format for r in runs)),
         complete=all(r.complete for r in runs),
         sources=tuple(s for r in runs for s in (r.sources or (r.source,))),
     )
+
+
+def _total(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if len(known) == len(values) else None
+
+
+def _targets(runs: Sequence[ScanRun], distinct: int) -> int | None:
+    """Addresses covered: the sum for scans of different hosts, the largest for overlapping
+    ones (the same network scanned twice is not twice the targets)."""
+    known = [r.targets for r in runs if r.targets is not None]
+    if len(known) != len(runs):
+        return None
+    overlap = sum(len(r.hosts) for r in runs) > distinct
+    return max(max(known), distinct) if overlap else sum(known)
 
 
 def _merge_host(old: ScanHostResult, new: ScanHostResult) -> ScanHostResult:
