@@ -65,7 +65,10 @@ class DaskExecutor:
         )
         with self._lock:
             self._futures = [future]
-        result: Discovery = future.result()
+        try:
+            result: Discovery = future.result()
+        except Exception as exc:
+            raise ClusterError(f"cluster: discovery failed: {type(exc).__name__}: {exc}") from exc
         return result
 
     def chunks(
@@ -93,10 +96,15 @@ class DaskExecutor:
             self._futures = futures
         if self._cancelled.is_set():
             raise KeyboardInterrupt
-        for _future, result in stream(futures, with_results=True):
-            yield result
-            if self._cancelled.is_set():
-                raise KeyboardInterrupt
+        try:
+            for _future, result in stream(futures, with_results=True, loop=self.client.loop):
+                yield result
+                if self._cancelled.is_set():
+                    raise KeyboardInterrupt
+        except (KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as exc:  # KilledWorker, a lost scheduler: one line, exit 1
+            raise ClusterError(f"cluster: {type(exc).__name__}: {exc}") from exc
 
     def cancel(self) -> None:
         """Cancel every task of this job on the cluster (a running chunk ends on its worker;
