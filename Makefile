@@ -27,15 +27,18 @@ run: $(STAMP)
 system-deps:
 	@bash scripts/system-deps
 
-## test: install test dependencies and run the whole suite
-test: $(TESTSTAMP) system-deps
+## test: install test dependencies, run the checks, then the whole suite
+test: $(TESTSTAMP) system-deps check
 	$(BIN)/python -m pytest
 
-## check: ruff (lint + format check) and mypy --strict on src/
+## check: ruff (lint + format), mypy --strict, the layers contract, complexity and file size
 check: $(TESTSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/xenon --max-absolute C src/hilos
+	bash scripts/check-sizes
 
 format: $(TESTSTAMP)
 	$(BIN)/ruff format src tests benchmarks
