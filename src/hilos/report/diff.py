@@ -120,22 +120,16 @@ def _service_changes(host: str, p: PortResult, q: PortResult, same_tool: bool) -
     if not (port_probed(p) and port_probed(q)):
         return
     for name in _FIELDS if same_tool else _FIELDS[1:]:
-        x, y = getattr(p, name), getattr(q, name)
+        # In-memory results of a scan (--baseline) are not cleaned yet, files are: compare
+        # (and print) both cleaned, so a control character is no change and reaches no terminal.
+        x = clean_optional(getattr(p, name), FIELD_LIMIT)
+        y = clean_optional(getattr(q, name), FIELD_LIMIT)
         if same_tool:
             differ = x != y
         else:
             differ = x is not None and y is not None and x.casefold() != y.casefold()
         if differ:
-            # In-memory results of a scan (--baseline) are not cleaned yet: clean for terminals.
-            yield Change(
-                "service",
-                host,
-                p.port,
-                p.proto,
-                field=name,
-                old=clean_optional(x, FIELD_LIMIT),
-                new=clean_optional(y, FIELD_LIMIT),
-            )
+            yield Change("service", host, p.port, p.proto, field=name, old=x, new=y)
 
 
 def _labels(host: ScanHostResult) -> tuple[str, ...]:
