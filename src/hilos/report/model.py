@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from hilos.results import HostStatus, PortResult, ScanHostResult
@@ -70,22 +70,24 @@ def merge_runs(runs: Sequence[ScanRun]) -> ScanRun:
         for host in run.hosts:
             old = merged.get(host.host)
             merged[host.host] = host if old is None else _merge_host(old, host)
-    starts = [r.start for r in runs if r.start is not None]
-    ends = [r.end for r in runs if r.end is not None]
-    elapsed = [r.elapsed for r in runs]
     return ScanRun(
         hosts=tuple(merged.values()),
         tool="+".join(dict.fromkeys(r.tool for r in runs)),
         args="; ".join(r.args for r in runs if r.args) or None,
-        start=min(starts) if starts else None,
-        end=max(ends) if ends else None,
-        elapsed=_total(elapsed),
+        start=_pick(min, [r.start for r in runs]),
+        end=_pick(max, [r.end for r in runs]),
+        elapsed=_total([r.elapsed for r in runs]),
         targets=_targets(runs, len(merged)),
         source=", ".join(r.source for r in runs),
         format="+".join(dict.fromkeys(r.format for r in runs)),
         complete=all(r.complete for r in runs),
         sources=tuple(s for r in runs for s in (r.sources or (r.source,))),
     )
+
+
+def _pick(choose: Callable[[list[float]], float], values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return choose(known) if known else None
 
 
 def _total(values: Sequence[float | None]) -> float | None:
