@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import random
 import socket
 import struct
@@ -28,6 +29,7 @@ from hilos.wire.frames import (
     ICMP_ECHO_REQUEST,
 )
 from hilos.wire.ratelimit import TokenBucket
+from hilos.wire.senders import send_failed
 from hilos.wire.sockets import IcmpSocket, open_icmp_socket
 
 __all__ = ["EchoEngine"]
@@ -241,10 +243,13 @@ class EchoEngine:
                     pkt = ECHO.pack(ICMP6_ECHO_REQUEST, 0, 0, c, t, c) + ECHO_PAD
                     raw = (h - V6_TAG).to_bytes(16, "big")
                     dest = (socket.inet_ntop(socket.AF_INET6, raw), 0, 0, 0)
+                resend = functools.partial(isock.sock.sendto, pkt, dest)
                 try:
-                    isock.sock.sendto(pkt, dest)
-                except OSError:
-                    continue
+                    resend()
+                except OSError as exc:
+                    # The same policy; an unreachable host just gets no loss probe.
+                    if send_failed(exc, resend, "sending loss probes") != "sent":
+                        continue
                 sent += 1
         self.loss_sent += sent
         return sent
@@ -257,19 +262,12 @@ class EchoEngine:
         pkt: bytes,
         dest: tuple[object, ...],
     ) -> bool:
-        """Handle a failed sendto; True if the packet went out after all."""
-        if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
-            # The device queue is full: back off briefly and try once more (zmap does the same).
-            for delay in (0.0005, 0.002, 0.01):
-                time.sleep(delay)
-                try:
-                    sendto(pkt, dest)
-                    return True
-                except OSError as again:
-                    if again.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                        break
-        elif exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            # Our own routing table has no way there: the host is unreachable, said at once.
+        """Apply hilos.wire.senders' policy to a failed sendto; True if the packet went out after
+        all (a full queue drained). No route is said at once: the host is unreachable."""
+        outcome = send_failed(exc, lambda: sendto(pkt, dest), "sending ICMP echo requests")
+        if outcome == "sent":
+            return True
+        if outcome == "unreachable":
             self.on_result(key, "host-unreach", None)
         self.send_errors += 1
         return False
