@@ -77,8 +77,8 @@ def test_oa_writes_every_format_of_the_kind() -> None:
         ("text", "-"),
     ]
     scan = [f for f, _ in _plan("scan", base="r")]
-    assert scan == [*formats_for("scan"), "text"]
-    assert set(formats_for("scan")) == {"text", "json", "csv", "xml", "grep"}
+    assert scan == [*(f for f in formats_for("scan") if f != "html"), "text"]
+    assert set(formats_for("scan")) == {"text", "json", "csv", "xml", "grep", "html"}
 
 
 def test_oa_with_a_stdout_format() -> None:

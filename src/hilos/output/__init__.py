@@ -1,4 +1,4 @@
-"""Streaming result writers (text, JSON Lines, CSV, nmap XML, grepable) behind `open_outputs`.
+"""Result writers (text, JSON Lines, CSV, nmap XML, grepable, an HTML page) behind `open_outputs`.
 
 Choosing outputs (the rules `--format`, `-o` and `-oA` follow):
 
@@ -6,10 +6,12 @@ Choosing outputs (the rules `--format`, `-o` and `-oA` follow):
    the i-th `--format` (`--format json -o a.jsonl --format xml -o a.xml`).
 2. A `--format` left without an `-o` writes to stdout. `-o -` also means stdout.
 3. An `-o` left without a `--format` takes its format from the extension: .jsonl/.json → json,
-   .csv → csv, .xml → xml, .gnmap → grep, .txt/.nmap → text. An unknown extension means text
-   when no `--format` was given at all, and is an error otherwise (the pairing is ambiguous).
+   .csv → csv, .xml → xml, .gnmap → grep, .txt/.nmap → text, .html → html. An unknown
+   extension means text when no `--format` was given at all, and is an error otherwise (the
+   pairing is ambiguous).
 4. `-oA BASE` adds every format: BASE.nmap (text, nmap's name), BASE.jsonl, BASE.csv,
-   BASE.xml and BASE.gnmap (for a sweep: hosts without ports, as nmap -sn writes them).
+   BASE.xml and BASE.gnmap (for a sweep: hosts without ports, as nmap -sn writes them); not
+   html, a page written once at the end (`--format html -o FILE` asks for it).
 5. When no output goes to stdout, the text report still does (as nmap does).
 6. At most one output may go to stdout and no file may be named twice. Breaking a rule raises
    UsageError, before any file is created.
@@ -41,6 +43,7 @@ from hilos.errors import OutputError, UsageError
 from hilos.output.base import Kind, Result, Summary, Writer
 from hilos.output.csvout import CsvWriter
 from hilos.output.grepable import GrepableWriter
+from hilos.output.html import HtmlWriter
 from hilos.output.jsonl import JsonLinesWriter
 from hilos.output.plan import RULES, STDOUT, OutputSpec, formats_for, plan_outputs
 from hilos.output.text import TextWriter
@@ -77,6 +80,7 @@ _WRITERS: dict[str, type[Writer]] = {
     "csv": CsvWriter,
     "xml": XmlWriter,
     "grep": GrepableWriter,
+    "html": HtmlWriter,
 }
 
 FORMATS: dict[str, _Format] = {

@@ -6,7 +6,7 @@ The rules (hilos.output's docstring tells them to users):
 2. A `--format` left without an `-o` writes to stdout; `-o -` is stdout too.
 3. An `-o` left without a `--format` takes its format from the extension (EXTENSIONS); an
    unknown extension means text when no `--format` was given at all, else it is an error.
-4. `-oA BASE` adds every format, each under its own extension (RULES).
+4. `-oA BASE` adds every format but html, each under its own extension (RULES).
 5. When no output goes to stdout, the text report still does (as nmap does).
 6. At most one output goes to stdout and no file is named twice.
 
@@ -42,6 +42,7 @@ class FormatRule:
 
     extension: str
     kinds: tuple[Kind, ...]
+    in_all: bool = True  # written by -oA (the HTML page is not: it is a view, not a record)
 
 
 RULES: dict[str, FormatRule] = {
@@ -51,6 +52,8 @@ RULES: dict[str, FormatRule] = {
     # Sweeps too: nmap -sn -oX/-oG write hosts without ports, and nmap users type them.
     "xml": FormatRule(".xml", ("sweep", "scan")),
     "grep": FormatRule(".gnmap", ("sweep", "scan")),
+    # One self-contained page written at the end of the run (hilos.output.html).
+    "html": FormatRule(".html", ("sweep", "scan"), in_all=False),
 }
 """Every format, in -oA order."""
 
@@ -63,6 +66,8 @@ EXTENSIONS = {
     ".gnmap": "grep",
     ".txt": "text",
     ".nmap": "text",
+    ".html": "html",
+    ".htm": "html",
 }
 """The format an `-o FILE` without a `--format` takes from its extension."""
 
@@ -115,7 +120,7 @@ def plan_outputs(
     if base is not None:
         if not base or base == STDOUT:
             raise UsageError("-oA needs a file name base, not stdout")
-        plan += [OutputSpec(fmt, base + RULES[fmt].extension) for fmt in valid]
+        plan += [OutputSpec(f, base + RULES[f].extension) for f in valid if RULES[f].in_all]
     _check(plan, kind, valid)
     if not any(spec.to_stdout for spec in plan):
         plan.append(OutputSpec("text", STDOUT))
