@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -9,6 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers_tcp import tcp_discover
+from hilos.errors import NetworkError
+from hilos.probes.tcp_transport import TcpProber
+from hilos.wire.frames import ACK, SYN
 
 if TYPE_CHECKING:
     from conftest import Unprivileged
@@ -75,3 +81,35 @@ def test_unprivileged_raises_privilege_error_naming_the_fix(unprivileged: Unpriv
     assert len(lines) == 2
     for line in lines:
         assert "permission denied" in line and "setcap cap_net_raw+ep" in line and "root" in line
+
+
+def test_prober_sends_the_probe_modules_packets_under_the_wire_policy() -> None:
+    """SYN then ACK from SynProbe/AckProbe; a full queue waits and both go again, no route
+    leaves the address unanswered, any other errno is a NetworkError."""
+    sent: list[tuple[bytes, str]] = []
+    errors = [errno.ENOBUFS, 0, 0, errno.EHOSTUNREACH, errno.EMSGSIZE]
+
+    def send4(packet: bytes, dst: str) -> None:
+        code = errors.pop(0) if errors else 0
+        if code:
+            raise OSError(code, os.strerror(code))
+        sent.append((packet, dst))
+
+    prober = TcpProber(lambda r: None, syn_port=443, ack_port=80, families=())
+    prober.engine.send4 = send4  # type: ignore[method-assign]
+    lo = ipaddress.IPv4Address("127.0.0.1")
+    prober.probe(lo)
+    assert [(p[33], int.from_bytes(p[22:24], "big"), d) for p, d in sent] == [
+        (SYN, 443, "127.0.0.1"),
+        (ACK, 80, "127.0.0.1"),
+    ]
+    sport = int.from_bytes(sent[0][0][20:22], "big")
+    cookie = prober.engine.cookie
+    seed = cookie.host_seed(int(lo))
+    assert int.from_bytes(sent[0][0][24:28], "big") == cookie.value(seed, 443, sport)
+    assert int.from_bytes(sent[1][0][28:32], "big") == cookie.value(seed, 80, sport)
+    prober.probe(lo)  # EHOSTUNREACH: unanswered, no error
+    assert len(sent) == 2
+    with pytest.raises(NetworkError, match=r"sending TCP probes to 127\.0\.0\.1"):
+        prober.probe(lo)
+    prober.close()

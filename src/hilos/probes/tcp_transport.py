@@ -8,7 +8,6 @@ sweep's discovery pair (a SYN to 443 and an ACK to 80, as nmap -PS443 -PA80).
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import select
 import socket
@@ -17,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from hilos.errors import NetworkError, from_oserror
+from hilos.errors import NetworkError
 from hilos.probes.base import Reply, send_tick
+from hilos.probes.tcp_ack import AckProbe
 from hilos.probes.tcp_reply import parse_icmp4, parse_icmp6, parse_ipv4, parse_tcp6
 from hilos.probes.tcp_syn import SynProbe
 from hilos.wire.cookie import Cookie
-from hilos.wire.frames import ACK, tcp6_probe
+from hilos.wire.senders import send_failed
 from hilos.wire.sockets import ICMP6_FILTER, IPV6_CHECKSUM, enlarge_rcvbuf, raw_socket
 
 __all__ = ["TcpProber", "TcpTransport"]
@@ -216,7 +216,8 @@ class TcpProber:
         self.syn_port = syn_port
         self.ack_port = ack_port
         self.engine = TcpTransport(on_reply, families=families, cookie=cookie)
-        self._syn = SynProbe()
+        self.syn_probe = SynProbe()
+        self.ack_probe = AckProbe(self.syn_probe)
 
     def __enter__(self) -> TcpProber:
         self.engine.start()
@@ -229,39 +230,27 @@ class TcpProber:
         self.engine.close()
 
     def probe(self, addr: IPAddress) -> None:
-        """Send both probes to `addr` (2 packets)."""
+        """Send both probes to `addr` (2 packets), built by the SYN and ACK probe modules. A
+        send error follows hilos.wire.senders' policy: the address stays unanswered, unless it
+        is a real failure (a HilosError)."""
         eng = self.engine
         cookie = eng.cookie
         ip = int(addr)
         seed = cookie.host_seed(ip)
         sport = send_tick()
-        syn_c = cookie.value(seed, self.syn_port, sport)
-        ack_c = cookie.value(seed, self.ack_port, sport)
+        version = addr.version
+        packets = [
+            module.build(version, ip, port, sport, cookie.value(seed, port, sport))
+            for module, port in ((self.syn_probe, self.syn_port), (self.ack_probe, self.ack_port))
+        ]
+        send = eng.send4 if version == 4 else eng.send6
         dst = str(addr)
+
+        def both() -> None:
+            for packet in packets:
+                send(packet, dst)
+
         try:
-            if addr.version == 4:
-                t = self._syn.template(ip)
-                d4 = addr.packed
-                hs = t.dst_sum(d4)
-                eng.send4(t.syn(d4, hs, self.syn_port, sport, syn_c), dst)
-                eng.send4(t.ack(d4, hs, self.ack_port, sport, ack_c), dst)
-            else:
-                eng.send6(tcp6_probe(self.syn_port, sport, syn_c), dst)
-                eng.send6(tcp6_probe(self.ack_port, sport, ack_c, ack_c, ACK), dst)
+            both()
         except OSError as exc:
-            if exc.errno in _TRANSIENT:
-                return  # no route / buffer full for this one address: it just stays unanswered
-            raise from_oserror(exc, f"sending TCP probes to {dst}") from exc
-
-
-# Trouble sending to one address (no route, buffer full, an address this socket cannot reach).
-_TRANSIENT = frozenset(
-    {
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.ENOBUFS,
-        errno.EADDRNOTAVAIL,
-        errno.EINVAL,
-        errno.EAGAIN,
-    }
-)
+            send_failed(exc, both, f"sending TCP probes to {dst}")
