@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 
 from helpers_tcp import pseudo, ref_checksum
 from hilos.probes.base import SPORT_BASE, SPORT_COUNT
+from hilos.wire.checksum import checksum
 from hilos.wire.frames import (
     ACK,
+    ECHO,
+    ECHO_PAD,
+    ECHO_SUM4,
     SYN,
     SynTemplate4,
     build_ipv4_packet,
@@ -81,3 +85,14 @@ def test_ipv6_probe_leaves_checksum_to_kernel() -> None:
     assert seg[16:18] == b"\0\0"  # IPV6_CHECKSUM makes the kernel fill it
     ref = build_tcp_segment(SRC6, DST6, 61001, 443, 99)
     assert seg[:16] == ref[:16] and seg[18:] == ref[18:]
+
+
+@given(cookie=st.integers(0, 2**32 - 1), sent_ns=st.integers(0, 2**64 - 1))
+def test_echo_sum4_gives_the_echo_requests_checksum(cookie: int, sent_ns: int) -> None:
+    csum = 0xFFFF - (ECHO_SUM4 + cookie + cookie + sent_ns) % 0xFFFF
+    pkt = ECHO.pack(8, 0, csum, cookie, sent_ns, cookie) + ECHO_PAD
+    assert ref_checksum(pkt) in (0, 0xFFFF)  # either zero of ones' complement
+    assert csum == checksum(ECHO.pack(8, 0, 0, cookie, sent_ns, cookie) + ECHO_PAD) or {
+        csum,
+        checksum(ECHO.pack(8, 0, 0, cookie, sent_ns, cookie) + ECHO_PAD),
+    } == {0, 0xFFFF}

@@ -23,6 +23,7 @@ from hilos.wire.cookie import MASK32, echo_cookie
 from hilos.wire.frames import (
     ECHO,
     ECHO_PAD,
+    ECHO_SUM4,
     ICMP6_ECHO_REPLY,
     ICMP6_ECHO_REQUEST,
     ICMP_ECHO_REPLY,
@@ -73,7 +74,6 @@ class EchoEngine:
         self.loss_keys: tuple[int, ...] = ()
         self.loss_replies = 0
         self.loss_sent = 0
-        self._base4 = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(ECHO_PAD, "big")) % 0xFFFF
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         try:
@@ -151,7 +151,7 @@ class EchoEngine:
         key = self.key
         mask32 = MASK32
         now_ns = time.monotonic_ns
-        base = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(ECHO_PAD, "big")) % 0xFFFF
+        base = ECHO_SUM4
         take = self.bucket.take
         limited = not self.bucket.unlimited
         sent = 0
@@ -236,7 +236,7 @@ class EchoEngine:
                 c = echo_cookie(k, h)
                 t = time.monotonic_ns()
                 if fam == 4:
-                    csum = 0xFFFF - (self._base4 + c + c + t) % 0xFFFF
+                    csum = 0xFFFF - (ECHO_SUM4 + c + c + t) % 0xFFFF
                     pkt = ECHO.pack(ICMP_ECHO_REQUEST, 0, csum, c, t, c) + ECHO_PAD
                     dest: tuple[object, ...] = (socket.inet_ntoa(h.to_bytes(4, "big")), 0)
                 else:

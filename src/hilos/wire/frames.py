@@ -26,6 +26,7 @@ __all__ = [
     "ECHO",
     "ECHO_PAD",
     "ECHO_PAYLOAD_LEN",
+    "ECHO_SUM4",
     "FIN",
     "ICMP6_DEST_UNREACH",
     "ICMP6_ECHO_REPLY",
@@ -76,6 +77,10 @@ ICMP6_ECHO_REPLY: Final = 129
 ECHO: Final = struct.Struct("!BBHIQI")
 ECHO_PAD: Final = b"hilos-sweep\x00"  # makes our probes recognisable in a capture; even length
 ECHO_PAYLOAD_LEN: Final = ECHO.size - 8 + len(ECHO_PAD)
+# The sum (mod 0xFFFF) of an IPv4 echo request's fixed words, type/code and padding: a request's
+# checksum is 0xFFFF - (ECHO_SUM4 + cookie + cookie + send_ns) % 0xFFFF (the sum of a number's
+# 16-bit words is the number mod 0xFFFF), one modulo per packet.
+ECHO_SUM4: Final = ((ICMP_ECHO_REQUEST << 8) + int.from_bytes(ECHO_PAD, "big")) % 0xFFFF
 
 # The TCP probe's per-packet layouts (the words that change are packed, the rest are constants).
 SYN_WORD: Final = (6 << 12) | SYN  # data offset 6 words (MSS option) and the SYN flag
