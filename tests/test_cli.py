@@ -29,6 +29,9 @@ def test_every_subcommand_module_registers_its_own_run() -> None:
         "scan": ["scan", "127.0.0.1"],
         "lab": ["lab", "status"],
         "bench": ["bench"],
+        "cluster": ["cluster", "certs", "d"],
+        "report": ["report", "a.xml"],
+        "diff": ["diff", "a.xml", "b.jsonl"],
     }
     assert [m.__name__.rsplit(".", 1)[1] for m in cli.COMMANDS] == list(argv)
     for module in cli.COMMANDS:

@@ -132,6 +132,7 @@ def test_cut_short_xml_keeps_complete_hosts(tmp_path: Path) -> None:
         ("<html><body>hi</body></html>", "not a scan"),
         ("<nmaprun><host></nmaprun>", "not well-formed"),
         ("<nmaprun", "not well-formed"),
+        ("<nmaprun><host>\n", "not well-formed"),
         ("not a scan at all\n", "not a scan file"),
         ('{"host": "198.18.0.1", "status": "up"}\n{"host": \n', "line 2"),
         ('{"host": "not-an-ip", "status": "up"}\n', "not an IP address"),

@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 
 from hilos import __version__
-from hilos.cli import bench, cluster, demo, lab, scan, sweep
+from hilos.cli import bench, cluster, demo, diff, lab, report, scan, sweep
 from hilos.cli import process as proc
 from hilos.cli.options import OPENED, Parser
 from hilos.cli.process import EXIT_OK, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo, sweep, scan, lab, bench, cluster)
+COMMANDS = (demo, sweep, scan, lab, bench, cluster, report, diff)
 """The subcommands, in the order --help lists them."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hilos.cli import chunked
+from hilos.cli import baseline, chunked
 from hilos.cli.aliases import add_nmap_options
 from hilos.cli.options import (
     Subcommands,
@@ -46,8 +46,9 @@ def add(sub: Subcommands) -> None:
     scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
     scan.add_argument("--banners", action="store_true", help="read banners and name services")
     add_probe_options(scan)
-    add_output_options(scan, ("text", "json", "csv", "xml", "grep"))
+    add_output_options(scan, ("text", "json", "csv", "xml", "grep", "html"))
     scan.add_argument("--shard", metavar="I/N", help="scan only shard I of N (1-based)")
+    baseline.add_option(scan)
     chunked.add_options(scan)
     add_nmap_options(scan, "scan")
     scan.set_defaults(handler=run)
@@ -64,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from hilos.targets.ports import exclude_ports, parse_ports, top_ports
 
     if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+        if args.baseline:
+            raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
         return chunked.run(args, _pick_type)
+    base = baseline.Baseline(args)  # read first: a bad file exits 2 before anything runs
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
     targets = parse_cli_targets(args, notice)
@@ -119,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for host in job:
             out.write(host)
+            base.add(host)
     except KeyboardInterrupt:
         finished.set()
         job.cancel()
@@ -138,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     finished.set()
     progress.close()
     out.close(summary())
+    base.report(args)
     return EXIT_OK
 
 

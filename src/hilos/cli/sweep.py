@@ -33,7 +33,7 @@ def add(sub: Subcommands) -> None:
         "443 and 80, auto = both where allowed (default auto)",
     )
     add_probe_options(sweep)
-    add_output_options(sweep, ("text", "json", "csv", "xml", "grep"))
+    add_output_options(sweep, ("text", "json", "csv", "xml", "grep", "html"))
     add_nmap_options(sweep, "sweep")
     sweep.set_defaults(handler=run)
 

@@ -36,7 +36,9 @@ def parse_nmap_xml(text: str, source: str) -> ScanRun:
         parser.close()
         state.take(parser)
     except ET.ParseError as exc:
-        if not state.seen_root:
+        if not state.seen_root or not state.hosts:
+            # Nothing complete to keep: a broken file, not a scan (a diff would see every
+            # host gone).
             raise InputError(f"not well-formed XML ({_where(exc)})") from None
         complete = False  # cut short: keep the hosts read so far
     if not state.seen_root:
