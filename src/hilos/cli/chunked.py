@@ -14,12 +14,14 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hilos.cli.options import notifier, open_cli_outputs, parse_cli_targets
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
 from hilos.errors import UsageError
-from hilos.output.progress import Progress
+
+if TYPE_CHECKING:  # the library is imported lazily, inside run()
+    from hilos.output.progress import Progress
 
 __all__ = ["add_options", "run", "wanted"]
 
@@ -141,14 +143,18 @@ def _executor(args: argparse.Namespace) -> Any:
     return DaskExecutor(address, security_for(address, args.certs))
 
 
-class _JobLine(Progress):
+def _job_line(quiet: bool) -> Any:
     """The progress line of a chunked job: chunks, hosts up, workers and their pps."""
+    from hilos.output.progress import Progress
 
-    extra = ""
+    class JobLine(Progress):
+        extra = ""
 
-    def render(self, now: float | None = None) -> str:
-        line = super().render(now)
-        return f"{line}  {self.extra}" if self.extra else line
+        def render(self, now: float | None = None) -> str:
+            line = super().render(now)
+            return f"{line}  {self.extra}" if self.extra else line
+
+    return JobLine(sys.stderr, quiet=quiet, label="chunks")
 
 
 def run(args: argparse.Namespace, pick_type: Any) -> int:
@@ -169,7 +175,7 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         if why:
             notifier(args)(why)
     executor = _executor(args)
-    progress = _JobLine(sys.stderr, quiet=bool(args.quiet), label="chunks")
+    progress = _job_line(bool(args.quiet))
 
     def on_progress(p: JobProgress) -> None:
         pps = " ".join(f"{w}:{v:,.0f}" for w, v in sorted(p.pps.items()))
