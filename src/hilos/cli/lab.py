@@ -55,12 +55,27 @@ def add(sub: Subcommands) -> None:
         metavar="N",
         help="live IPv6 hosts in fd18:0:0:100::/64 (default 6)",
     )
+    up.add_argument(
+        "--vantage",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="also N vantage points: scanner namespaces NAME-v1..vN on the lab network "
+        "(for hilos cluster members; default 0)",
+    )
     up.set_defaults(handler=run)
     down = lab_sub.add_parser("down", help="remove the lab")
     down.set_defaults(handler=run)
     status = lab_sub.add_parser("status", help="is the lab up; where is its truth file")
     status.set_defaults(handler=run)
     inside = lab_sub.add_parser("run", help="run a command in the scanner namespace")
+    inside.add_argument(
+        "--vantage",
+        type=non_negative_int,
+        default=0,
+        metavar="K",
+        help="run in vantage point K (from lab up --vantage) instead of the scanner namespace",
+    )
     inside.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     inside.set_defaults(handler=run)
     for action in (up, down, status, inside):
@@ -92,12 +107,24 @@ def run(args: argparse.Namespace) -> int:
     if action == "up":
         counts = {k: v for k in ("dense", "sparse", "ipv6") if (v := getattr(args, k)) is not None}
         start = time.monotonic()
-        lab = Lab.up(name, rtt_ms=args.rtt, loss_percent=args.loss, seed=args.seed, **counts)
+        lab = Lab.up(
+            name,
+            rtt_ms=args.rtt,
+            loss_percent=args.loss,
+            seed=args.seed,
+            vantage=args.vantage,
+            **counts,
+        )
         took = time.monotonic() - start
         st = Lab.status(name)
         print(f"lab {name} up in {took:.1f} s: {counts_line(st)}")
         print(f"scanner namespace: {lab.scanner_ns} (no default route; reaches only the lab)")
         print(f"truth: {lab.truth_path}")
+        if args.vantage:
+            from hilos.lab.vantage import vantage_address
+
+            where = ", ".join(f"{k}: {vantage_address(k)}" for k in range(1, args.vantage + 1))
+            print(f"vantage points ({name}-v1..v{args.vantage}): {where}")
         dns = lab.truth["dns"]
         print(
             f"names: {', '.join(sorted(dns['names']))} "
@@ -128,9 +155,16 @@ def run(args: argparse.Namespace) -> int:
     if not cmd:
         raise UsageError("lab run: give a command, e.g. `hilos lab run -- ping 198.18.0.1`")
     lab = Lab.attach(name)
+    where = lab.scanner_ns
+    if args.vantage:
+        from hilos.lab.vantage import vantage_ns
+
+        where = vantage_ns(name, args.vantage)
+        if not os.path.exists(f"/run/netns/{where}"):
+            raise UsageError(f"lab {name} has no vantage point {args.vantage}")
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execvp("ip", ["ip", "netns", "exec", lab.scanner_ns, *cmd])
+        os.execvp("ip", ["ip", "netns", "exec", where, *cmd])
     except OSError as exc:
         raise HilosError(f"lab run: cannot run ip netns exec: {exc}") from exc

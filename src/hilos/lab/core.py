@@ -31,6 +31,7 @@ from hilos.lab.netns import (
 from hilos.lab.plan import plan_hosts
 from hilos.lab.resolver import ETC_NETNS, remove_resolver
 from hilos.lab.truth import build_truth
+from hilos.lab.vantage import add_vantages, check_vantage, remove_vantage_files, vantage_namespaces
 
 
 def teardown(name: str) -> bool:
@@ -49,6 +50,8 @@ def teardown(name: str) -> bool:
             if isinstance(pid, int) and _is_lab_process(pid):
                 pids.add(pid)
     namespaces = [ns for ns in lab_namespaces(name) if ns_exists(ns)]
+    namespaces += vantage_namespaces(name)
+    remove_vantage_files(name)
     for ns in namespaces:
         # Whatever still runs inside the lab's namespaces belongs to the lab (or to `lab run`).
         pids.update(ns_pids(ns))
@@ -158,10 +161,12 @@ class Lab:
         dense: int = 60,
         sparse: int = 500,
         ipv6: int = 6,
+        vantage: int = 0,
     ) -> Lab:
         """Build lab `name` and return it once every host answers. Raises LabError on failure."""
         check_name(name)
         check_privileges()
+        check_vantage(vantage)
         if not 0 <= rtt_ms <= 10000:
             raise LabError(f"rtt must be between 0 and 10000 ms (asked {rtt_ms:g})")
         if not 0 <= loss_percent <= 100:
@@ -189,6 +194,7 @@ class Lab:
         write_json(state_path, state)
         try:
             procs = build_lab(name, plan, rtt_ms, loss_percent, state, state_path)
+            add_vantages(name, vantage)  # scanner namespaces for a cluster's members
             write_json(sdir / "truth.json", truth)
             state["complete"] = True
             write_json(state_path, state)

@@ -129,22 +129,28 @@ class Merger:
         for p in h.ports:
             ports.setdefault((p.proto, p.port), p)
 
-    def hosts(self) -> list[ScanHostResult]:
-        """Every host found, ports in port order."""
+    def hosts(self, order: Sequence[int] = ()) -> list[ScanHostResult]:
+        """Every host found, ports in the job's port order (`order`, as one machine lists
+        them), else by number."""
+        rank = {p: i for i, p in enumerate(order)}
         out = []
         for addr, base in self._hosts.items():
             ports = self._ports.get(addr, {})
-            ordered = tuple(ports[k] for k in sorted(ports, key=lambda k: (k[1], k[0])))
-            out.append(replace(base, ports=ordered))
+            keys = sorted(ports, key=lambda k: (rank.get(k[1], len(rank) + k[1]), k[0]))
+            out.append(replace(base, ports=tuple(ports[k] for k in keys)))
         return out
 
     def final(
-        self, found: Discovery, names: Mapping[str, str], show_all: bool
+        self,
+        found: Discovery,
+        names: Mapping[str, str],
+        show_all: bool,
+        order: Sequence[int] = (),
     ) -> list[ScanHostResult]:
         """The job's result as one machine reports it: every host up (discovery's up hosts
         included even when no chunk had an answer for them), then the down ones with --all;
         names as the user gave them."""
-        merged = {h.host: h for h in self.hosts()}
+        merged = {h.host: h for h in self.hosts(order)}
         for h in found.up:
             if h.host not in merged:
                 merged[h.host] = ScanHostResult(h.host, "up", h.reason, (), h.rtt_ms)

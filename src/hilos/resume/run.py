@@ -182,7 +182,7 @@ class ChunkedJob:
         """The hosts as a one-machine scan reports them; marked incomplete when chunks are
         missing (an interrupted run)."""
         found = self.ckpt.found or Discovery()
-        hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all)
+        hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all, self.spec.ports)
         if self.complete():
             return hosts
         return [replace(h, complete=False) for h in hosts]
