@@ -160,6 +160,8 @@ def _masscan_json(text: str, source: str) -> ScanRun:
     objects: list[object]
     if body.startswith("["):
         # masscan writes "},\n]" or a trailing "{finished: 1}" in some versions: tolerate both.
+        if not body.endswith("]"):
+            body += "]"  # an interrupted masscan run never wrote the closing bracket
         body = re.sub(r",\s*\]\s*$", "]", body)
         body = re.sub(r",?\s*\{\s*finished\s*:\s*1\s*\}\s*", "", body)
         try:
