@@ -54,8 +54,7 @@ class HtmlWriter(Writer):
             end=time.time(),
             elapsed=summary.elapsed,
             targets=summary.addresses,
-            source=self.name if self.name != "-" else "stdout",
-            format=f"hilos-{self.kind}",
+            source="",  # the page itself: no file was read
             complete=summary.error is None,
         )
         self.stream.write(render_html(run, title=f"hilos {self.kind} report"))

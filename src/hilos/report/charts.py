@@ -40,8 +40,9 @@ def bar_chart(items: Sequence[tuple[str, int]], label: str, *, rest: str = "") -
     room = _WIDTH - _LABEL_W - 50
     height = len(items) * (_BAR_H + _GAP) + (_BAR_H if rest else 0) + _GAP
     parts = [
-        f'<svg role="img" aria-label="{escape(label)}" width="{_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {_WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg role="img" aria-label="{escape(label)}" width="100%" '
+        f'style="max-width:{_WIDTH}px" viewBox="0 0 {_WIDTH} {height}" '
+        'xmlns="http://www.w3.org/2000/svg">'
     ]
     for i, (name, count) in enumerate(items):
         y = _GAP + i * (_BAR_H + _GAP)

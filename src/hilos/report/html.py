@@ -93,10 +93,10 @@ def _summary(run: ScanRun) -> str:
         ("command line", run.args or "not recorded"),
         ("started", _when(run.start)),
         ("finished", _when(run.end)),
-        ("files", ", ".join(run.sources or (run.source,))),
+        ("files", ", ".join(s for s in run.sources or (run.source,) if s)),
         ("formats", run.format),
     ]
-    html += [f"<dt>{escape(k)}</dt><dd>{escape(clean(v, 4096))}</dd>" for k, v in meta]
+    html += [f"<dt>{escape(k)}</dt><dd>{escape(clean(v, 4096))}</dd>" for k, v in meta if v]
     html.append("</dl>")
     if not run.complete:
         html.append('<p class="warn">This scan did not finish: its results are partial.</p>')
