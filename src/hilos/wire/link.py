@@ -141,6 +141,57 @@ def _neighbour_mac(ip: int, iface: str) -> bytes | None:
     return None
 
 
+def _ethernet(oif: int) -> tuple[str, bytes] | None:
+    """(name, own MAC) of interface `oif` if it is an Ethernet interface."""
+    try:
+        iface = socket.if_indextoname(oif)
+        with open(f"/sys/class/net/{iface}/type") as fh:
+            if int(fh.read().strip()) != _ARPHRD_ETHER:
+                return None
+        with open(f"/sys/class/net/{iface}/address") as fh:
+            own = bytes.fromhex(fh.read().strip().replace(":", ""))
+    except (OSError, ValueError):
+        return None
+    return (iface, own) if len(own) == 6 else None
+
+
+def _gateway_mac(gw: int, iface: str, resolve: Callable[[], object] | None) -> bytes | None:
+    """The gateway's MAC from the neighbour table; if unknown, `resolve()` once (one ordinary
+    probe makes the kernel ARP for it) and poll the table for up to 1 s."""
+    mac = _neighbour_mac(gw, iface)
+    if mac is None and resolve is not None:
+        try:
+            resolve()
+        except OSError:
+            return None
+        deadline = time.monotonic() + 1.0
+        while mac is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            mac = _neighbour_mac(gw, iface)
+    return mac
+
+
+def _packet_socket(dst: int, iface: str) -> tuple[socket.socket, int] | None:
+    """An AF_PACKET socket bound to `iface` (qdisc bypassed where allowed) and our IPv4 source
+    address toward `dst`; None without the privilege."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((socket.inet_ntoa(dst.to_bytes(4, "big")), 9))
+            source = int.from_bytes(socket.inet_aton(probe.getsockname()[0]), "big")
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    except OSError:
+        return None
+    try:
+        sock.bind((iface, 0))
+        with contextlib.suppress(OSError):
+            sock.setsockopt(_SOL_PACKET, _PACKET_QDISC_BYPASS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    except OSError:
+        sock.close()
+        return None
+    return sock, source
+
+
 class LinkTx:
     """Sends IPv4 packets as Ethernet frames to the gateway's MAC on an AF_PACKET socket.
 
@@ -197,45 +248,17 @@ class LinkTx:
         if route is None or route[0] != _RTN_UNICAST or not route[2]:
             return None
         _type, oif, gw, _plen = route
-        try:
-            iface = socket.if_indextoname(oif)
-        except OSError:
+        found = _ethernet(oif)
+        if found is None:
             return None
-        try:
-            with open(f"/sys/class/net/{iface}/type") as fh:
-                if int(fh.read().strip()) != _ARPHRD_ETHER:
-                    return None
-            with open(f"/sys/class/net/{iface}/address") as fh:
-                own = bytes.fromhex(fh.read().strip().replace(":", ""))
-        except (OSError, ValueError):
+        iface, own = found
+        mac = _gateway_mac(gw, iface, resolve)
+        if mac is None:
             return None
-        mac = _neighbour_mac(gw, iface)
-        if mac is None and resolve is not None:
-            try:
-                resolve()
-            except OSError:
-                return None
-            deadline = time.monotonic() + 1.0
-            while mac is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-                mac = _neighbour_mac(gw, iface)
-        if mac is None or len(own) != 6:
+        opened = _packet_socket(dst, iface)
+        if opened is None:
             return None
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.connect((socket.inet_ntoa(dst.to_bytes(4, "big")), 9))
-                source = int.from_bytes(socket.inet_aton(probe.getsockname()[0]), "big")
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        except OSError:
-            return None
-        try:
-            sock.bind((iface, 0))
-            with contextlib.suppress(OSError):
-                sock.setsockopt(_SOL_PACKET, _PACKET_QDISC_BYPASS, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        except OSError:
-            sock.close()
-            return None
+        sock, source = opened
         link = cls(sock, iface, gw, mac + own + _ETH_P_IP.to_bytes(2, "big"), source)
         if not link.covers(dst):
             link.close()
