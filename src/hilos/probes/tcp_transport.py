@@ -2,8 +2,9 @@
 
 `TcpTransport` owns the sending sockets (IPv4 IP_HDRINCL, IPv6 with kernel checksums) and the
 raw TCP and ICMP receiving sockets; its receiver calls ``on_reply(reply)`` for each reply whose
-cookie matches (hilos.probes.tcp_reply). The SYN scan sends through it; `TcpProber` sends the
-sweep's discovery pair (a SYN to 443 and an ACK to 80, as nmap -PS443 -PA80).
+cookie matches (hilos.probes.tcp_reply). The SYN scan sends through it. `TcpProber` pairs a
+transport with the discovery probes (a SYN to 443 and an ACK to 80, as nmap -PS443 -PA80): the
+sweep holds one (its own loops build the packets), `probe` sends the pair to one address.
 """
 
 from __future__ import annotations
