@@ -125,3 +125,41 @@ def test_resume_of_a_missing_checkpoint_is_a_usage_error(tmp_path: Path) -> None
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("hilos: error: --resume") and "no such checkpoint" in proc.stderr
+
+
+def test_hosts_stream_out_and_resume_cuts_the_files_where_the_checkpoint_says(
+    tmp_path: Path, listeners: list[int]
+) -> None:
+    # 60 hosts x 3 ports at 45 a second: four chunks; a host is written once its last port
+    # is in, so most are written before the end, and the kill lands after some of them.
+    ports = ",".join(str(p) for p in listeners)
+    common = ["127.0.0.1-60", "-p", ports, "--type", "connect", "--seed", "4", "--all", "-q"]
+    ref = tmp_path / "ref.jsonl"
+    subprocess.run([*HILOS, "scan", *common, "-o", str(ref)], check=True, timeout=60)
+    out, xml, ck = tmp_path / "out.jsonl", tmp_path / "out.xml", tmp_path / "c"
+    args = [*common, "--rate", "45", "--checkpoint", str(ck), "-o", str(out), "-oX", str(xml)]
+    proc = subprocess.Popen([*HILOS, "scan", *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the checkpoint says hosts were written
+        time.sleep(0.1)
+        try:
+            if json.loads(ck.read_text())["written"]:
+                break
+        except (OSError, ValueError):
+            continue
+    time.sleep(random.uniform(0.0, 0.6))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    saved = json.loads(ck.read_text())
+    assert saved["finished"] is False and saved["written"]
+    # The checkpoint's length of each file holds exactly the hosts it says were written.
+    prefix = out.read_bytes()[: saved["offsets"][str(out)]].decode()
+    assert sorted(json.loads(x)["host"] for x in prefix.splitlines()) == saved["written"]
+    cut = xml.read_bytes()[: saved["offsets"][str(xml)]] + b"</nmaprun>"
+    assert len(ET.fromstring(cut).findall("host")) == len(saved["written"])
+    resumed = subprocess.run([*HILOS, "scan", "--resume", str(ck)], timeout=60)
+    assert resumed.returncode == 0
+    got = _lines(out)
+    assert len(got) == len({o["host"] for o in got}) == 60
+    assert _facts(got) == _facts(_lines(ref))
+    assert len(ET.parse(xml).getroot().findall("host")) == 60

@@ -1,9 +1,10 @@
 """`hilos scan` as a chunked job: --checkpoint FILE, --resume FILE, --cluster tls://ADDR:PORT.
 
 The job (targets with excludes applied, ports, type, options, one seed) runs as chunks of the
-keyed walk, here or on a Dask cluster; every completed chunk lands in the checkpoint. The
-outputs get the merged hosts when the job ends (or is stopped), so a resumed run writes each
-host once: it reopens the outputs and writes everything the checkpoint and the rest found.
+keyed walk, here or on a Dask cluster; every completed chunk lands in the checkpoint. A host is
+written as soon as every one of its ports is in; the checkpoint pairs the hosts written with each
+output file's length, so a resumed run cuts the files there and appends: each host once, JSON
+Lines whole, XML closed once at the end.
 """
 
 from __future__ import annotations
@@ -157,23 +158,80 @@ def _job_line(quiet: bool) -> Any:
     return JobLine(sys.stderr, quiet=quiet, label="chunks")
 
 
-def run(args: argparse.Namespace, pick_type: Any) -> int:
-    """Run (or resume) the chunked scan the options describe; see the module docstring."""
-    import time
-
-    from hilos.resume import Checkpoint, ChunkedJob, JobProgress
+def _load(args: argparse.Namespace, pick_type: Any) -> tuple[argparse.Namespace, Any, bool]:
+    """(options, checkpoint, keep it?) of a resumed or a new job."""
+    from hilos.resume import Checkpoint
 
     if args.resume:
         ckpt = Checkpoint.load(args.resume)
         quiet = args.quiet
         args = argparse.Namespace(**{**vars(args), **ckpt.options})
-        args.resume, args.quiet, keep = None, quiet, True
-        scan_type = ckpt.spec.scan_type
-    else:
-        scan_type, why = pick_type(args.type)
-        ckpt, keep = _new_job(args, "syn" if scan_type == "syn" else "connect")
-        if why:
-            notifier(args)(why)
+        args.resume, args.quiet = None, quiet
+        return args, ckpt, True
+    scan_type, why = pick_type(args.type)
+    ckpt, keep = _new_job(args, "syn" if scan_type == "syn" else "connect")
+    if why:
+        notifier(args)(why)
+    return args, ckpt, keep
+
+
+def _resumable(args: argparse.Namespace) -> list[str]:
+    """The output files a resumed run continues (not stdout; not HTML, written at close)."""
+    from hilos.output import plan_outputs
+
+    plan = plan_outputs(
+        "scan",
+        args.format,
+        args.output,
+        args.output_all,
+        explicit=getattr(args, "nmap_outputs", None),
+    )
+    return [s.path for s in plan if not s.to_stdout and s.format != "html"]
+
+
+def _open(args: argparse.Namespace, progress: Progress, ckpt: Any, resumed: bool) -> Any:
+    """The outputs: new ones (their lengths after the headers go to the checkpoint), or a
+    resumed job's, each cut to the length the checkpoint pairs with the hosts written."""
+    import time
+
+    from hilos.cli.options import OPENED
+    from hilos.output import open_outputs
+
+    meta = {"start": time.time(), "scan_type": ckpt.spec.scan_type, "ports": ckpt.spec.ports}
+    if not resumed:
+        out = open_cli_outputs("scan", args, progress, meta)
+        ckpt.offsets = _sizes(_resumable(args))
+        return out
+    for path in _resumable(args):
+        if path not in ckpt.offsets or not Path(path).is_file():
+            raise UsageError(f"--resume: output {path} is gone (or was not saved); cannot append")
+    out = open_outputs(
+        "scan",
+        args.format,
+        args.output,
+        args.output_all,
+        show_all=args.show_all,
+        stdout=sys.stdout,
+        meta={"args": f"hilos scan --resume {ckpt.path}", **meta},
+        progress=progress,
+        explicit=getattr(args, "nmap_outputs", None),
+        only_open=bool(getattr(args, "only_open", False)),
+        append=ckpt.offsets,
+    )
+    OPENED.append(out)
+    return out
+
+
+def _sizes(paths: list[str]) -> dict[str, int]:
+    return {p: Path(p).stat().st_size for p in paths}
+
+
+def run(args: argparse.Namespace, pick_type: Any) -> int:
+    """Run (or resume) the chunked scan the options describe; see the module docstring."""
+    from hilos.resume import ChunkedJob, JobProgress
+
+    resumed = bool(args.resume)
+    args, ckpt, keep = _load(args, pick_type)
     executor = _executor(args)
     progress = _job_line(bool(args.quiet))
 
@@ -182,9 +240,21 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         progress.extra = f"{p.workers} worker(s)" + (f"  pps {pps}" if pps else "")
         progress.update(p.done, p.total, found=p.up)
 
-    job = ChunkedJob(ckpt, executor, keep_checkpoint=keep, on_progress=on_progress)
-    meta = {"start": time.time(), "scan_type": scan_type, "ports": ckpt.spec.ports}
-    out = open_cli_outputs("scan", args, progress, meta)
+    try:
+        out = _open(args, progress, ckpt, resumed)
+    except BaseException:
+        getattr(executor, "close", lambda: None)()
+        raise
+    files = _resumable(args)
+
+    def on_hosts(hosts: list[Any]) -> dict[str, int]:
+        for host in hosts:
+            out.write(host)
+        return _sizes(files)
+
+    job = ChunkedJob(
+        ckpt, executor, keep_checkpoint=keep, on_progress=on_progress, on_hosts=on_hosts
+    )
     finished = threading.Event()
 
     def tick() -> None:  # the checkpoint file never lags more than a second
@@ -205,9 +275,7 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         raise
     finally:
         finished.set()
-        close = getattr(executor, "close", None)
-        if close is not None:
-            close()
+        getattr(executor, "close", lambda: None)()
     progress.close()
     for host in job.final():
         out.write(host)
@@ -219,17 +287,17 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
 def _summary(job: Any) -> dict[str, object]:
     import time
 
-    hosts = job.final()
     return {
         "addresses": job.spec.space().size,
-        "up": sum(h.status == "up" for h in hosts),
+        "up": job.up(),
         "elapsed": time.monotonic() - job.started,
     }
 
 
 def _stop(job: Any, out: Any, progress: Progress, resume_from: Path | None) -> int:
-    """Ctrl-C (or SIGTERM): the cluster's tasks are cancelled, what was found is written, and
-    the checkpoint says where to continue."""
+    """Ctrl-C (or SIGTERM): the cluster's tasks are cancelled, what was found is written
+    (unfinished hosts marked so; a resumed run cuts them off again), and the checkpoint says
+    where to continue."""
     progress.close()
     for host in job.final():
         out.write(host)

@@ -31,13 +31,14 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from hilos.errors import OutputError, UsageError
 from hilos.output.base import Kind, Result, Summary, Writer
@@ -242,6 +243,7 @@ def open_outputs(
     progress: Progress | None = None,
     explicit: Sequence[tuple[str, str]] | None = None,
     only_open: bool = False,
+    append: Mapping[str, int] | None = None,
 ) -> OutputSet:
     """Open every output the options ask for (see the module docstring for the rules).
 
@@ -250,9 +252,11 @@ def open_outputs(
     string). `explicit` are nmap-style (format, path) pairs (see plan_outputs); `only_open`
     keeps only open ports and hosts with one (--open). Files are truncated and created now; a
     file that cannot be created raises UsageError naming it, after closing the ones already
-    opened.
+    opened. `append` {path: byte offset} continues files of a resumed scan instead: each is cut
+    to its offset (what the checkpoint knows was written) and written on, without a header.
     """
     plan = plan_outputs(kind, formats, paths, base, explicit=explicit)
+    append = append or {}
     full_meta: dict[str, object] = dict(meta)
     full_meta.setdefault("start", time.time())
     if "version" not in full_meta:
@@ -268,8 +272,11 @@ def open_outputs(
                 stream, owns = stdout, False
             else:
                 try:
+                    if spec.path in append:
+                        os.truncate(spec.path, append[spec.path])
                     # newline="" so CSV's own line ends are written untranslated.
-                    stream = open(spec.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+                    mode: Literal["a", "w"] = "a" if spec.path in append else "w"
+                    stream = open(spec.path, mode, encoding="utf-8", newline="")  # noqa: SIM115
                 except OSError as exc:
                     raise UsageError(f"cannot write {spec.path}: {exc.strerror or exc}") from exc
                 owns = True
@@ -282,7 +289,8 @@ def open_outputs(
                 name=spec.path,
             )
             writers.append(writer)
-            writer.open()
+            if spec.to_stdout or spec.path not in append:
+                writer.open()
     except BaseException as exc:
         # The outputs already opened get their trailers: a header-only XML is not a document.
         failed = Summary(0, 0, 0.0, str(exc) or type(exc).__name__)

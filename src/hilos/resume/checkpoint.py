@@ -4,7 +4,8 @@ The file is JSON, replaced atomically (write a temporary file beside it, fsync, 
 the directory), so after `kill -9` or a power cut it holds either the previous state or the new
 one, never half of each. It holds everything `--resume` needs: the job (targets with excludes
 applied, ports, type, options, seed) and its hash, the command line's other options, the names
-the user gave, discovery's answer, the chunks counted and what they found.
+the user gave, discovery's answer, the chunks counted and what they found, the hosts already
+written and each output file's length holding exactly those (a resumed run cuts the file there).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class Checkpoint:
         self.found: Discovery | None = None
         self.merger = Merger()
         self.finished = False
+        self.written: set[str] = set()  # hosts already in the outputs
+        self.offsets: dict[str, int] = {}  # output file -> bytes holding exactly those hosts
         self._written = 0.0
         self._dirty = True
 
@@ -78,6 +81,8 @@ class Checkpoint:
             },
             "done": sorted(self.merger.done),
             "hosts": [host_to_json(h) for h in self.merger.hosts()],
+            "written": sorted(self.written),
+            "offsets": self.offsets,
             "finished": self.finished,
             "saved": time.time(),
         }
@@ -110,6 +115,8 @@ class Checkpoint:
                 ckpt.merger.add_host(host_from_json(h))
             ckpt.merger.done.update(int(k) for k in data["done"])
             ckpt.finished = bool(data.get("finished", False))
+            ckpt.written = {str(h) for h in data.get("written", [])}
+            ckpt.offsets = {str(k): int(v) for k, v in data.get("offsets", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"--resume {path}: damaged checkpoint ({exc!r})") from None
         ckpt._dirty = False

@@ -129,16 +129,27 @@ class Merger:
         for p in h.ports:
             ports.setdefault((p.proto, p.port), p)
 
+    def count(self) -> int:
+        """Hosts with something found."""
+        return len(self._hosts)
+
+    def complete(self, addr: str, nports: int) -> bool:
+        """Has every port of the host been answered for (every chunk with its probes in)?"""
+        return len(self._ports.get(addr, ())) >= nports
+
+    def host(self, addr: str, order: Sequence[int] = ()) -> ScanHostResult:
+        return self._host(addr, {p: i for i, p in enumerate(order)})
+
+    def _host(self, addr: str, rank: Mapping[int, int]) -> ScanHostResult:
+        ports = self._ports.get(addr, {})
+        keys = sorted(ports, key=lambda k: (rank.get(k[1], len(rank) + k[1]), k[0]))
+        return replace(self._hosts[addr], ports=tuple(ports[k] for k in keys))
+
     def hosts(self, order: Sequence[int] = ()) -> list[ScanHostResult]:
         """Every host found, ports in the job's port order (`order`, as one machine lists
         them), else by number."""
         rank = {p: i for i, p in enumerate(order)}
-        out = []
-        for addr, base in self._hosts.items():
-            ports = self._ports.get(addr, {})
-            keys = sorted(ports, key=lambda k: (rank.get(k[1], len(rank) + k[1]), k[0]))
-            out.append(replace(base, ports=tuple(ports[k] for k in keys)))
-        return out
+        return [self._host(addr, rank) for addr in self._hosts]
 
     def final(
         self,
@@ -161,7 +172,13 @@ class Merger:
                 for h in sorted(found.down, key=lambda h: _order(h.host))
                 if h.host not in merged
             )
-        return [replace(h, hostname=names[h.host]) if h.host in names else h for h in out]
+        return [named(h, names) for h in out]
+
+
+def named(h: ScanHostResult, names: Mapping[str, str]) -> ScanHostResult:
+    """The host with the name the user gave for it (the chunks report addresses only)."""
+    name = names.get(h.host)
+    return h if name is None else replace(h, hostname=name)
 
 
 def _order(addr: str) -> tuple[int, int]:

@@ -17,7 +17,14 @@ from typing import Protocol
 from hilos.pipeline import Scan
 from hilos.results import ScanHostResult
 from hilos.resume.checkpoint import Checkpoint
-from hilos.resume.chunks import Discovery, Merger, chunk_numbers, run_chunk, run_discovery
+from hilos.resume.chunks import (
+    Discovery,
+    Merger,
+    chunk_numbers,
+    named,
+    run_chunk,
+    run_discovery,
+)
 from hilos.resume.job import CHUNK_SECONDS, ChunkResult, JobSpec, chunk_count
 
 __all__ = ["ChunkedJob", "Executor", "JobProgress", "LocalExecutor"]
@@ -99,8 +106,11 @@ class JobProgress:
 
 class ChunkedJob:
     """One job through an executor, resumable from its checkpoint (see the module docstring).
-    `run()` returns normally when every chunk is counted; KeyboardInterrupt leaves the
-    checkpoint saved with every completed chunk, and `final()` gives what was found."""
+
+    `on_hosts` gets each host as soon as every one of its ports is in (written to the outputs
+    by the caller, which returns each output file's length after them: the checkpoint pairs
+    them with the hosts written). `run()` returns when every chunk is counted;
+    KeyboardInterrupt leaves the checkpoint saved. `final()` is what is left to write."""
 
     def __init__(
         self,
@@ -109,12 +119,14 @@ class ChunkedJob:
         *,
         keep_checkpoint: bool = True,
         on_progress: Callable[[JobProgress], None] | None = None,
+        on_hosts: Callable[[list[ScanHostResult]], Mapping[str, int]] | None = None,
     ) -> None:
         self.ckpt = checkpoint
         self.spec = checkpoint.spec
         self.executor = executor
         self.keep = keep_checkpoint
         self.on_progress = on_progress
+        self.on_hosts = on_hosts
         self.started = time.monotonic()
         self._work: dict[str, list[float]] = {}  # worker -> [probes, seconds]
         self._lock = threading.Lock()
@@ -126,9 +138,10 @@ class ChunkedJob:
     def progress(self) -> JobProgress:
         with self._lock:
             pps = {w: p / s for w, (p, s) in self._work.items() if s > 0}
-        found = self.ckpt.found
-        up = len(found.up) if found is not None and found.ran else len(self.merger.hosts())
-        return JobProgress(len(self.merger.done), self.ckpt.count, up, self.executor.workers(), pps)
+            found = self.ckpt.found
+            up = len(found.up) if found is not None and found.ran else self.merger.count()
+            done = len(self.merger.done)
+        return JobProgress(done, self.ckpt.count, up, self.executor.workers(), pps)
 
     def run(self) -> None:
         ckpt = self.ckpt
@@ -144,13 +157,7 @@ class ChunkedJob:
             self._save()
             todo = chunk_numbers(ckpt.count, ckpt.merger.done)
             for chunk in self.executor.chunks(self.spec, ckpt.found, ckpt.count, todo):
-                with self._lock:
-                    if not ckpt.merger.add(chunk):
-                        continue
-                    work = self._work.setdefault(chunk.worker, [0.0, 0.0])
-                    work[0] += chunk.probes
-                    work[1] += chunk.elapsed
-                    ckpt.changed()
+                self._count(chunk)
                 self.tick()
                 self._report()
         except BaseException:
@@ -159,6 +166,28 @@ class ChunkedJob:
             raise
         ckpt.finished = True
         self._save()
+
+    def _count(self, chunk: ChunkResult) -> None:
+        """Merge a finished chunk; hand the hosts it completed to `on_hosts`."""
+        ckpt, order = self.ckpt, self.spec.ports
+        with self._lock:
+            if not ckpt.merger.add(chunk):
+                return
+            work = self._work.setdefault(chunk.worker, [0.0, 0.0])
+            work[0] += chunk.probes
+            work[1] += chunk.elapsed
+            ckpt.changed()
+            ready = [
+                named(ckpt.merger.host(h.host, order), ckpt.names)
+                for h in chunk.hosts
+                if h.host not in ckpt.written and ckpt.merger.complete(h.host, len(order))
+            ]
+        if ready and self.on_hosts is not None:
+            offsets = self.on_hosts(ready)
+            with self._lock:
+                ckpt.written.update(h.host for h in ready)
+                ckpt.offsets = dict(offsets)
+                ckpt.changed()
 
     def _save(self) -> None:
         if self.keep:
@@ -178,11 +207,21 @@ class ChunkedJob:
     def complete(self) -> bool:
         return self.ckpt.count is not None and len(self.merger.done) >= self.ckpt.count
 
-    def final(self) -> list[ScanHostResult]:
-        """The hosts as a one-machine scan reports them; marked incomplete when chunks are
-        missing (an interrupted run)."""
+    def up(self) -> int:
+        """Hosts up in the whole job so far (written or not)."""
         found = self.ckpt.found or Discovery()
-        hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all, self.spec.ports)
+        with self._lock:
+            hosts = {h.host for h in self.merger.hosts() if h.status == "up"}
+        return len(hosts | {h.host for h in found.up})
+
+    def final(self) -> list[ScanHostResult]:
+        """The hosts not written yet, as a one-machine scan reports them (discovery's hosts
+        without answers, the down ones with --all); marked incomplete when chunks are missing
+        (an interrupted run)."""
+        found = self.ckpt.found or Discovery()
+        with self._lock:
+            hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all, self.spec.ports)
+            hosts = [h for h in hosts if h.host not in self.ckpt.written]
         if self.complete():
             return hosts
         return [replace(h, complete=False) for h in hosts]
