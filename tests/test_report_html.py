@@ -187,3 +187,51 @@ def test_browser_screenshot(tmp_path: Path, sample_page: Path) -> None:
     browse(sample_page, f"--screenshot={shot}", "--window-size=1280,900", "--hide-scrollbars")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.parametrize(
+    ("fragment", "first"),
+    [
+        ("sort=-port", ("198.18.0.10", "8080/tcp")),
+        ("sort=port", ("198.18.0.3", "\u2014")),  # the host without ports first
+        ("sort=-host", ("198.18.0.10", "8080/tcp")),
+        ("sort=service&state=open", ("198.18.0.1", "80/tcp")),
+    ],
+)
+def test_browser_sorts_from_the_location_hash(
+    sample_page: Path, fragment: str, first: tuple[str, str]
+) -> None:
+    table = rows(dump_dom(sample_page, fragment))
+    assert (table[0][0].split()[0], table[0][1]) == first
+
+
+def detail_box(dom: str) -> str:
+    box = dom.split('<div id="detail"', 1)[1].split("</div>", 1)[0]
+    return box
+
+
+def test_browser_shows_a_hosts_details(sample_page: Path) -> None:
+    assert "hidden" in detail_box(dump_dom(sample_page)).split(">", 1)[0]
+    box = detail_box(dump_dom(sample_page, "host=198.18.0.1"))
+    assert "hidden" not in box.split(">", 1)[0]
+    assert "<h2>198.18.0.1 (h1.lab.test)</h2>" in box and "rtt 0.4 ms" in box
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", box)
+    assert cells[:8] == [
+        "22/tcp",
+        "open",
+        "syn-ack",
+        "ssh",
+        "OpenSSH",
+        "9.2p1",
+        "",
+        "SSH-2.0-OpenSSH",
+    ]
+
+
+def test_browser_details_of_a_hostile_host_are_text(tmp_path: Path) -> None:
+    page = tmp_path / "hostile.html"
+    page.write_text(render_html(hostile_run()), encoding="utf-8")  # type: ignore[arg-type]
+    dom = dump_dom(page, "host=198.18.0.3")
+    box = detail_box(dom)
+    assert "&lt;svg onload=" in box and "&lt;script&gt;document.title=" in box
+    assert "<img" not in dom and "pwned" not in dom.split("</title>")[0]

@@ -3,8 +3,9 @@
 The script reads the scan from `<script type="application/json" id="scan-data">` with
 JSON.parse and never builds HTML from strings (no innerHTML): a hostile banner is text.
 It sorts and filters client-side and shows a page of rows at a time, built in a
-DocumentFragment, so 10,000 hosts stay usable. `location.hash` drives the filters on load
-(`#filter=ssh&state=open&port=22&service=ssh&size=all`) so a headless browser can test them;
+DocumentFragment, so 10,000 hosts stay usable. `location.hash` drives the filters, the sort and
+the host shown on load (`#filter=ssh&state=open&port=22&service=ssh&size=all&sort=-port&host=
+198.18.0.1`: a leading `-` sorts descending) so a headless browser can test them;
 `data-render-ms` on <body> says how long the first rendering took.
 """
 
@@ -167,6 +168,17 @@ SCRIPT = r"""
       if (!services[name]) { var o = text("option", name); o.value = name; svc.appendChild(o); }
       svc.value = name;
     }
+    var key = (q.get("sort") || "").replace(/^-/, "");
+    if (key && cols.hasOwnProperty(key)) {
+      sortKey = key;
+      sortDir = q.get("sort")[0] === "-" ? -1 : 1;
+    }
+    return q.get("host");
+  }
+  function showHost(address) {
+    for (var i = 0; address && i < hosts.length; i++) {
+      if (hosts[i][0] === address) { detail(i); return; }
+    }
   }
   function detail(i) {
     var h = hosts[i], box = $("detail");
@@ -206,9 +218,10 @@ SCRIPT = r"""
       sortDir = sortKey === th.dataset.col ? -sortDir : 1; sortKey = th.dataset.col; apply();
     });
   });
-  window.addEventListener("hashchange", function () { fromHash(); apply(); });
-  fromHash();
+  window.addEventListener("hashchange", function () { var h = fromHash(); apply(); showHost(h); });
+  var first = fromHash();
   apply();
+  showHost(first);
   document.body.setAttribute("data-render-ms", (performance.now() - t0).toFixed(1));
   document.body.setAttribute("data-ready-ms", performance.now().toFixed(1));
 })();
