@@ -68,7 +68,7 @@ def _masscan(lab: Lab, out: Path, flag: str, port: int) -> subprocess.Popen[str]
 
 @pytest.fixture(scope="module")
 def scans(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Files:
-    """hilos (JSON Lines + XML, with banners), nmap -sT and -sV, masscan -oJ and -oL."""
+    """hilos (JSON Lines + XML, with banners), nmap -sT and -sV, masscan -oJ, -oL and -oX."""
     for tool in ("nmap", "masscan"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run scripts/system-deps")
@@ -82,11 +82,13 @@ def scans(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Files:
             "nmap-sv.xml",
             "masscan.json",
             "masscan.txt",
+            "masscan.xml",
         )
     }
     masscans = [
         _masscan(lab, f["masscan.json"], "-oJ", 40000),
         _masscan(lab, f["masscan.txt"], "-oL", 40100),
+        _masscan(lab, f["masscan.xml"], "-oX", 40200),
     ]
     hilos = lab.run(
         [
@@ -134,6 +136,7 @@ def test_every_file_is_read(scans: Files) -> None:
         "nmap-sv.xml": "nmap",
         "masscan.json": "masscan",
         "masscan.txt": "masscan",
+        "masscan.xml": "masscan",
     }
     for name, tool in expected.items():
         run = load_scan(str(scans[name]))
@@ -150,7 +153,7 @@ def test_every_file_is_read(scans: Files) -> None:
 def test_masscan_finds_only_what_the_others_found(scans: Files) -> None:
     # masscan drops answers now and then in this lab (see bench_syn.py): a subset, never more.
     truth = open_ports(scans["hilos.jsonl"])
-    for name in ("masscan.json", "masscan.txt"):
+    for name in ("masscan.json", "masscan.txt", "masscan.xml"):
         found = open_ports(scans[name])
         assert found and found <= truth, name
 

@@ -298,3 +298,23 @@ def test_merge_keeps_open_and_counts_overlapping_targets_once() -> None:
     assert (merged.targets, merged.elapsed) == (4, 3.0)
     other = ScanRun((host("198.18.0.2"),), targets=4)
     assert merge_runs([old, other]).targets == 8
+
+
+MASSCAN_XML = """<?xml version="1.0"?>
+<!-- masscan v1.3 scan -->
+<nmaprun scanner="masscan" start="1700000000" version="1.0-BETA"  xmloutputversion="1.03">
+<scaninfo type="syn" protocol="tcp" />
+<host endtime="1700000001"><address addr="198.18.0.1" addrtype="ipv4"/><ports><port protocol="tcp"
+ portid="22"><state state="open" reason="syn-ack" reason_ttl="63"/></port></ports></host>
+<runstats>
+<finished time="1700000011" timestr="2023-11-14 22:13:31" elapsed="11" />
+<hosts up="1" down="0" total="1" />
+</runstats>
+</nmaprun>
+"""
+
+
+def test_masscan_xml_hosts_are_up() -> None:
+    # masscan -oX writes no <status>: a host it lists answered.
+    run = parse_scan(MASSCAN_XML)
+    assert (run.tool, run.format, run.hosts_up, run.open_ports) == ("masscan", "masscan-xml", 1, 1)

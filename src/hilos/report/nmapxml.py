@@ -135,7 +135,11 @@ def _host(elem: ET.Element) -> ScanHostResult | None:
     if not addr:
         return None
     status = elem.find("status")
-    up = status is not None and status.get("state") == "up"
+    ports = sorted_ports(_port(p) for p in elem.iterfind("ports/port"))
+    if status is not None:
+        up = status.get("state") == "up"
+    else:  # masscan -oX writes no <status>: a host it lists answered on a port
+        up = any(p.state == "open" for p in ports)
     names = [h for h in elem.iterfind("hostnames/hostname") if h.get("name")]
     names.sort(key=lambda h: h.get("type") != "user")  # the name the user gave first
     times = elem.find("times")
@@ -143,8 +147,8 @@ def _host(elem: ET.Element) -> ScanHostResult | None:
     return ScanHostResult(
         host=address(addr),
         status="up" if up else "down",
-        reason=clean(status.get("reason", "") if status is not None else "", FIELD_LIMIT),
-        ports=sorted_ports(_port(p) for p in elem.iterfind("ports/port")),
+        reason=clean(status.get("reason", "") if status is not None else "syn-ack", FIELD_LIMIT),
+        ports=ports,
         rtt_ms=srtt / 1000 if srtt is not None and srtt > 0 else None,
         hostname=clean_optional(names[0].get("name"), FIELD_LIMIT) if names else None,
     )

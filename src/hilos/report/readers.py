@@ -1,6 +1,6 @@
 """Read a scan file of any tool hilos knows, detected from its content, into one ScanRun.
 
-Formats: hilos JSON Lines (scan or sweep), hilos XML and nmap -oX (both `nmaprun`, see
+Formats: hilos JSON Lines (scan or sweep), hilos XML, nmap -oX and masscan -oX (`nmaprun`, see
 hilos.report.nmapxml), masscan -oJ (a JSON array, or one object a line as -oD writes) and
 masscan -oL (`open tcp 22 198.18.0.1 1700000000`). The extension is never looked at: a
 `scan.txt` holding XML is read as XML. An empty file is a hilos JSON Lines file without hosts
