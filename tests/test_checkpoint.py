@@ -193,3 +193,22 @@ def test_a_resumed_job_runs_only_the_missing_chunks(tmp_path: Path) -> None:
     assert resumed.complete() and ran == list(range(2, saved.count + 1))
     one = list(scan(["127.0.0.1-2"], list(range(1, 41)), scan_type="connect", seed=3))
     assert _facts(resumed.final()) == _facts(one)
+
+
+def test_a_chunked_sweep_finds_every_host_once(tmp_path: Path) -> None:
+    from hilos.sweep import Sweeper
+
+    space = parse_targets(["127.0.0.1-40"])
+    spec = JobSpec(space_cidrs(space), (), "", discovery=False, rate=10.0, seed=5, kind="sweep")
+    written: list[str] = []
+
+    def on_hosts(hosts: list[ScanHostResult]) -> dict[str, int]:
+        written.extend(h.host for h in hosts)
+        return {}
+
+    job = ChunkedJob(Checkpoint(tmp_path / "c", spec), LocalExecutor(), on_hosts=on_hosts)
+    job.run()
+    assert job.ckpt.count == 4  # 40 addresses at 10 a second: a second each
+    assert job.final() == []  # every host was final with its chunk, and went out then
+    assert sorted(written) == sorted({*written})
+    assert set(written) == {h.host for h in Sweeper(space) if h.status == "up"}

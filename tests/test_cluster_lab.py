@@ -129,3 +129,35 @@ def test_local_syn_scan_killed_and_resumed(vlab: Lab, tmp_path: Path) -> None:
     key = lambda o: str(o["host"])  # noqa: E731
     assert sorted(got, key=key) == sorted(_jsonl(ref), key=key)
     assert not ck.exists()
+
+
+def test_sweep_killed_and_resumed(vlab: Lab, tmp_path: Path) -> None:
+    common = ["198.18.0.0/16", "--seed", "8", "-q"]
+    ref, out, ck = tmp_path / "ref.jsonl", tmp_path / "out.jsonl", tmp_path / "c"
+    one = subprocess.run([*_in(vlab, 2), *HILOS, "sweep", *common, "-o", str(ref)], timeout=120)
+    assert one.returncode == 0
+    # 65,536 addresses at 16,384 a second: four chunks; each host goes out with its chunk.
+    args = [*common, "--rate", "16384", "--checkpoint", str(ck), "-o", str(out)]
+    proc = subprocess.Popen([*_in(vlab, 2), *HILOS, "sweep", *args], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        try:
+            if json.loads(ck.read_text())["done"]:
+                break
+        except (OSError, ValueError):
+            continue
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    saved = json.loads(ck.read_text())
+    assert saved["finished"] is False and saved["chunks"] == 4
+    resumed = subprocess.run(
+        [*_in(vlab, 2), *HILOS, "sweep", "--resume", str(ck)], capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    got = _jsonl(out)
+    assert len(got) == len({o["host"] for o in got})
+    # Which probe answers first (and so the reason) may differ from run to run; who is up not.
+    assert {(o["host"], o["status"]) for o in got} == {
+        (o["host"], o["status"]) for o in _jsonl(ref)
+    }

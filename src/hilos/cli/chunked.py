@@ -1,4 +1,4 @@
-"""`hilos scan` as a chunked job: --checkpoint FILE, --resume FILE, --cluster tls://ADDR:PORT.
+"""`hilos scan`/`sweep` as chunked jobs: --checkpoint FILE, --resume FILE, --cluster ADDR.
 
 The job (targets with excludes applied, ports, type, options, one seed) runs as chunks of the
 keyed walk, here or on a Dask cluster; every completed chunk lands in the checkpoint. A host is
@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hilos.cli.options import notifier, open_cli_outputs, parse_cli_targets
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
@@ -35,7 +35,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster",
         metavar="tls://ADDR:PORT",
-        help="run the scan's chunks on the hilos cluster (Dask) scheduler at ADDR:PORT "
+        help="run the chunks on the hilos cluster (Dask) scheduler at ADDR:PORT "
         "(needs hilos[cluster]; --rate is then each worker's rate)",
     )
     p.add_argument(
@@ -55,12 +55,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume",
         metavar="FILE",
-        help="continue the scan saved in checkpoint FILE (no other options needed)",
+        help="continue the run saved in checkpoint FILE (no other options needed)",
     )
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    """Does this scan run as a chunked job?"""
+    """Does this scan or sweep run as a chunked job?"""
     return bool(args.cluster or args.checkpoint or args.resume)
 
 
@@ -90,15 +90,9 @@ def _default_checkpoint(args: argparse.Namespace) -> str | None:
     return f"{files[0]}.checkpoint" if files else None
 
 
-def _new_job(args: argparse.Namespace, scan_type: str) -> Any:
-    """A fresh checkpoint (not written yet) for the scan the options describe."""
-    from hilos.resume import Checkpoint, JobSpec, space_cidrs
-    from hilos.targets import random_seed
+def _ports(args: argparse.Namespace) -> tuple[int, ...]:
     from hilos.targets.ports import exclude_ports, parse_ports, top_ports
 
-    targets = parse_cli_targets(args, notifier(args))
-    if targets.size == 0:
-        raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
     ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
     if args.exclude_ports:
         ports = exclude_ports(ports, args.exclude_ports)
@@ -106,18 +100,32 @@ def _new_job(args: argparse.Namespace, scan_type: str) -> Any:
         raise UsageError("no ports left to scan after --exclude-ports")
     if args.shard:
         raise UsageError("--shard and a chunked scan (--cluster/--checkpoint) do not mix")
+    return tuple(ports)
+
+
+def _new_job(args: argparse.Namespace, kind: str, scan_type: str) -> Any:
+    """A fresh checkpoint (not written yet) for the scan or sweep the options describe."""
+    from hilos.resume import Checkpoint, JobSpec, space_cidrs
+    from hilos.targets import random_seed
+
+    targets = parse_cli_targets(args, notifier(args))
+    if targets.size == 0:
+        raise UsageError(f"no targets to {kind} (give addresses, CIDR ranges, names or -iL FILE)")
+    sweep = kind == "sweep"
     spec = JobSpec(
         space_cidrs(targets),
-        tuple(ports),
+        () if sweep else _ports(args),
         scan_type,
-        discovery=not args.no_discovery,
+        discovery=not sweep and not args.no_discovery,
         rate=args.rate,
         timeout=args.timeout,
         retries=args.retries,
         threads=args.threads,
         seed=args.seed if args.seed is not None else random_seed(),
-        banners=args.banners,
+        banners=not sweep and args.banners,
         show_all=args.show_all,
+        kind=kind,
+        method=args.method if sweep else "auto",
     )
     names = {str(a): n for a, n in targets.names.items()}
     path = _default_checkpoint(args)
@@ -158,29 +166,35 @@ def _job_line(quiet: bool) -> Any:
     return JobLine(sys.stderr, quiet=quiet, label="chunks")
 
 
-def _load(args: argparse.Namespace, pick_type: Any) -> tuple[argparse.Namespace, Any, bool]:
+def _load(
+    args: argparse.Namespace, kind: str, pick_type: Any
+) -> tuple[argparse.Namespace, Any, bool]:
     """(options, checkpoint, keep it?) of a resumed or a new job."""
     from hilos.resume import Checkpoint
 
     if args.resume:
         ckpt = Checkpoint.load(args.resume)
+        if ckpt.spec.kind != kind:
+            raise UsageError(
+                f"--resume {args.resume}: a {ckpt.spec.kind}: hilos {ckpt.spec.kind} --resume"
+            )
         quiet = args.quiet
         args = argparse.Namespace(**{**vars(args), **ckpt.options})
         args.resume, args.quiet = None, quiet
         return args, ckpt, True
-    scan_type, why = pick_type(args.type)
-    ckpt, keep = _new_job(args, "syn" if scan_type == "syn" else "connect")
+    scan_type, why = pick_type(args.type) if pick_type is not None else ("", "")
+    ckpt, keep = _new_job(args, kind, "syn" if scan_type == "syn" else "connect")
     if why:
         notifier(args)(why)
     return args, ckpt, keep
 
 
-def _resumable(args: argparse.Namespace) -> list[str]:
+def _resumable(args: argparse.Namespace, kind: Literal["scan", "sweep"]) -> list[str]:
     """The output files a resumed run continues (not stdout; not HTML, written at close)."""
     from hilos.output import plan_outputs
 
     plan = plan_outputs(
-        "scan",
+        kind,
         args.format,
         args.output,
         args.output_all,
@@ -189,7 +203,13 @@ def _resumable(args: argparse.Namespace) -> list[str]:
     return [s.path for s in plan if not s.to_stdout and s.format != "html"]
 
 
-def _open(args: argparse.Namespace, progress: Progress, ckpt: Any, resumed: bool) -> Any:
+def _open(
+    args: argparse.Namespace,
+    kind: Literal["scan", "sweep"],
+    progress: Progress,
+    ckpt: Any,
+    resumed: bool,
+) -> Any:
     """The outputs: new ones (their lengths after the headers go to the checkpoint), or a
     resumed job's, each cut to the length the checkpoint pairs with the hosts written."""
     import time
@@ -197,22 +217,24 @@ def _open(args: argparse.Namespace, progress: Progress, ckpt: Any, resumed: bool
     from hilos.cli.options import OPENED
     from hilos.output import open_outputs
 
-    meta = {"start": time.time(), "scan_type": ckpt.spec.scan_type, "ports": ckpt.spec.ports}
+    meta: dict[str, object] = {"start": time.time()}
+    if kind == "scan":
+        meta.update(scan_type=ckpt.spec.scan_type, ports=ckpt.spec.ports)
     if not resumed:
-        out = open_cli_outputs("scan", args, progress, meta)
-        ckpt.offsets = _sizes(_resumable(args))
+        out = open_cli_outputs(kind, args, progress, meta)
+        ckpt.offsets = _sizes(_resumable(args, kind))
         return out
-    for path in _resumable(args):
+    for path in _resumable(args, kind):
         if path not in ckpt.offsets or not Path(path).is_file():
             raise UsageError(f"--resume: output {path} is gone (or was not saved); cannot append")
     out = open_outputs(
-        "scan",
+        kind,
         args.format,
         args.output,
         args.output_all,
         show_all=args.show_all,
         stdout=sys.stdout,
-        meta={"args": f"hilos scan --resume {ckpt.path}", **meta},
+        meta={"args": f"hilos {kind} --resume {ckpt.path}", **meta},
         progress=progress,
         explicit=getattr(args, "nmap_outputs", None),
         only_open=bool(getattr(args, "only_open", False)),
@@ -226,12 +248,22 @@ def _sizes(paths: list[str]) -> dict[str, int]:
     return {p: Path(p).stat().st_size for p in paths}
 
 
-def run(args: argparse.Namespace, pick_type: Any) -> int:
-    """Run (or resume) the chunked scan the options describe; see the module docstring."""
+def _as_kind(kind: str, host: Any) -> Any:
+    """A sweep's outputs take HostResults (the chunks all report ScanHostResults)."""
+    if kind == "scan":
+        return host
+    from hilos.results import HostResult
+
+    return HostResult(host.host, host.status, host.reason, host.rtt_ms, host.hostname)
+
+
+def run(args: argparse.Namespace, kind: Literal["scan", "sweep"], pick_type: Any = None) -> int:
+    """Run (or resume) the chunked scan or sweep the options describe (see the module
+    docstring); `pick_type` chooses a scan's type from --type."""
     from hilos.resume import ChunkedJob, JobProgress
 
     resumed = bool(args.resume)
-    args, ckpt, keep = _load(args, pick_type)
+    args, ckpt, keep = _load(args, kind, pick_type)
     executor = _executor(args)
     progress = _job_line(bool(args.quiet))
 
@@ -241,15 +273,15 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         progress.update(p.done, p.total, found=p.up)
 
     try:
-        out = _open(args, progress, ckpt, resumed)
+        out = _open(args, kind, progress, ckpt, resumed)
     except BaseException:
         getattr(executor, "close", lambda: None)()
         raise
-    files = _resumable(args)
+    files = _resumable(args, kind)
 
     def on_hosts(hosts: list[Any]) -> dict[str, int]:
         for host in hosts:
-            out.write(host)
+            out.write(_as_kind(kind, host))
         return _sizes(files)
 
     job = ChunkedJob(
@@ -267,7 +299,8 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         job.run()
     except KeyboardInterrupt:
         finished.set()
-        return _stop(job, out, progress, ckpt.path if keep and not args.quiet else None)
+        resume_from = f"{kind} --resume {ckpt.path}" if keep and not args.quiet else None
+        return _stop(job, out, progress, kind, resume_from)
     except BaseException:
         finished.set()
         progress.close()
@@ -278,7 +311,7 @@ def run(args: argparse.Namespace, pick_type: Any) -> int:
         getattr(executor, "close", lambda: None)()
     progress.close()
     for host in job.final():
-        out.write(host)
+        out.write(_as_kind(kind, host))
     out.close(_summary(job))
     job.finish()
     return EXIT_OK
@@ -294,15 +327,15 @@ def _summary(job: Any) -> dict[str, object]:
     }
 
 
-def _stop(job: Any, out: Any, progress: Progress, resume_from: Path | None) -> int:
+def _stop(job: Any, out: Any, progress: Progress, kind: str, resume_from: str | None) -> int:
     """Ctrl-C (or SIGTERM): the cluster's tasks are cancelled, what was found is written
     (unfinished hosts marked so; a resumed run cuts them off again), and the checkpoint says
     where to continue."""
     progress.close()
     for host in job.final():
-        out.write(host)
+        out.write(_as_kind(kind, host))
     out.close(_summary(job), error="interrupted")
     sys.stderr.write("hilos: interrupted\n")
     if resume_from is not None:
-        sys.stderr.write(f"hilos: continue with: hilos scan --resume {resume_from}\n")
+        sys.stderr.write(f"hilos: continue with: hilos {resume_from}\n")
     return EXIT_INTERRUPTED

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if chunked.wanted(args):  # --checkpoint, --resume, --cluster
         if args.baseline:
             raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
-        return chunked.run(args, _pick_type)
+        return chunked.run(args, "scan", _pick_type)
     base = baseline.Baseline(args)  # read first: a bad file exits 2 before anything runs
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)

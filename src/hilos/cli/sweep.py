@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hilos.cli import chunked
 from hilos.cli.aliases import add_nmap_options
 from hilos.cli.options import (
     Subcommands,
@@ -35,6 +36,7 @@ def add(sub: Subcommands) -> None:
     add_probe_options(sweep)
     add_output_options(sweep, ("text", "json", "csv", "xml", "grep", "html"))
     add_nmap_options(sweep, "sweep")
+    chunked.add_options(sweep)
     sweep.set_defaults(handler=run)
 
 
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from hilos.output.progress import Progress
     from hilos.sweep import Sweeper, SweepProgress
 
+    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+        return chunked.run(args, "sweep")
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
     if not args.targets and not args.input_file:

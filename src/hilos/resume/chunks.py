@@ -39,7 +39,7 @@ def run_discovery(
 ) -> Discovery:
     """One discovery pass over the job's targets (what `Scan` would run), or nothing to run."""
     space = spec.space()
-    if not spec.discovery or _loopback(space):
+    if spec.kind == "sweep" or not spec.discovery or _loopback(space):
         return Discovery()
     from hilos.sweep import Sweeper
 
@@ -79,6 +79,8 @@ def run_chunk(
     """Chunk `number` of `count`: shard (number, count) of the job's keyed walk, every host it
     holds a probe for with the ports it probed. `rate` caps the job's rate (a worker's
     --rate); `on_scan` sees the Scan before it runs (to cancel it)."""
+    if spec.kind == "sweep":
+        return _sweep_chunk(spec, number, count, _capped(spec.rate, rate), worker)
     started = time.monotonic()
     job = Scan(
         spec.space(),
@@ -101,6 +103,31 @@ def run_chunk(
     if job.stats.phase != "scan" or probes == 0:
         probes = sum(len(h.ports) for h in hosts)
     return ChunkResult(number, hosts, probes, time.monotonic() - started, worker)
+
+
+def _sweep_chunk(
+    spec: JobSpec, number: int, count: int, rate: float | None, worker: str
+) -> ChunkResult:
+    """Chunk `number` of a sweep: shard (number, count) of the keyed walk over the addresses.
+    Every host is in one chunk only, so each is final when its chunk is."""
+    from hilos.sweep import Sweeper
+    from hilos.targets import parse_targets
+
+    started = time.monotonic()
+    part = [str(a) for a in spec.space().shard(number, count, seed=spec.seed)]
+    if not part:
+        return ChunkResult(number, (), 0, 0.0, worker)
+    sweeper = Sweeper(
+        parse_targets(part),
+        method=spec.method,  # type: ignore[arg-type]
+        rate=rate,
+        timeout=spec.timeout,
+        retries=spec.retries,
+        threads=spec.threads,
+        all_hosts=spec.show_all,
+    )
+    hosts = tuple(ScanHostResult(h.host, h.status, h.reason, (), h.rtt_ms) for h in sweeper)
+    return ChunkResult(number, hosts, len(part), time.monotonic() - started, worker)
 
 
 @dataclass

@@ -27,7 +27,7 @@ __all__ = [
 #: a crash (the issue's bound), and a chunk's fixed cost (its last answers' wait) stays small.
 CHUNK_SECONDS = 1.0
 #: The pace assumed for sizing chunks when the user gives no --rate (probes a second).
-DEFAULT_PACE = {"syn": 20_000.0, "connect": 2_000.0}
+DEFAULT_PACE = {"syn": 20_000.0, "connect": 2_000.0, "sweep": 100_000.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,8 @@ class JobSpec:
     seed: int = 0
     banners: bool = False
     show_all: bool = False
+    kind: str = "scan"  # or "sweep": host discovery alone, chunks of the address walk
+    method: str = "auto"  # a sweep's probes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +75,8 @@ class JobSpec:
 
     def pace(self) -> float:
         """Probes a second a chunk is sized for."""
-        return self.rate if self.rate else DEFAULT_PACE.get(self.scan_type, 2_000.0)
+        kind = "sweep" if self.kind == "sweep" else self.scan_type
+        return self.rate if self.rate else DEFAULT_PACE.get(kind, 2_000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ class ChunkResult:
 def chunk_count(spec: JobSpec, live_hosts: int, seconds: float = CHUNK_SECONDS) -> int:
     """How many chunks (shards of the walk) a job is cut into: each about `seconds` of probes
     at the job's pace, so a crash costs at most that much sent twice."""
-    probes = max(live_hosts, 1) * len(spec.ports)
+    probes = max(live_hosts, 1) * max(len(spec.ports), 1)
     per_chunk = max(spec.pace() * seconds, 1.0)
     return max(1, math.ceil(probes / per_chunk))
 
