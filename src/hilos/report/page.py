@@ -45,7 +45,10 @@ svg .bar{fill:var(--acc)}
 border-radius:6px;background:#fff}
 #count{color:var(--mute);margin-left:auto}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line)}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;
+overflow-wrap:anywhere}
+.tools select{max-width:16em}
+#rows td:nth-child(2),#detail td:first-child{white-space:nowrap}
 th{background:#eef1f5;cursor:pointer;user-select:none;white-space:nowrap;position:sticky;top:0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.banner{font-family:ui-monospace,monospace;font-size:12px;max-width:520px;word-break:break-all}
