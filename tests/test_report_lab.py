@@ -206,3 +206,32 @@ def test_merged_report_of_every_tool(scans: Files, tmp_path: Path) -> None:
     table = _page(scans, tmp_path, list(scans))
     shown = {(r[0].split()[0], int(r[1].split("/")[0])) for r in table("state=open&size=all")}
     assert shown == open_ports(scans["hilos.jsonl"])
+
+
+def test_the_lab_hostile_hosts_page(lab: Lab, tmp_path: Path) -> None:
+    # 198.18.0.3 answers with terminal escapes (23) and echoes the probe back (27017).
+    page = tmp_path / "hostile.html"
+    proc = lab.run(
+        [
+            sys.executable,
+            "-m",
+            "hilos",
+            "scan",
+            "198.18.0.3",
+            "-p",
+            "22,23,27017",
+            "--banners",
+            "-q",
+            "--format",
+            "html",
+            "-o",
+            str(page),
+        ],
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "\x1b" not in text and "\x07" not in text
+    dom = dump_dom(page, "size=all")
+    assert "\x1b" not in dom and "\x9b" not in dom
+    assert {r[1] for r in rows(dom)} >= {"22/tcp", "23/tcp", "27017/tcp"}
