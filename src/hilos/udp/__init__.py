@@ -1,0 +1,7 @@
+"""The UDP scan (nmap -sU): `UdpScanner`, stateless over raw sockets, or unprivileged."""
+
+from __future__ import annotations
+
+from hilos.udp.scanner import DEFAULT_RETRIES, UdpScanner
+
+__all__ = ["DEFAULT_RETRIES", "UdpScanner"]

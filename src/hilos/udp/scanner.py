@@ -1,0 +1,241 @@
+"""The UDP scan (nmap -sU): stateless probes over raw sockets, walking hosts x ports in keyed order.
+
+One sender thread walks the (host x port) indices in the order of a keyed `Permutation`
+(reproducible with `seed`; ``shard=(i, n)`` takes every n-th step), so consecutive probes go to
+different hosts and each host sees few per second: Linux's per-destination ICMP rate limit then
+costs little. Each pass sends only what is still unanswered (retries of the unanswered), with
+the next payload of the port's rotation (hilos.probes.udp_payloads); after the last pass's
+timeout the rest is open|filtered. Without raw sockets (no CAP_NET_RAW) the same walk runs over
+connected UDP sockets that read ICMP errors from their error queue (hilos.udp.unpriv): slower,
+the same states.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+
+from hilos.errors import UsageError
+from hilos.probes.udp_payloads import build_payload, kind_for
+from hilos.probes.udp_reply import build_udp
+from hilos.results import ScanHostResult, ScanStats
+from hilos.targets import Permutation
+from hilos.targets.udp_ports import udp_service_name
+from hilos.udp.receiver import UdpReceiver
+from hilos.udp.state import Namer, UdpState
+from hilos.udp.targets import Address, UdpTargets
+from hilos.validate import MAX_RETRIES
+from hilos.wire.cookie import Cookie
+from hilos.wire.ratelimit import TokenBucket
+from hilos.wire.senders import send_failed
+from hilos.wire.sockets import can_raw
+
+__all__ = ["DEFAULT_RETRIES", "UdpScanner"]
+
+DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
+_BATCH = 32
+
+
+class UdpScanner:
+    """A running UDP scan; `results()` yields one ScanHostResult per host once it is final.
+
+    Ports are named from the UDP port table; an open port's reply is described by `namer`
+    (hilos.services.udp.describe in the pipeline). `privileged=None` uses raw sockets when this
+    process may open them, else the unprivileged path (`unprivileged` then says so). Other
+    arguments as for the SYN scan: `rate` (probes/s), `timeout` (fixed per-probe wait; None:
+    adaptive), `retries`, `seed`, `shard`, `only` (probe only these of the hosts walked).
+    """
+
+    def __init__(
+        self,
+        hosts: Iterable[Address],
+        ports: Sequence[int],
+        *,
+        rate: float | None = None,
+        timeout: float | None = None,
+        retries: int = DEFAULT_RETRIES,
+        seed: int | None = None,
+        shard: tuple[int, int] | None = None,
+        only: Container[str] | None = None,
+        namer: Namer | None = None,
+        privileged: bool | None = None,
+        names: Callable[[int], str | None] | None = None,
+    ) -> None:
+        if not 0 <= retries <= MAX_RETRIES:
+            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+        if timeout is not None and not timeout > 0:
+            raise UsageError(f"timeout must be positive: {timeout}")
+        if any(not 0 < p < 65536 for p in ports):
+            raise UsageError("port out of range")
+        self.targets = UdpTargets(hosts, Cookie())
+        self.state = UdpState(self.targets, ports, timeout, namer)
+        self._retries = retries
+        self._bucket = TokenBucket(rate, burst=_BATCH * 2)
+        self._seed = 0 if seed is None else seed
+        self._shard = shard or (1, 1)
+        self._skip = None if only is None else bytearray(n not in only for n in self.targets.names)
+        if only is not None or shard is not None:
+            self.state.set_expected(self._expected())
+        self._names = names or udp_service_name
+        self.unprivileged = not can_raw() if privileged is None else not privileged
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._error: BaseException | None = None
+        self._rx: UdpReceiver | None = None
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+
+    # ---------------------------------------------------------------- the walk
+
+    def walk(self) -> Iterator[int]:
+        """This scan's indices (host * nports + port) in the keyed order, skipped hosts left out."""
+        perm = Permutation(self.state.total, self._seed)
+        skip, np_ = self._skip, self.state.np
+        if skip is None:
+            return perm.shard(*self._shard)
+        return (i for i in perm.shard(*self._shard) if not skip[i // np_])
+
+    def _expected(self) -> list[int]:
+        counts = [0] * len(self.targets)
+        np_ = self.state.np
+        for idx in self.walk():
+            counts[idx // np_] += 1
+        return counts
+
+    # ---------------------------------------------------------------- public
+
+    def start(self) -> UdpScanner:
+        if self._thread is not None:
+            return self
+        self._started = time.monotonic()
+        if self.state.goal == 0:
+            self._finished.set()
+            return self
+        if self.unprivileged:
+            from hilos.udp.unpriv import run_unprivileged
+
+            def target() -> None:
+                run_unprivileged(self, self._retries, self._bucket, self._cancel)
+
+        else:
+            self._rx = UdpReceiver(self.state, self.targets.family_set).start()
+            target = self._send_all
+        self._thread = threading.Thread(target=self._main, args=(target,), daemon=True)
+        self._thread.start()
+        return self
+
+    def results(self) -> Iterator[ScanHostResult]:
+        """Yield each host's result once it is final; raises the sender's error, if any."""
+        self.start()
+        completed = self.state.completed
+        try:
+            while True:
+                try:
+                    h = completed.get(timeout=0.1)
+                except queue.Empty:
+                    if self._finished.is_set() and completed.empty():
+                        break
+                    continue
+                yield self.state.build(h, self._names)
+            if self._error is not None:
+                raise self._error
+            if self._rx is not None:
+                self._rx.check()
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        if self._rx is not None:
+            self._rx.close()
+
+    def partial(self) -> list[ScanHostResult]:
+        return self.state.partial(self._names)
+
+    @property
+    def stats(self) -> ScanStats:
+        st = self.state
+        return ScanStats(
+            done=st.final_count,
+            total=st.goal,
+            hosts_done=st.hosts_done,
+            hosts_total=len(self.targets),
+            elapsed=time.monotonic() - self._started if self._started else 0.0,
+            window=max(0, st.sent - st.final_count),
+        )
+
+    # ---------------------------------------------------------------- sending
+
+    def _main(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as exc:  # handed to results(): a dead sender must not hang it
+            self._error = exc
+        finally:
+            self._finished.set()
+
+    def _send_all(self) -> None:
+        """Every pass, then open|filtered for what is still silent."""
+        rx = self._rx
+        assert rx is not None
+        for attempt in range(self._retries + 1):
+            last = self._send_pass(rx, attempt)
+            self._wait(rx, last)
+            if self._cancel.is_set() or self.state.final_count >= self.state.goal:
+                break
+        if not self._cancel.is_set():
+            self.state.give_up(self.walk())
+
+    def _send_pass(self, rx: UdpReceiver, attempt: int) -> float:
+        """Send attempt `attempt` to every index not yet final; returns the last send time."""
+        st, tg = self.state, self.targets
+        ports, np_, final = st.ports, st.np, st.final
+        families, sockaddrs = tg.families, tg.sockaddrs
+        tx = {4: rx.tx4, 6: rx.tx6}
+        take, budget, sent = self._bucket.take, 0, 0
+        kinds = [kind_for(p, attempt) for p in ports]
+        for idx in self.walk():
+            if final[idx >> 3] >> (idx & 7) & 1:
+                continue
+            if self._cancel.is_set():
+                break
+            if budget == 0:
+                take(_BATCH)
+                budget = _BATCH
+            budget -= 1
+            h, pi = divmod(idx, np_)
+            port = ports[pi]
+            sport = tg.sport(h, port)
+            payload = build_payload(kinds[pi], tg.value(h, port))
+            pkt = build_udp(sport, port, payload)
+            sock = tx[families[h]]
+            assert sock is not None
+            st.mark_sent(idx)
+            try:
+                sock.sendto(pkt, sockaddrs[h])
+            except OSError as exc:
+                _send_error(exc, sock, pkt, sockaddrs[h])
+            sent += 1
+        with st.lock:
+            st.sent += sent
+        return time.monotonic()
+
+    def _wait(self, rx: UdpReceiver, last: float) -> None:
+        """Until the receiver has handled everything up to `last` + the timeout."""
+        st = self.state
+        while not self._cancel.is_set() and st.final_count < st.goal:
+            rx.check()
+            if rx.idle_at >= last + st.est.timeout:
+                return
+            time.sleep(0.005)
+
+
+def _send_error(exc: OSError, sock: socket.socket, pkt: bytes, addr: tuple[str, int]) -> None:
+    """hilos.wire.senders' policy: a full queue waits and resends; no route or a local firewall
+    leaves the probe unanswered (a retry pass tries again); anything else raises."""
+    send_failed(exc, lambda: sock.sendto(pkt, addr), "sending UDP probes")

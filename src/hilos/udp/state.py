@@ -1,0 +1,188 @@
+"""What the UDP scan knows: one "final" bit per probe, the answers, and the results built from them.
+
+open           a UDP datagram from the port                  reason udp-response
+closed         ICMP port unreachable (ICMPv6 1/4)            reason port-unreach
+filtered       any other ICMP/ICMPv6 destination unreachable host-unreach, admin-prohibited, ...
+open|filtered  nothing after every retry                     reason no-response
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from hilos.results import PortResult, ScanHostResult
+from hilos.udp.targets import UdpTargets
+from hilos.wire.rtt import RttEstimator
+
+__all__ = ["Namer", "UdpState"]
+
+# namer(port, reply payload) -> PortResult fields (service, product, version, banner) or {}.
+Namer = Callable[[int, bytes], Mapping[str, str | None]]
+
+NO_RESPONSE, OPEN = 0, 1
+_REASONS = (
+    "port-unreach",
+    "net-unreach",
+    "host-unreach",
+    "proto-unreach",
+    "net-prohibited",
+    "host-prohibited",
+    "admin-prohibited",
+    "no-route",
+    "beyond-scope",
+    "unreach",
+)
+REASON_CODE: dict[str, int] = {r: i for i, r in enumerate(_REASONS, start=2)}
+CODES: dict[int, tuple[str, str]] = {
+    NO_RESPONSE: ("open|filtered", "no-response"),
+    OPEN: ("open", "udp-response"),
+}
+CODES.update(
+    {i: ("closed" if r == "port-unreach" else "filtered", r) for r, i in REASON_CODE.items()}
+)
+_TICK_SHIFT = 20  # send times in ~1.05 ms ticks, 16 bits: RTTs up to ~68 s
+REPLY_KEEP = 1024  # bytes of an open port's reply kept for naming it
+
+
+class UdpState:
+    """The scan's progress, shared by the receiver thread, the sender and `results()`."""
+
+    def __init__(
+        self,
+        targets: UdpTargets,
+        ports: Sequence[int],
+        timeout: float | None,
+        namer: Namer | None = None,
+    ) -> None:
+        self.targets = targets
+        self.ports = tuple(ports)
+        self.np = len(self.ports)
+        self.port_index = [-1] * 65536
+        for i, p in enumerate(self.ports):
+            self.port_index[p] = i
+        total = len(targets) * self.np
+        self.total = total
+        self.final = bytearray((total + 7) // 8 or 1)
+        self.ticks = array("H", bytes(2 * max(1, total)))
+        self.codes: dict[int, int] = {}
+        self.replies: dict[int, bytes] = {}
+        self.done = [0] * len(targets)
+        self.expected: list[int] | None = None
+        self.goal = total
+        self.rtt: dict[int, float] = {}
+        self.est = RttEstimator(initial=1.0, minimum=0.05, maximum=3.0, fixed=timeout, margin=0.01)
+        self.lock = threading.Lock()
+        self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.reported = bytearray(len(targets))
+        self.namer = namer
+        self.final_count = 0
+        self.hosts_done = 0
+        self.sent = 0
+
+    def set_expected(self, expected: list[int]) -> None:
+        self.expected = expected
+        self.goal = sum(expected)
+        for h, n in enumerate(expected):
+            if n == 0:
+                self.reported[h] = 1  # nothing of this host in this shard: never reported
+
+    def mark_sent(self, idx: int) -> None:
+        self.ticks[idx] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
+
+    def answer(self, h: int, pi: int, code: int, payload: bytes | None) -> None:
+        """Runs in the receiver thread for each validated reply or ICMP error."""
+        idx = h * self.np + pi
+        byte, bit = idx >> 3, 1 << (idx & 7)
+        now = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
+        rtt_ms = ((now - self.ticks[idx]) & 0xFFFF) * ((1 << _TICK_SHIFT) / 1e6)
+        with self.lock:
+            if self.final[byte] & bit:
+                return  # a duplicate, or an answer after the probe was given up
+            self.final[byte] |= bit
+            self.codes[idx] = code
+            if payload is not None:
+                self.replies[idx] = payload[:REPLY_KEEP]
+            self.est.sample(rtt_ms / 1000.0)
+            old = self.rtt.get(h)
+            if old is None or rtt_ms < old:
+                self.rtt[h] = rtt_ms
+            self._count_final(h)
+
+    def _count_final(self, h: int) -> None:
+        self.final_count += 1
+        self.done[h] += 1
+        expected = self.np if self.expected is None else self.expected[h]
+        if self.done[h] == expected:
+            self.hosts_done += 1
+            self.completed.put(h)
+
+    def is_final(self, idx: int) -> bool:
+        return bool(self.final[idx >> 3] >> (idx & 7) & 1)
+
+    def give_up(self, indices: Iterable[int]) -> None:
+        """These probes got nothing after the last retry: open|filtered."""
+        final, np_ = self.final, self.np
+        with self.lock:
+            for idx in indices:
+                byte, bit = idx >> 3, 1 << (idx & 7)
+                if not final[byte] & bit:
+                    final[byte] |= bit
+                    self._count_final(idx // np_)
+
+    # ---------------------------------------------------------------- results
+
+    def _port(self, idx: int, pi: int, code: int, names: Callable[[int], str | None]) -> PortResult:
+        state, reason = CODES[code]
+        port = self.ports[pi]
+        result = PortResult(port, state, reason, proto="udp", service=names(port))  # type: ignore[arg-type]
+        data = self.replies.pop(idx, None)
+        if data is not None and self.namer is not None:
+            fields = dict(self.namer(port, data))
+            if fields:
+                result = replace(result, **fields)  # type: ignore[arg-type]
+        return result
+
+    def build(
+        self, h: int, names: Callable[[int], str | None], partial: bool = False
+    ) -> ScanHostResult:
+        """Host h's result (all its probes final; with `partial`, only those answered)."""
+        self.reported[h] = 1
+        base = h * self.np
+        sharded = self.expected is not None
+        with self.lock:
+            codes = {i: self.codes.pop(base + i) for i in range(self.np) if base + i in self.codes}
+        ports = []
+        for i in range(self.np):
+            if i in codes:
+                ports.append(self._port(base + i, i, codes[i], names))
+            elif not partial and (not sharded or self.is_final(base + i)):
+                ports.append(self._port(base + i, i, NO_RESPONSE, names))
+        return self._host(h, tuple(ports))
+
+    def _host(self, h: int, ports: tuple[PortResult, ...]) -> ScanHostResult:
+        status, reason = "down", "no-response"
+        for p in ports:
+            if p.state in ("open", "closed"):
+                status, reason = "up", p.reason
+                if p.state == "open":
+                    break
+            elif reason == "no-response" and p.reason != "no-response":
+                reason = p.reason
+        rtt = self.rtt.get(h)
+        return ScanHostResult(
+            self.targets.names[h],
+            "up" if status == "up" else "down",
+            reason,
+            ports,
+            None if rtt is None else round(rtt, 3),
+        )
+
+    def partial(self, names: Callable[[int], str | None]) -> list[ScanHostResult]:
+        with self.lock:
+            hosts = sorted({idx // self.np for idx in self.codes})
+        return [self.build(h, names, partial=True) for h in hosts if not self.reported[h]]

@@ -1,0 +1,153 @@
+"""The UDP engine: loopback scans (raw and unprivileged paths), validation of replies and errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hilos.probes.udp_payloads import build_payload
+from hilos.probes.udp_reply import build_udp
+from hilos.udp import UdpScanner
+from hilos.udp.receiver import UdpReceiver, Validator
+from hilos.udp.state import UdpState
+from hilos.udp.targets import UdpTargets
+from hilos.wire.cookie import Cookie
+
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def dns_server() -> Iterator[int]:
+    """A UDP server on 127.0.0.1 that answers with the request's id (a DNS server's manner)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = s.recvfrom(2048)
+            except TimeoutError:
+                continue
+            if data:
+                s.sendto(data[:2] + b"\x81\x80" + data[4:], peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield s.getsockname()[1]
+    stop.set()
+    t.join()
+    s.close()
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # free again once closed
+
+
+@pytest.mark.parametrize("privileged", [True, False])
+def test_loopback_states(dns_server: int, privileged: bool) -> None:
+    if privileged and not ROOT:
+        pytest.skip("raw sockets need root")
+    closed = _closed_port()
+    scanner = UdpScanner(["127.0.0.1"], [dns_server, closed], privileged=privileged, timeout=0.3)
+    (host,) = list(scanner.results())
+    states = {p.port: (p.state, p.reason, p.proto) for p in host.ports}
+    assert states == {
+        dns_server: ("open", "udp-response", "udp"),
+        closed: ("closed", "port-unreach", "udp"),
+    }
+    assert scanner.unprivileged is (not privileged)
+
+
+def _state(ports: list[int]) -> UdpState:
+    return UdpState(UdpTargets(["198.18.0.1", "fd18:0:0:100::1"], Cookie(7)), ports, 1.0)
+
+
+def _ip4(src: bytes, dst: bytes, proto: int, body: bytes) -> bytes:
+    n = 20 + len(body)
+    return bytes([0x45, 0, n >> 8, n & 255, 0, 0, 0, 0, 64, proto, 0, 0]) + src + dst + body
+
+
+HOST = bytes([198, 18, 0, 1])
+US = bytes([198, 19, 0, 2])
+
+
+def test_reply_needs_keyed_port_and_echoed_id() -> None:
+    st = _state([53, 5300])
+    v = Validator(st)
+    tg = st.targets
+    sport = tg.sport(0, 53)
+    good = build_payload("dns", tg.value(0, 53))
+    assert not v.datagram(4, 0xC6120001, 53, sport ^ 1, good)  # wrong source port
+    assert not v.datagram(4, 0xC6120001, 53, sport, good[:1] + bytes([good[1] ^ 1]) + good[2:])
+    assert not v.datagram(4, 0xC6120002, 53, sport, good)  # not a target
+    assert v.datagram(4, 0xC6120001, 53, sport, good)
+    # A port without a payload of its own: the keyed source port vouches alone.
+    assert v.datagram(4, 0xC6120001, 5300, tg.sport(0, 5300), b"anything")
+    assert st.final_count == 2
+
+
+def test_forged_and_misquoted_icmp_errors_are_ignored() -> None:
+    st = _state([161])
+    rx = UdpReceiver.__new__(UdpReceiver)
+    rx.validator = Validator(st)
+    sport = st.targets.sport(0, 161)
+
+    def error(qdst: bytes, qsport: int, qdport: int, proto: int = 17) -> bytes:
+        quoted = _ip4(US, qdst, proto, build_udp(qsport, qdport, b""))
+        return _ip4(HOST, US, 1, bytes([3, 3, 0, 0, 0, 0, 0, 0]) + quoted)
+
+    assert not rx.handle(1, "198.18.0.1", error(HOST, sport ^ 0x10, 161))  # another source port
+    assert not rx.handle(1, "198.18.0.1", error(bytes([198, 18, 0, 9]), sport, 161))  # not ours
+    assert not rx.handle(1, "198.18.0.1", error(HOST, sport, 162))  # a port not scanned
+    assert not rx.handle(1, "198.18.0.1", error(HOST, sport, 161, proto=6))  # quotes TCP
+    assert st.final_count == 0
+    assert rx.handle(1, "198.18.0.1", error(HOST, sport, 161))
+    assert st.codes == {0: 2}  # closed, port-unreach
+
+
+def test_icmp6_port_unreachable_is_closed_and_admin_prohibited_filtered() -> None:
+    st = _state([53, 161])
+    rx = UdpReceiver.__new__(UdpReceiver)
+    rx.validator = Validator(st)
+    me = (0xFD18 << 112 | 0xFF << 96 | 2).to_bytes(16, "big")
+    host = (0xFD180000000001000000000000000001).to_bytes(16, "big")
+    for port, code in ((53, 4), (161, 1)):
+        quoted = bytes([0x60, 0, 0, 0, 0, 8, 17, 64]) + me + host
+        quoted += build_udp(st.targets.sport(1, port), port, b"")
+        assert rx.handle(58, "fd18::100:1", bytes([1, code, 0, 0, 0, 0, 0, 0]) + quoted)
+    host_result = st.build(1, lambda p: None)
+    assert [(p.port, p.state, p.reason) for p in host_result.ports] == [
+        (53, "closed", "port-unreach"),
+        (161, "filtered", "admin-prohibited"),
+    ]
+
+
+def test_ten_thousand_fuzzed_datagrams_and_errors_never_crash_the_receiver() -> None:
+    st = _state([53, 123, 161, 5300])
+    rx = UdpReceiver.__new__(UdpReceiver)
+    rx.validator = Validator(st)
+    rng = random.Random(5)
+    sport = st.targets.sport(0, 161)
+    for i in range(10_000):
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80)))
+        kind = (4, 6, 1, 58)[i % 4]
+        if kind == 4:
+            pkt = _ip4(HOST, US, 17, build_udp(161, sport, body))[: rng.randrange(0, 140)]
+        elif kind == 1:
+            quoted = _ip4(US, HOST, 17, build_udp(sport, 161, body))
+            pkt = _ip4(HOST, US, 1, bytes([3, rng.randrange(16), 0, 0, 0, 0, 0, 0]) + quoted)
+            pkt = pkt[: rng.randrange(0, len(pkt) + 1)]
+        else:
+            pkt = body
+        rx.handle(kind, "fd18::100:1", pkt)
+    # Random ids never validate; only a complete quote of the right port could.
+    assert all(code != 1 for code in st.codes.values())
