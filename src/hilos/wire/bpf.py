@@ -39,9 +39,9 @@ class Insn:
 class Program:
     """A classic BPF program under construction: loads, compares that jump to labels, returns.
 
-        p = Program()
-        p.load(9, 1); p.jeq(6, "tcp", "drop")
-        p.ret(0, label="drop"); p.ret(0xFFFF, label="tcp")
+    p = Program()
+    p.load(9, 1); p.jeq(6, "tcp", "drop")
+    p.ret(0, label="drop"); p.ret(0xFFFF, label="tcp")
     """
 
     def __init__(self) -> None:

@@ -73,9 +73,9 @@ class _Mmsghdr(ctypes.Structure):
 class RxBatch:
     """Up to `count` packets of at most `snap` bytes per call, into `pkts` (count x snap uint8).
 
-        rx = RxBatch(sock, 1024, 128)
-        n = rx.recv(0.05)          # waits up to 50 ms for the first packet
-        pkts, lens = rx.pkts[:n], rx.lens(n)
+    rx = RxBatch(sock, 1024, 128)
+    n = rx.recv(0.05)          # waits up to 50 ms for the first packet
+    pkts, lens = rx.pkts[:n], rx.lens(n)
     """
 
     def __init__(self, sock: socket.socket, count: int = 1024, snap: int = 128) -> None:
@@ -95,7 +95,8 @@ class RxBatch:
             self._msgs[k].hdr.iov = ctypes.addressof(self._iov[k])
             self._msgs[k].hdr.iovlen = 1
         size = ctypes.sizeof(_Mmsghdr)
-        words = np.frombuffer(memoryview(self._msgs).cast("B"), dtype=np.uint32).reshape(count, size // 4)
+        raw_msgs = memoryview(self._msgs).cast("B")
+        words = np.frombuffer(raw_msgs, dtype=np.uint32).reshape(count, size // 4)
         self._lens = words[:, _Mmsghdr.len.offset // 4]
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.recvmmsg
