@@ -78,12 +78,12 @@ def test_plan_shape_is_realistic() -> None:
     assert all(not set(h.filtered_ports) & set(h.open_ports) for h in plan)
 
 
-def test_plan_kinds_are_labsvc_kinds() -> None:
-    from hilos import labsvc
+def test_plan_kinds_are_service_kinds() -> None:
+    from hilos.lab import services
 
     kinds = {k for h in plan_hosts() for k in h.open_ports.values()}
     for kind in kinds:
-        assert labsvc.describe(kind)  # raises on an unknown kind
+        assert services.describe(kind)  # raises on an unknown kind
 
 
 def test_truth_file_format() -> None:
