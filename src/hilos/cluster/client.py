@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from hilos.cluster.daemons import RESOURCE
 from hilos.cluster.security import Address
-from hilos.cluster.tasks import chunk_task, discover_task
+from hilos.cluster.tasks import chunk_task
 from hilos.errors import HilosError
-from hilos.resume.chunks import Discovery
-from hilos.resume.job import ChunkResult, JobSpec
+from hilos.resume.chunks import Discovery, discovered, discovery_sweep, needs_discovery
+from hilos.resume.job import ChunkResult, JobSpec, chunk_count
 
 __all__ = ["CHUNKS_PER_WORKER", "DaskExecutor"]
 
@@ -60,24 +60,36 @@ class DaskExecutor:
         return CHUNKS_PER_WORKER * max(self.workers(), 1)
 
     def discover(self, spec: JobSpec) -> Discovery:
-        future = self.client.submit(
-            discover_task, spec, key=self._key(spec, "discovery"), resources={RESOURCE: 1}
-        )
-        with self._lock:
-            self._futures = [future]
+        """The scan's discovery as sweep chunks over the workers (a pass on one machine would
+        cap the whole job at one machine's rate)."""
+        if not needs_discovery(spec):
+            return Discovery()
+        sweep = discovery_sweep(spec)
+        count = max(self.min_chunks(), chunk_count(sweep, spec.space().size, self.chunk_seconds))
         try:
-            result: Discovery = future.result()
-        except Exception as exc:
-            raise ClusterError(f"cluster: discovery failed: {type(exc).__name__}: {exc}") from exc
-        return result
+            return discovered(self._run(spec, sweep, Discovery(), count, range(1, count + 1), "d"))
+        except ClusterError as exc:
+            raise ClusterError(f"discovery: {exc}") from None
 
     def chunks(
         self, spec: JobSpec, found: Discovery, count: int, numbers: Sequence[int]
     ) -> Iterator[ChunkResult]:
+        return self._run(spec, spec, found, count, numbers, "s")
+
+    def _run(
+        self,
+        job: JobSpec,
+        spec: JobSpec,
+        found: Discovery,
+        count: int,
+        numbers: Iterable[int],
+        phase: str,
+    ) -> Iterator[ChunkResult]:
+        """Chunks `numbers` of `count` of `spec` as tasks keyed by the job, phase and number;
+        each result as its task completes."""
         from distributed import as_completed
 
         stream: Any = as_completed  # untyped in distributed
-
         shared = self.client.scatter(found, broadcast=False, hash=True)
         futures = [
             self.client.submit(
@@ -86,7 +98,7 @@ class DaskExecutor:
                 shared,
                 k,
                 count,
-                key=self._key(spec, f"{count}-{k}"),
+                key=self._key(job, f"{phase}{count}-{k}"),
                 resources={RESOURCE: 1},
                 pure=False,
             )

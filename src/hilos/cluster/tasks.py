@@ -1,4 +1,4 @@
-"""What a cluster worker runs: discovery and chunks of a job, capped at the worker's --rate.
+"""What a cluster worker runs: chunks of a job (scan or sweep), capped at the worker's --rate.
 
 Dask imports this module on the worker by name (the functions are pickled by reference), so
 it stays small and free of the command line. A task may run twice; the client counts a chunk
@@ -7,10 +7,10 @@ once (hilos.resume.Merger).
 
 from __future__ import annotations
 
-from hilos.resume.chunks import Discovery, run_chunk, run_discovery
+from hilos.resume.chunks import Discovery, run_chunk
 from hilos.resume.job import ChunkResult, JobSpec
 
-__all__ = ["WORKER", "chunk_task", "discover_task"]
+__all__ = ["WORKER", "chunk_task"]
 
 #: This process's worker settings, set by `hilos cluster worker` before it joins: "rate" caps
 #: every task's probes a second (None: the job's own rate).
@@ -26,11 +26,7 @@ def _name() -> str:
         return "local"
 
 
-def discover_task(spec: JobSpec) -> Discovery:
-    """The job's one discovery pass, on a scanner machine."""
-    return run_discovery(spec, rate=WORKER["rate"])
-
-
 def chunk_task(spec: JobSpec, found: Discovery, number: int, count: int) -> ChunkResult:
-    """Chunk `number` of `count` of the job (a shard of its keyed walk)."""
+    """Chunk `number` of `count` of the job (a shard of its keyed walk; for a scan's
+    discovery, a sweep chunk)."""
     return run_chunk(spec, found, number, count, rate=WORKER["rate"], worker=_name())

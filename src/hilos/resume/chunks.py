@@ -34,13 +34,35 @@ def _loopback(space: TargetSpace) -> bool:
     return all(a.is_loopback and b.is_loopback for a, b in space.iter_ranges())
 
 
+def needs_discovery(spec: JobSpec) -> bool:
+    """Does the job start with a discovery pass (a scan without -Pn, not of loopback)?"""
+    return spec.kind != "sweep" and spec.discovery and not _loopback(spec.space())
+
+
+def discovery_sweep(spec: JobSpec) -> JobSpec:
+    """The sweep a scan's discovery is (Scan's own: default method and threads), for running
+    it in chunks on several machines."""
+    return replace(spec, kind="sweep", ports=(), threads=None, method="auto", banners=False)
+
+
+def discovered(chunks: Iterable[ChunkResult]) -> Discovery:
+    """A discovery pass put together from its sweep chunks."""
+    up: list[HostResult] = []
+    down: list[HostResult] = []
+    for chunk in chunks:
+        for h in chunk.hosts:
+            found = HostResult(h.host, h.status, h.reason, h.rtt_ms)
+            (up if h.status == "up" else down).append(found)
+    return Discovery(tuple(up), tuple(down), True)
+
+
 def run_discovery(
     spec: JobSpec, cancelled: Callable[[], bool] | None = None, rate: float | None = None
 ) -> Discovery:
     """One discovery pass over the job's targets (what `Scan` would run), or nothing to run."""
-    space = spec.space()
-    if spec.kind == "sweep" or not spec.discovery or _loopback(space):
+    if not needs_discovery(spec):
         return Discovery()
+    space = spec.space()
     from hilos.sweep import Sweeper
 
     sweeper = Sweeper(
