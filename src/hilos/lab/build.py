@@ -43,6 +43,8 @@ from hilos.lab.plan import (
 )
 from hilos.lab.resolver import DNS_MODULE, ETC_NETNS, dns_spec, resolver_files
 
+UDP_MODULE = "hilos.lab.services.udp_server"  # run as `python -m` in the hosts namespace
+
 _COMMON_SYSCTLS = (
     "net.ipv4.conf.all.rp_filter=0",
     "net.ipv4.conf.default.rp_filter=0",
@@ -69,6 +71,17 @@ def _nft_hosts(plan: Sequence[PlannedHost]) -> str:
     silent6 = [h.addr for h in plan if not h.icmp and h.family == 6]
     filt4 = [f"{h.addr} . {p}" for h in plan if h.family == 4 for p in h.filtered_ports]
     filt6 = [f"{h.addr} . {p}" for h in plan if h.family == 6 for p in h.filtered_ports]
+    udp = {
+        (fam, what): [
+            f"{h.addr} . {p}"
+            for h in plan
+            if h.family == fam
+            for p, k in h.udp.items()
+            if k == what
+        ]
+        for fam in (4, 6)
+        for what in ("drop", "reject")
+    }
 
     def nft_set(name: str, typ: str, elems: list[str]) -> str:
         body = f"elements = {{ {', '.join(elems)} }}" if elems else ""
@@ -80,12 +93,20 @@ def _nft_hosts(plan: Sequence[PlannedHost]) -> str:
         + nft_set("silent6", "ipv6_addr", silent6)
         + nft_set("filt4", "ipv4_addr . inet_service", filt4)
         + nft_set("filt6", "ipv6_addr . inet_service", filt6)
+        + nft_set("udrop4", "ipv4_addr . inet_service", udp[4, "drop"])
+        + nft_set("udrop6", "ipv6_addr . inet_service", udp[6, "drop"])
+        + nft_set("urej4", "ipv4_addr . inet_service", udp[4, "reject"])
+        + nft_set("urej6", "ipv6_addr . inet_service", udp[6, "reject"])
         + "  chain input {\n"
         "    type filter hook input priority 0; policy accept;\n"
         "    icmp type echo-request ip daddr @silent4 drop\n"
         "    icmpv6 type echo-request ip6 daddr @silent6 drop\n"
         "    ip daddr . tcp dport @filt4 drop\n"
         "    ip6 daddr . tcp dport @filt6 drop\n"
+        "    ip daddr . udp dport @udrop4 drop\n"
+        "    ip6 daddr . udp dport @udrop6 drop\n"
+        "    ip daddr . udp dport @urej4 reject with icmp type admin-prohibited\n"
+        "    ip6 daddr . udp dport @urej6 reject with icmpv6 type admin-prohibited\n"
         "  }\n"
         "}\n"
     )
@@ -109,6 +130,16 @@ def _services_spec(plan: Sequence[PlannedHost]) -> dict[str, Any]:
         {"addr": h.addr, "port": port, "kind": kind}
         for h in plan
         for port, kind in sorted(h.open_ports.items())
+    ]
+    return {"services": services}
+
+
+def _udp_spec(plan: Sequence[PlannedHost]) -> dict[str, Any]:
+    services = [
+        {"addr": h.addr, "port": port, "kind": kind}
+        for h in plan
+        for port, kind in sorted(h.udp.items())
+        if kind not in ("drop", "reject")
     ]
     return {"services": services}
 
@@ -209,6 +240,9 @@ def build_lab(
     procs["labsvc"] = start_daemon(
         hosts, ["-m", SERVICE_MODULE, str(spec_path)], sdir / "labsvc.log"
     )
+    udp_path = sdir / "udp.json"
+    write_json(udp_path, _udp_spec(plan))
+    procs["labudp"] = start_daemon(hosts, ["-m", UDP_MODULE, str(udp_path)], sdir / "labudp.log")
     dns_path = sdir / "dns.json"
     write_json(dns_path, dns_spec(plan).to_json())
     procs["labdns"] = start_daemon(net, ["-m", DNS_MODULE, str(dns_path)], sdir / "labdns.log")
@@ -234,5 +268,6 @@ def build_lab(
     wait_ready(
         procs["labsvc"], sdir / "labsvc.log", f"the service server ({SERVICE_MODULE})", deadline
     )
+    wait_ready(procs["labudp"], sdir / "labudp.log", f"the UDP services ({UDP_MODULE})", deadline)
     wait_ready(procs["labdns"], sdir / "labdns.log", f"the DNS server ({DNS_MODULE})", deadline)
     return procs

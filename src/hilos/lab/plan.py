@@ -71,6 +71,18 @@ _FIXED4: tuple[tuple[str, bool, dict[int, str], tuple[int, ...]], ...] = (
     ),
 )  # fmt: skip
 _FIXED6 = ("fd18:0:0:100::1", True, {22: "ssh", 80: "http", 443: "https"}, ())
+# UDP of the fixed hosts (hilos.lab.services.udp_server kinds; "drop": nftables drops it, so
+# open|filtered; "reject": ICMP admin-prohibited, so filtered); every other UDP port of a live
+# host is closed (ICMP port unreachable). .4 runs its services on unusual ports.
+UDP_FIXED: dict[str, dict[int, str]] = {
+    "198.18.0.1": {
+        53: "dns", 123: "ntp", 161: "snmp", 1900: "ssdp", 11211: "memcached",
+        137: "drop", 138: "reject",
+    },
+    "198.18.0.2": {53: "drop", 161: "reject", 500: "reject", 1434: "drop"},
+    "198.18.0.4": {5000: "dns", 10000: "snmp", 3456: "ntp", 9200: "memcached", 5300: "dns"},
+    "fd18:0:0:100::1": {53: "dns", 161: "snmp", 123: "drop", 1900: "reject"},
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,7 @@ class PlannedHost:
     icmp: bool
     open_ports: Mapping[int, str] = field(default_factory=dict)
     filtered_ports: tuple[int, ...] = ()
+    udp: Mapping[int, str] = field(default_factory=dict)  # port -> UDP kind, drop or reject
 
 
 def plan_hosts(
@@ -106,7 +119,8 @@ def plan_hosts(
         raise LabError(f"IPv6 hosts: at most 60000 (asked {ipv6})")
     rng = random.Random(seed)
     hosts: list[PlannedHost] = [
-        PlannedHost(addr, 4, icmp, dict(ports), filt) for addr, icmp, ports, filt in _FIXED4
+        PlannedHost(addr, 4, icmp, dict(ports), filt, dict(UDP_FIXED.get(addr, {})))
+        for addr, icmp, ports, filt in _FIXED4
     ]
     base4 = int(ipaddress.IPv4Address("198.18.0.0"))
     # Dense: .5-.250 (.1-.4 fixed, .251-.254 kept dead so docs and tests can name a dead host).
@@ -120,7 +134,7 @@ def plan_hosts(
         hosts.append(_random_host(rng, addr, 4))
     if ipv6:
         addr6, icmp6, ports6, filt6 = _FIXED6
-        hosts.append(PlannedHost(addr6, 6, icmp6, dict(ports6), filt6))
+        hosts.append(PlannedHost(addr6, 6, icmp6, dict(ports6), filt6, dict(UDP_FIXED[addr6])))
         base6 = int(ipaddress.IPv6Address("fd18:0:0:100::"))
         for iid in sorted(rng.sample(range(2, 0x10000), ipv6 - 1)):
             hosts.append(_random_host(rng, str(ipaddress.IPv6Address(base6 + iid)), 6))

@@ -16,6 +16,24 @@ from hilos.lab.plan import (
 )
 from hilos.lab.resolver import dns_truth
 from hilos.lab.services.catalog import describe
+from hilos.lab.services.udp_server import UDP_KINDS
+
+# A live host's UDP ports not listed in "udp" are closed (ICMP port unreachable).
+_UDP_STATES = {
+    "drop": {"state": "open|filtered", "reason": "no-response"},
+    "reject": {"state": "filtered", "reason": "admin-prohibited"},
+}
+
+
+def _udp(h: PlannedHost) -> dict[str, dict[str, Any]]:
+    """UDP ports that are not closed: open ones with what a scanner should name."""
+    out: dict[str, dict[str, Any]] = {}
+    for port, kind in sorted(h.udp.items()):
+        if kind in _UDP_STATES:
+            out[str(port)] = {**_UDP_STATES[kind], "service": None, "product": None}
+        else:
+            out[str(port)] = {"state": "open", "reason": "udp-response", **UDP_KINDS[kind]}
+    return out
 
 
 def build_truth(
@@ -48,7 +66,9 @@ def build_truth(
                     "tls": False,
                     "banner": None,
                 }
-        hosts.append({"addr": h.addr, "family": h.family, "icmp": h.icmp, "ports": ports})
+        hosts.append(
+            {"addr": h.addr, "family": h.family, "icmp": h.icmp, "ports": ports, "udp": _udp(h)}
+        )
     return {
         "name": name,
         "rtt_ms": float(rtt_ms),

@@ -45,6 +45,11 @@ CODES: dict[int, tuple[str, str]] = {
 CODES.update(
     {i: ("closed" if r == "port-unreach" else "filtered", r) for r, i in REASON_CODE.items()}
 )
+# ICMP errors about the host, not the port (admin-prohibited may be one port's firewall rule).
+HOST_LEVEL = frozenset(
+    REASON_CODE[r]
+    for r in ("net-unreach", "host-unreach", "net-prohibited", "host-prohibited", "no-route")
+)
 _TICK_SHIFT = 20  # send times in ~1.05 ms ticks, 16 bits: RTTs up to ~68 s
 REPLY_KEEP = 1024  # bytes of an open port's reply kept for naming it
 
@@ -71,6 +76,7 @@ class UdpState:
         self.ticks = array("H", bytes(2 * max(1, total)))
         self.codes: dict[int, int] = {}
         self.replies: dict[int, bytes] = {}
+        self.host_unreach: dict[int, int] = {}  # host -> a host-level unreachable code
         self.done = [0] * len(targets)
         self.expected: list[int] | None = None
         self.goal = total
@@ -105,6 +111,8 @@ class UdpState:
                 return  # a duplicate, or an answer after the probe was given up
             self.final[byte] |= bit
             self.codes[idx] = code
+            if code in HOST_LEVEL:
+                self.host_unreach[h] = code
             if payload is not None:
                 self.replies[idx] = payload[:REPLY_KEEP]
             self.est.sample(rtt_ms / 1000.0)
@@ -125,14 +133,19 @@ class UdpState:
         return bool(self.final[idx >> 3] >> (idx & 7) & 1)
 
     def give_up(self, indices: Iterable[int]) -> None:
-        """These probes got nothing after the last retry: open|filtered."""
-        final, np_ = self.final, self.np
+        """These probes got nothing after the last retry: open|filtered, unless a router said
+        their host is unreachable (a host-level ICMP error for another of its ports: routers
+        rate-limit those, net.ipv4.route.error_cost, so one stands for the host)."""
+        final, np_, unreach = self.final, self.np, self.host_unreach
         with self.lock:
             for idx in indices:
                 byte, bit = idx >> 3, 1 << (idx & 7)
                 if not final[byte] & bit:
                     final[byte] |= bit
-                    self._count_final(idx // np_)
+                    h = idx // np_
+                    if h in unreach:
+                        self.codes[idx] = unreach[h]
+                    self._count_final(h)
 
     # ---------------------------------------------------------------- results
 
