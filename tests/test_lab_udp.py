@@ -42,9 +42,10 @@ UNREACHABLE = "198.18.254.7"
 
 
 def _scan(lab: Lab, hosts: list[str], prefix: tuple[str, ...] = (), **kw: Any) -> dict[str, Any]:
+    run_kw = kw.pop("_run", {})
     args = json.dumps({"hosts": hosts, "ports": PORTS, **kw})
     python = prefix or (sys.executable,)
-    proc = lab.run([*python, "-c", SCAN, args], timeout=180, **kw.pop("_run", {}))
+    proc = lab.run([*python, "-c", SCAN, args], timeout=180, **run_kw)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
@@ -134,7 +135,7 @@ def test_shards_together_are_the_whole_scan(udp_lab: Lab) -> None:
 
 
 def test_unprivileged_path_gives_the_same_states(udp_lab: Lab, unprivileged: Unprivileged) -> None:
-    hosts = [h["addr"] for h in udp_lab.truth["hosts"]][:5] + [DEAD, UNREACHABLE]
+    hosts = [*[h["addr"] for h in udp_lab.truth["hosts"]][:5], DEAD, UNREACHABLE]
     got = _scan(
         udp_lab,
         hosts,
