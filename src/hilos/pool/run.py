@@ -282,9 +282,10 @@ class Run(Generic[T, R]):
         else:
             self.cancel()
         deadline = (self.cancel_at or time.monotonic()) + (self.grace if wait else 0.0)
-        threads = [self.feeder] if self.feeder is not None else []
-        threads += self.workers
-        for thread in threads:
+        # The feeder first: it starts the workers, so the list is whole only once it has ended.
+        if self.feeder is not None:
+            self.feeder.join(max(0.0, deadline - time.monotonic()))
+        for thread in list(self.workers):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
