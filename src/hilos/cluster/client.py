@@ -23,7 +23,7 @@ from hilos.resume.job import ChunkResult, JobSpec, chunk_count
 __all__ = ["CHUNKS_PER_WORKER", "DaskExecutor"]
 
 #: At least this many chunks per worker, so the work spreads and a lost worker costs little.
-CHUNKS_PER_WORKER = 4
+CHUNKS_PER_WORKER = 3
 
 
 class ClusterError(HilosError):

@@ -104,8 +104,18 @@ def run_chunk(
     if spec.kind == "sweep":
         return _sweep_chunk(spec, number, count, _capped(spec.rate, rate), worker)
     started = time.monotonic()
+    space = spec.space()
+    if found.ran:
+        # The walk over discovery's up hosts only (every chunk gets the same answer, so the
+        # shards stay disjoint and complete): a walk over the whole space x ports that skips
+        # the dead hosts costs each chunk a pass over millions of indices.
+        if not found.up:
+            return ChunkResult(number, (), 0, 0.0, worker)
+        from hilos.targets import parse_targets
+
+        space = parse_targets([h.host for h in found.up])
     job = Scan(
-        spec.space(),
+        space,
         spec.ports,
         scan_type="syn" if spec.scan_type == "syn" else "connect",
         discovery=spec.discovery,
