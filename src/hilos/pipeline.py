@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from hilos import scanners
 from hilos.errors import UsageError
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
@@ -42,7 +43,7 @@ from hilos.wire.limits import check_thread_limit
 
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
 
-ScanType = Literal["connect", "syn"]
+ScanType = Literal["connect", "syn", "udp"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +89,24 @@ class Scan:
         show_all: bool = False,
         on_notice: Callable[[str], None] | None = None,
         known: Sequence[HostResult] | None = None,
+        udp_ports: Sequence[int] = (),
     ) -> None:
-        if scan_type not in ("connect", "syn"):
-            raise UsageError(f"unknown scan type {scan_type!r} (connect or syn)")
+        if scan_type not in ("connect", "syn", "udp"):
+            raise UsageError(f"unknown scan type {scan_type!r} (connect, syn or udp)")
         if not isinstance(targets, TargetSpace):
             targets = parse_targets(targets, on_warning=on_notice, strict=True)
         if targets.size == 0:
             raise UsageError("no targets to scan")
         check_space_size(targets)
-        self.ports = tuple(ports)
+        # UDP beside a TCP scan (nmap -sS -sU): `udp_ports`; a UDP scan alone: `ports`.
+        self.ports, self.udp_ports = tuple(ports), tuple(udp_ports)
         if not self.ports:
             raise UsageError("no ports to scan")
         if retries is not None and not 0 <= retries <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         if scan_type == "connect" and threads is not None:
             check_thread_limit(threads)
-        if scan_type == "syn" and not discovery and targets.size > MAX_HOSTS:
+        if scan_type != "connect" and not discovery and targets.size > MAX_HOSTS:
             # Checked here, before any output is opened (the scanner is made after discovery).
             raise UsageError(
                 f"a SYN scan takes at most {MAX_HOSTS} addresses per run, not {targets.size}: "
@@ -116,6 +119,7 @@ class Scan:
         # Connect scans resend twice by default: a resend costs only the ports still silent,
         # and a loaded path then still gives exact states.
         self.retries = retries if retries is not None else (1 if scan_type == "syn" else 2)
+        self._udp_retries = retries
         self._sweep_retries = retries
         self.seed = seed if seed is not None else 0
         self.shard = shard
@@ -271,7 +275,7 @@ class Scan:
     def _run(self) -> Iterator[ScanHostResult]:
         live = self._discover()
         full_walk = self.discovery and self._user_shard and not self._loopback_only()
-        if full_walk or self.scan_type == "syn":
+        if full_walk or self.scan_type != "connect" or self.udp_ports:
             # The SYN scan takes its host table whole; a user's shard needs discovery's whole
             # answer to filter the walk over the full space.
             for _ in live:
@@ -301,36 +305,28 @@ class Scan:
             # The walk covers every target; hosts discovery did not find are skipped in it.
             hosts = self.targets
             only = frozenset(self._found)
-        elif self.scan_type == "syn":
+        elif self.scan_type != "connect" or self.udp_ports:
             hosts = list(self._found)
         else:
             hosts = live  # streamed: ports of the first live hosts go while discovery runs
-        if self.scan_type == "syn":
-            from hilos.syn import SynScanner
-
-            return SynScanner(
-                hosts,  # type: ignore[arg-type]
-                self.ports,
-                rate=self.rate,
-                timeout=self.timeout,
-                retries=self.retries,
-                seed=self.seed,
-                shard=self.shard,
+        opts = {"rate": self.rate, "timeout": self.timeout, "seed": self.seed, "shard": self.shard}
+        if self.scan_type == "udp" or self.udp_ports:
+            hosts = list(hosts)
+            udp = scanners.udp_scanner(
+                hosts,
+                self.udp_ports or self.ports,
                 only=only,
+                retries=self._udp_retries,
+                on_notice=self.on_notice,
+                **opts,
             )
-        from hilos.connect import ConnectScanner
-
-        return ConnectScanner(
-            hosts,
-            self.ports,
-            timeout=self.timeout,
-            retries=self.retries,
-            threads=self.threads,
-            rate=self.rate,
-            shard=self.shard,
-            seed=self.seed,
-            only=only,
-        )
+            if self.scan_type == "udp":
+                return udp
+        tcp = scanners.tcp_scanner(
+            self.scan_type, hosts, self.ports, only=only, retries=self.retries,
+            threads=self.threads, **opts,
+        )  # fmt: skip
+        return scanners.combined(tcp, udp) if self.udp_ports else tcp
 
     # ---------------------------------------------------------------- per host
 
@@ -378,7 +374,7 @@ class Scan:
 def _unnamed(p: PortResult) -> bool:
     # Ports nothing was learned from get the port table's name (nmap's "table" method), closed
     # ones too (nmap: `22/tcp closed ssh`).
-    return p.service is None and not (p.banner or p.product)
+    return p.service is None and not (p.banner or p.product) and p.proto == "tcp"
 
 
 def _hostname(space: TargetSpace, addr: str) -> str | None:

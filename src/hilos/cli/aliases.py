@@ -96,6 +96,9 @@ def add_nmap_options(p: argparse.ArgumentParser, kind: str) -> None:
             "-sT", dest="type", action="store_const", const="connect", help="= --type connect"
         )
         nmap.add_argument(
+            "-sU", dest="udp", action="store_true", help="UDP scan (= --type udp; with -sS: both)"
+        )
+        nmap.add_argument(
             "-sn",
             dest="sweep_only",
             action="store_true",
@@ -247,7 +250,7 @@ def _to_sweep(args: argparse.Namespace) -> None:
             ("--banners", args.banners),
             ("--shard", args.shard is not None),
             ("-Pn", args.no_discovery),
-            ("--type/-sS/-sT", args.type != "auto"),
+            ("--type/-sS/-sT/-sU", args.type != "auto" or args.udp),
         )
         if used
     ]

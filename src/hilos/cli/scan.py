@@ -38,10 +38,11 @@ def add(sub: Subcommands) -> None:
     scan.add_argument("--exclude-ports", metavar="SPEC", help="ports to leave out")
     scan.add_argument(
         "--type",
-        choices=("auto", "connect", "syn"),
         default="auto",
+        metavar="TYPE",
         help="syn = raw-socket SYN scan (root), connect = full TCP connect (any user), "
-        "auto = syn when raw sockets work, else connect (default auto)",
+        "auto = syn when raw sockets work, else connect (default auto); udp = UDP scan, alone "
+        "or beside TCP: syn,udp (ports: -p U:53,161,T:22,80)",
     )
     scan.add_argument("-Pn", dest="no_discovery", action="store_true", help="skip host discovery")
     scan.add_argument("--banners", action="store_true", help="read banners and name services")
@@ -62,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from hilos.output.progress import Progress
     from hilos.pipeline import scan
     from hilos.targets import parse_shard
-    from hilos.targets.ports import exclude_ports, parse_ports, top_ports
+    from hilos.targets.ports import exclude_ports
 
+    tcp_type, udp = _types(args)
     if chunked.wanted(args):  # --checkpoint, --resume, --cluster
         if args.baseline:
             raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
@@ -74,18 +76,24 @@ def run(args: argparse.Namespace) -> int:
     targets = parse_cli_targets(args, notice)
     if targets.size == 0:
         raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
-    ports = parse_ports(args.ports) if args.ports else top_ports(args.top_ports or 1000)
+    ports, udp_ports = _ports(args, tcp_type, udp)
     if args.exclude_ports:
         ports = exclude_ports(ports, args.exclude_ports)
-    if not ports:
+        udp_ports = exclude_ports(udp_ports, args.exclude_ports)
+    if not ports and not udp_ports:
         raise UsageError("no ports left to scan after --exclude-ports")
     shard = parse_shard(args.shard) if args.shard else None
-    scan_type, why = _pick_type(args.type)
+    scan_type, why = _pick_type(tcp_type) if ports else ("udp", "")
+    if not udp_ports:
+        udp = False
+    elif scan_type == "udp":
+        ports, udp_ports = udp_ports, ()
     # Every check of the options runs here, before any output file is opened.
     job = scan(
         targets,
         ports,
-        scan_type="syn" if scan_type == "syn" else "connect",
+        scan_type=scan_type if scan_type in ("syn", "udp") else "connect",  # type: ignore[arg-type]
+        udp_ports=udp_ports,
         discovery=not args.no_discovery,
         rate=args.rate,
         timeout=args.timeout,
@@ -104,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
     start_wall = time.time()
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
     out = open_cli_outputs(
-        "scan", args, progress, {"start": start_wall, "scan_type": scan_type, "ports": ports}
+        "scan",
+        args,
+        progress,
+        {"start": start_wall, "scan_type": scan_type, "ports": ports, "udp_ports": udp_ports},
     )
     finished = threading.Event()
 
@@ -145,6 +156,40 @@ def run(args: argparse.Namespace) -> int:
     out.close(summary())
     base.report(args)
     return EXIT_OK
+
+
+def _types(args: argparse.Namespace) -> tuple[str, bool]:
+    """(TCP scan type, or "" for none; whether UDP is scanned) from --type and -sU. -sU or
+    --type udp alone is a UDP scan only (as nmap -sU); with a TCP type, both run."""
+    parts = {t.strip().lower() for t in str(args.type).split(",")}
+    udp = "udp" in parts or bool(getattr(args, "udp", False))
+    parts.discard("udp")
+    if len(parts) > 1 or not parts <= {"auto", "connect", "syn"}:
+        raise UsageError(
+            f"--type {args.type}: expected auto, connect, syn or udp (or both kinds: syn,udp)"
+        )
+    tcp = parts.pop() if parts else ""
+    if udp and args.type in ("auto", "udp"):
+        tcp = ""
+    if udp and chunked.wanted(args):
+        raise UsageError("a UDP scan with --checkpoint/--resume/--cluster is not supported yet")
+    return tcp, udp
+
+
+def _ports(
+    args: argparse.Namespace, tcp: str, udp: bool
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(TCP ports, UDP ports) from -p (U:/T: prefixes) or --top-ports (each its own ranking)."""
+    from hilos.targets.ports import parse_ports, top_ports
+    from hilos.targets.udp_ports import split_protocols, top_udp_ports
+
+    if args.ports and udp:
+        t, u = split_protocols(args.ports)
+        return (t if tcp else ()), u
+    if args.ports:
+        return parse_ports(args.ports), ()
+    n = args.top_ports or 1000
+    return (top_ports(n) if tcp else ()), (top_udp_ports(n) if udp else ())
 
 
 def _pick_type(wanted: str) -> tuple[str, str]:

@@ -67,7 +67,10 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
     else:
         lines.append("Host is up.")
     view = split_ports(result.ports, show_all, fold_many=True)
-    not_shown = [hidden_phrase(s, r) for s, r in view.hidden.items()]
+    protos = {
+        s: "/".join(sorted({p.proto for p in result.ports if p.state == s})) for s in view.hidden
+    }
+    not_shown = [hidden_phrase(s, r, protos[s]) for s, r in view.hidden.items()]
     if not view.shown:
         if result.ports:
             lines.append(

@@ -107,7 +107,7 @@ def _ports_element(h: ET.Element, result: ScanHostResult, show_all: bool) -> Non
                 "extrareasons",
                 reason=reason,
                 count=str(count),
-                proto="tcp",
+                proto=next(p.proto for p in result.ports if (p.state, p.reason) == (state, reason)),
                 ports=compress_ports(numbers),
             )
     for raw in view.shown:
@@ -142,7 +142,14 @@ class XmlWriter(Writer):
             self._write_header(None)
             return
         scan_type = str(self.meta.get("scan_type", "connect"))
-        ports = self.meta.get("ports", ())
+        udp = self.meta.get("udp_ports")
+        infos = [] if scan_type == "udp" else [self._scaninfo(scan_type, "tcp", "ports")]
+        if scan_type == "udp" or udp:  # nmap -sU: one <scaninfo> per protocol
+            infos.append(self._scaninfo("udp", "udp", "udp_ports" if udp else "ports"))
+        self._write_header(infos)
+
+    def _scaninfo(self, scan_type: str, protocol: str, key: str) -> dict[str, str]:
+        ports = self.meta.get(key, ())
         if isinstance(ports, str):
             services = ports
             numservices = len(_expand(ports))
@@ -152,16 +159,14 @@ class XmlWriter(Writer):
             numservices = len(set(numbers))
         else:
             services, numservices = "", 0
-        self._write_header(
-            {
-                "type": scan_type,
-                "protocol": "tcp",
-                "numservices": str(numservices),
-                "services": services,
-            }
-        )
+        return {
+            "type": scan_type,
+            "protocol": protocol,
+            "numservices": str(numservices),
+            "services": services,
+        }
 
-    def _write_header(self, info: dict[str, str] | None) -> None:
+    def _write_header(self, info: list[dict[str, str]] | None) -> None:
         """`<nmaprun>`, then `<scaninfo>` for a port scan (nmap -sn writes none)."""
         run = {
             "scanner": "hilos",
@@ -175,7 +180,7 @@ class XmlWriter(Writer):
             '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n'
             + _ascii(_start_tag("nmaprun", run))
             + "\n"
-            + (_ascii(_start_tag("scaninfo", info, empty=True)) + "\n" if info else "")
+            + "".join(_ascii(_start_tag("scaninfo", i, empty=True)) + "\n" for i in info or ())
             + '<verbose level="0"/>\n<debugging level="0"/>\n'
         )
 

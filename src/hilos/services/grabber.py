@@ -63,7 +63,8 @@ class BannerGrabber:
         self, results: Iterable[ScanHostResult]
     ) -> Iterator[tuple[ScanHostResult, PortResult | None]]:
         for host in results:
-            opened = host.open_ports
+            # TCP only: UDP services were named from their replies by the UDP scan.
+            opened = tuple(p for p in host.open_ports if p.proto == "tcp")
             if not opened:
                 yield host, None
                 continue
@@ -100,7 +101,7 @@ class BannerGrabber:
             if len(found) < count:
                 return None
             del self._open[host.host]
-        ports = tuple(found.get(p.port, p) for p in base.ports)
+        ports = tuple(found.get(p.port, p) if p.proto == "tcp" else p for p in base.ports)
         return replace(base, ports=ports)
 
     def pending(self) -> list[ScanHostResult]:
@@ -109,7 +110,10 @@ class BannerGrabber:
             entries = list(self._open.values())
             self._open.clear()
         return [
-            replace(base, ports=tuple(found.get(p.port, p) for p in base.ports))
+            replace(
+                base,
+                ports=tuple(found.get(p.port, p) if p.proto == "tcp" else p for p in base.ports),
+            )
             for base, found, _ in entries
         ]
 

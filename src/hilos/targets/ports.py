@@ -316,7 +316,7 @@ def _ranges(spec: str) -> list[tuple[int, int]]:
         if proto:
             letter = proto.group(1).upper()
             if letter == "U":
-                raise PortSpecError(f"invalid port spec {spec!r}: UDP is not supported (TCP only)")
+                raise PortSpecError(f"invalid port spec {spec!r}: UDP ports need a UDP scan (-sU)")
             if letter != "T":
                 raise PortSpecError(
                     f"invalid port spec {spec!r}: protocol {proto.group(1)}: is not supported "
