@@ -78,15 +78,14 @@ def run(args: argparse.Namespace) -> int:
         on_notice=notice,
     )
     out = open_cli_outputs("sweep", args, progress, {"start": start_wall})
-    stream = sweeper.__iter__()
+    stream = sweeper.batches()  # one write (and flush) per batch of hosts found together
     try:
-        for host in stream:
-            out.write(host)
+        for hosts in stream:
+            out.write_many(hosts)
     except KeyboardInterrupt:
         # Stop the senders, then every result found so far still reaches the outputs.
         sweeper.cancel()
-        for host in sweeper.drain():
-            out.write(host)
+        out.write_many(sweeper.drain())
         progress.close()
         summary = _summary(sweeper.probed, out.up, sweeper.started or time.monotonic())
         out.close(summary, error="interrupted")

@@ -135,28 +135,48 @@ class OutputSet:
 
     def write(self, result: Result) -> None:
         """Write one result to every output and flush each."""
-        if not isinstance(result, self._type):
-            raise TypeError(f"{self._kind} outputs take {self._type.__name__}, not {result!r}")
         with self._lock:
-            if self._closed:
-                raise ValueError("write() on a closed OutputSet")
-            self.seen += 1
-            if result.status == "up":
-                self.up += 1
-            elif not self._show_all:
-                return  # a down host goes nowhere: skip the per-writer calls (most of a sweep)
-            if self._only_open and isinstance(result, ScanHostResult):
-                # --open (nmap's): only open ports, and only hosts that have one.
-                opened = result.open_ports
-                if not opened:
-                    return
-                if len(opened) != len(result.ports):
-                    result = replace(result, ports=opened)
+            shown = self._admit(result)
+            if shown is None:
+                return
             try:
-                self._each(lambda w: w.write(result))
+                self._each(lambda w: w.write(shown))
             except OutputError as exc:
                 self.failure = self.failure or exc
                 raise
+
+    def write_many(self, results: Sequence[Result]) -> None:
+        """write() for a batch (a batched sweep's): each output flushed once for all of them,
+        so a million lines do not cost a million flushes; every line is out on return."""
+        with self._lock:
+            shown = [r for r in map(self._admit, results) if r is not None]
+            if not shown:
+                return
+            try:
+                self._each(lambda w: w.write_many(shown))
+            except OutputError as exc:
+                self.failure = self.failure or exc
+                raise
+
+    def _admit(self, result: Result) -> Result | None:
+        """Count `result`; what the outputs should get of it (None: nothing)."""
+        if not isinstance(result, self._type):
+            raise TypeError(f"{self._kind} outputs take {self._type.__name__}, not {result!r}")
+        if self._closed:
+            raise ValueError("write() on a closed OutputSet")
+        self.seen += 1
+        if result.status == "up":
+            self.up += 1
+        elif not self._show_all:
+            return None  # a down host goes nowhere: skip the per-writer calls (most of a sweep)
+        if self._only_open and isinstance(result, ScanHostResult):
+            # --open (nmap's): only open ports, and only hosts that have one.
+            opened = result.open_ports
+            if not opened:
+                return None
+            if len(opened) != len(result.ports):
+                result = replace(result, ports=opened)
+        return result
 
     def close(
         self, summary: Mapping[str, object] | None = None, *, error: str | None = None

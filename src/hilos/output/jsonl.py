@@ -68,3 +68,9 @@ class JsonLinesWriter(Writer):
         else:
             obj = sweep_object(result)
         self.stream.write(_encode(obj) + "\n")
+
+    def _text_many(self, results: list[Result]) -> str | None:
+        hosts = [r for r in results if isinstance(r, HostResult)]
+        if len(hosts) != len(results):
+            return None
+        return "".join([_encode(sweep_object(r)) + "\n" for r in hosts])

@@ -115,6 +115,12 @@ class TextWriter(Writer):
         else:
             self.stream.write(sweep_line(result) + "\n")
 
+    def _text_many(self, results: list[Result]) -> str | None:
+        hosts = [r for r in results if isinstance(r, HostResult)]
+        if len(hosts) != len(results):
+            return None
+        return "".join([sweep_line(r) + "\n" for r in hosts])
+
     def _trailer(self, summary: Summary) -> None:
         if summary.error is None:
             self.stream.write(f"hilos done: {summary.sentence()}\n")

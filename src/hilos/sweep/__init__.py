@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+from hilos.sweep.api import sweep
 from hilos.sweep.base import (
     DEFAULT_RATE,
     DEFAULT_RETRIES,
@@ -39,7 +40,7 @@ from hilos.sweep.base import (
     SweepProgress,
     check_space_size,
 )
-from hilos.sweep.sweeper import Sweeper, sweep
+from hilos.sweep.sweeper import Sweeper
 
 __all__ = [
     "DEFAULT_RATE",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import queue
 import random
 import threading
@@ -26,6 +27,7 @@ from hilos.sweep.base import (
     host_str,
 )
 from hilos.sweep.choose import attach_link, choose_engines
+from hilos.sweep.dense import DenseSweep
 from hilos.sweep.engines import IcmpDiscovery
 from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
@@ -36,7 +38,7 @@ from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rtt import RttEstimator
 from hilos.wire.sockets import can_raw
 
-__all__ = ["Sweeper", "sweep"]
+__all__ = ["Sweeper"]
 
 _DEFAULT_THREADS = 16
 _DONE = object()
@@ -94,6 +96,8 @@ class Sweeper:
             if targets.names:
                 self._space = targets
         self._targets = Targets(targets, randomize, seed)
+        self._given = targets
+        self._dense: DenseSweep | None = None  # the batched sweep of 127/8 (sweep.dense)
         self.size = self._targets.size
         self.notice = ""
         self.engines: list[Engine] = []
@@ -115,8 +119,7 @@ class Sweeper:
         )
         self._pass = 0
         self._error: BaseException | None = None
-        self.started = 0.0
-        self.elapsed = 0.0
+        self.started = self.elapsed = 0.0
         self._used = False
         self.cancelled = False
         self._link: LinkTx | None = None
@@ -132,14 +135,20 @@ class Sweeper:
         return self._loss.measured
 
     def _build_engines(self) -> None:
+        seed = self._targets.seed if self._targets.randomize else None
+        self._dense = DenseSweep.serving(
+            self._given, self.method, self._key, self._bucket,
+            lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample, seed,
+        )  # fmt: skip
         fams = self._targets.families or {4}
         raw = can_raw()
         self.engines, missing = choose_engines(
             self.method, fams, raw, self._key, self._bucket, self._record, self.threads, self._wait
         )
-        if raw and 4 in fams:
+        if raw and 4 in fams and self._dense is None:
             self._link, self._frames = attach_link(self._targets, self.engines, self.rate)
         note = "sweep: using " + " + ".join(e.name for e in self.engines)
+        note += " (batched)" if self._dense is not None else ""
         if missing:
             note += "; not privileged, so without " + ", ".join(missing)
         self.notice = note
@@ -185,12 +194,15 @@ class Sweeper:
     # -- running ------------------------------------------------------------------------------
 
     def _all_answered(self) -> bool:
-        return len(self._answered) >= self.size
+        return (self._dense.up if self._dense else len(self._answered)) >= self.size
 
     def _run(self) -> None:
         try:
-            for e in self.engines:
-                e.start()
+            if self._dense is not None:
+                self._dense.start()
+            else:
+                for e in self.engines:
+                    e.start()
             self._run_passes()
         except BaseException as exc:
             self._error = exc
@@ -204,6 +216,8 @@ class Sweeper:
                     e.close()
             if self._link is not None:
                 self._link.close()
+            if self._dense is not None:
+                self._dense.close()
 
     def _run_passes(self) -> None:
         passes = self.retries + 1
@@ -222,20 +236,25 @@ class Sweeper:
                 if (
                     p == 1
                     and self._adaptive
+                    and self._dense is None
                     and not self._loss.retry_needed(self._wait(), self._stop)
                 ):
                     break
             self._pass = p + 1
             last_pass_start = time.monotonic()
-            run_pass(
-                self._targets, self.engines, self._frames, self._link, self._answered, self._stop
-            )
+            if self._dense is not None:
+                self._dense.send_pass(p > 0, p == passes - 1, self._stop)
+            else:
+                run_pass(self._targets, self.engines, self._frames, self._link, self._answered,
+                         self._stop)  # fmt: skip
             last_send = time.monotonic()
             self.pass_seconds.append(last_send - last_pass_start)
-            if p == 0 and passes > 1 and self._adaptive:
+            if p == 0 and passes > 1 and self._adaptive and self._dense is None:
                 self._loss.probe(self.engines, self._answered, self._lock)
         # One wait after the last send, ending early once every target has answered.
         self._sleep_until(functools.partial(self._deadline, last_send))
+        if self._dense is not None:  # replies the kernel queued still count; failures raise
+            self._dense.settle(self._stop)
 
     def _deadline(self, since: float) -> float:
         return since + self._wait()
@@ -263,10 +282,12 @@ class Sweeper:
                 return found
             if isinstance(item, HostResult):
                 found.append(item)
+            elif isinstance(item, list):
+                found.extend(item)
 
     @property
     def up(self) -> int:
-        return self._up
+        return self._up if self._dense is None else self._dense.up
 
     @property
     def probed(self) -> int:
@@ -277,6 +298,16 @@ class Sweeper:
         return self._progress_now().done
 
     def __iter__(self) -> Generator[HostResult, None, None]:
+        batches = self.batches()
+        try:
+            for batch in batches:
+                yield from batch
+        finally:
+            batches.close()
+
+    def batches(self) -> Generator[list[HostResult], None, None]:
+        """The results as lists, as they come (a batched sweep finds hundreds at once): for
+        outputs that write a list with one flush (OutputSet.write_many)."""
         if self._used:
             raise RuntimeError("a Sweeper runs once; make a new one")
         self._used = True
@@ -291,7 +322,9 @@ class Sweeper:
             if self._error is not None:
                 raise self._error
             if self.all_hosts and not self.cancelled:
-                yield from self._down_hosts()
+                down = self._down_hosts()
+                while chunk := list(itertools.islice(down, 4096)):
+                    yield chunk
         finally:
             self._stop.set()
             if not finished:
@@ -300,25 +333,49 @@ class Sweeper:
                 runner.join(timeout=5.0)
             self.elapsed = time.monotonic() - self.started
 
-    def _results(self) -> Iterator[HostResult]:
-        """The up hosts as they answer, with progress reports, until the run is over."""
+    def _results(self) -> Iterator[list[HostResult]]:
+        """The up hosts as they answer (what is queued at once, as one list), with progress
+        reports, until the run is over."""
         next_progress = 0.0
         while True:
             try:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:
                 item = None
-            if item is _DONE:
+            batch, done = self._gather(item)
+            if batch:
+                yield batch
+            if done:
                 return
-            if isinstance(item, HostResult):
-                yield item
             if self.on_progress is not None:
                 now = time.monotonic()
                 if now >= next_progress:
                     next_progress = now + 0.1
                     self.on_progress(self._progress_now())
 
+    def _gather(self, item: object) -> tuple[list[HostResult], bool]:
+        """`item` and the results queued behind it (up to 4096), and whether the run is over."""
+        batch: list[HostResult] = []
+        while item is not None:
+            if item is _DONE:
+                return batch, True
+            if isinstance(item, HostResult):
+                batch.append(item)
+            elif isinstance(item, list):
+                batch.extend(item)
+            if len(batch) >= 4096:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                item = None
+        return batch, False
+
     def _down_hosts(self) -> Iterator[HostResult]:
+        if self._dense is not None:
+            for a in self._dense.down():
+                yield self._result(a, "down", "no-response", None)
+            return
         answered = self._answered
         for key in self._targets.iter_keys():
             reason = answered.get(key)
@@ -327,7 +384,7 @@ class Sweeper:
             yield self._result(key, "down", str(reason) if reason else "no-response", None)
 
     def _progress_now(self) -> SweepProgress:
-        done = len(self._answered)
+        done = len(self._answered) if self._dense is None else self._dense.progress
         if self._frames is not None:
             done = max(done, self._frames.progress)
         for e in self.engines:
@@ -341,49 +398,3 @@ class Sweeper:
             passes=self.retries + 1,
             elapsed=time.monotonic() - self.started,
         )
-
-
-def sweep(
-    targets: TargetSpace | Iterable[Address],
-    *,
-    method: Method = "auto",
-    rate: float | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    threads: int | None = None,
-    randomize: bool = False,
-    seed: int | None = None,
-    all_hosts: bool = False,
-    on_progress: Callable[[SweepProgress], None] | None = None,
-    on_notice: Callable[[str], None] | None = None,
-) -> Iterator[HostResult]:
-    """Sweep `targets` and yield a HostResult per up host as it answers (see Sweeper).
-
-    `targets` is a TargetSpace, one spec (``"127.0.0.1"``, ``"127.0.0.0/30"``, ``"localhost"``,
-    an int) or an iterable of them. Every argument is checked before anything is sent, as the
-    CLI checks it: bad values raise InvalidArgument, bad targets TargetError, names that do not
-    resolve ResolveError (all HilosError subclasses; see hilos.validate).
-
-    for r in sweep(["127.0.0.1", "::1"], method="icmp", timeout=0.5):
-        print(r.host, r.reason, r.rtt_ms)
-    """
-    from hilos import validate
-    from hilos.errors import InvalidArgument
-
-    if method not in ("auto", "icmp", "tcp"):
-        raise InvalidArgument(f"method must be auto, icmp or tcp, not {method!r}")
-    hosts = validate.check_hosts(targets)
-    sweeper = Sweeper(
-        hosts,
-        method=method,
-        rate=validate.check_rate(rate),
-        timeout=validate.check_timeout(timeout),
-        retries=validate.check_retries(retries),
-        threads=validate.check_threads(threads),
-        randomize=bool(randomize),
-        seed=validate.check_seed(seed),
-        all_hosts=all_hosts,
-        on_progress=on_progress,
-        on_notice=on_notice,
-    )
-    return validate.with_hostnames(iter(sweeper), hosts)

@@ -68,9 +68,19 @@ class Batch:
 
 
 class MmsgVector:
-    """ctypes glue for sendmmsg(2) over a fixed bytearray: one mmsghdr/iovec per slot."""
+    """ctypes glue for sendmmsg(2) over a fixed bytearray: one mmsghdr/iovec per slot; with
+    `names`, message k goes to the `namelen`-byte socket address at names[k * namelen] (an
+    unconnected raw IP socket needs one destination per packet)."""
 
-    def __init__(self, fd: int, buf: bytearray, lens: Sequence[int], slot: int) -> None:
+    def __init__(
+        self,
+        fd: int,
+        buf: bytearray,
+        lens: Sequence[int],
+        slot: int,
+        names: bytearray | None = None,
+        namelen: int = 0,
+    ) -> None:
         import ctypes
 
         class Iovec(ctypes.Structure):
@@ -97,6 +107,9 @@ class MmsgVector:
         n = len(lens)
         self._raw = (ctypes.c_char * len(buf)).from_buffer(buf)  # shares the bytearray
         base = ctypes.addressof(self._raw)
+        if names is not None:
+            self._names_raw = (ctypes.c_char * len(names)).from_buffer(names)
+            self._names = ctypes.addressof(self._names_raw)
         self._iov = (Iovec * n)()
         self._msgs = (Mmsghdr * n)()
         for k, length in enumerate(lens):
@@ -104,6 +117,9 @@ class MmsgVector:
             self._iov[k].len = length
             self._msgs[k].hdr.iov = ctypes.addressof(self._iov[k])
             self._msgs[k].hdr.iovlen = 1
+            if names is not None:
+                self._msgs[k].hdr.name = self._names + k * namelen
+                self._msgs[k].hdr.namelen = namelen
         self._fn: Any = fn
         self._fd = fd
         self._addr = ctypes.addressof(self._msgs)

@@ -177,12 +177,24 @@ class VectorProbe(Protocol):
     def validate(self, pkts: U8, lens: npt.NDArray[np.int64]) -> Answers: ...
 
 
+_SOCKADDR_IN: Final = np.dtype(
+    {"names": ["family", "addr"], "formats": ["=u2", ">u4"], "offsets": [0, 4], "itemsize": 16}
+)
+
+
 class FrameBatch:
     """`size` slots holding the probe's template in one contiguous buffer, and the sendmmsg
     vector over them: ``send(dst, port)`` patches the first len(dst) slots in numpy and hands
-    them to the kernel at once; returns how many frames left (hilos.wire.batch's policy)."""
+    them to the kernel at once; returns how many frames left (hilos.wire.batch's policy).
 
-    def __init__(self, probe: VectorProbe, sock: socket.socket, size: int) -> None:
+    `addressed`: the socket is an unconnected raw IP socket (IP_HDRINCL; the template starts at
+    the IP header), so every message also carries its destination as a sockaddr_in, filled
+    from `dst` in the same pass. Otherwise (AF_PACKET bound to an interface) frames go as is.
+    """
+
+    def __init__(
+        self, probe: VectorProbe, sock: socket.socket, size: int, *, addressed: bool = False
+    ) -> None:
         slot = probe.layout.itemsize
         if len(probe.template) != slot:
             raise ValueError(f"template of {len(probe.template)} bytes for a {slot}-byte layout")
@@ -191,12 +203,23 @@ class FrameBatch:
         self.buf = bytearray(probe.template * size)
         self.rows = np.frombuffer(self.buf, dtype=probe.layout)
         self.frames = np.frombuffer(self.buf, dtype=np.uint8).reshape(size, slot)
-        self._mmsg = MmsgVector(sock.fileno(), self.buf, [slot] * size, slot)
+        self._names: npt.NDArray[np.void] | None = None
+        names: bytearray | None = None
+        if addressed:
+            names = bytearray(size * _SOCKADDR_IN.itemsize)
+            self._names = np.frombuffer(names, dtype=_SOCKADDR_IN)
+            self._names["family"] = socket.AF_INET
+        self._mmsg = MmsgVector(
+            sock.fileno(), self.buf, [slot] * size, slot, names, _SOCKADDR_IN.itemsize
+        )
+        self._keep = names  # the vector points into it
 
     def fill(self, dst: U32, port: U16) -> int:
         """Patch the first len(dst) slots (at most `size`); returns how many."""
         n = len(dst)
         self.probe.patch(self.rows[:n], dst, port)
+        if self._names is not None:
+            self._names["addr"][:n] = dst
         return n
 
     def send(self, dst: U32, port: U16) -> int:

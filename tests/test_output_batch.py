@@ -1,0 +1,57 @@
+"""OutputSet.write_many: the same bytes as one write() per result, flushed once per batch."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from hilos.output import open_outputs
+from hilos.results import HostResult
+
+HOSTS = [
+    HostResult(f"127.0.{i // 256}.{i % 256}", "up" if i % 3 else "down",
+               "echo-reply" if i % 3 else "no-response", 0.5 + i if i % 3 else None)
+    for i in range(600)
+]  # fmt: skip
+
+
+class _Counting(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+def test_write_many_equals_write_per_result(tmp_path: Path, show_all: bool) -> None:
+    formats = ["json", "text", "csv", "xml", "grep"]
+    texts = []
+    for mode in ("one", "many"):
+        paths = [str(tmp_path / f"{mode}.{f}") for f in formats]
+        out = open_outputs("sweep", formats, paths, None, show_all=show_all,
+                           stdout=io.StringIO(), meta={"start": 0.0})  # fmt: skip
+        if mode == "one":
+            for h in HOSTS:
+                out.write(h)
+        else:
+            out.write_many(HOSTS[:100])
+            out.write_many([])
+            out.write_many(HOSTS[100:])
+        out.close({"addresses": 600, "up": 400, "elapsed": 1.0})
+        assert (out.seen, out.up) == (600, 400)
+        texts.append([Path(p).read_text() for p in paths])
+    assert texts[0] == texts[1]
+    assert len(texts[1][0].splitlines()) == (600 if show_all else 400)
+
+
+def test_write_many_flushes_once_and_leaves_nothing_buffered() -> None:
+    stream = _Counting()
+    out = open_outputs("sweep", ["json"], ["-"], None, show_all=False, stdout=stream, meta={})
+    before = stream.flushes
+    out.write_many(HOSTS)
+    assert stream.flushes == before + 1
+    assert len(stream.getvalue().splitlines()) == 400
+    out.close()
