@@ -55,3 +55,30 @@ def test_write_many_flushes_once_and_leaves_nothing_buffered() -> None:
     assert stream.flushes == before + 1
     assert len(stream.getvalue().splitlines()) == 400
     out.close()
+
+
+ODD = [
+    HostResult("127.0.0.1", "up", "echo-reply", 3),  # an int RTT
+    HostResult("127.0.0.2", "up", "echo-reply", 1e-7),
+    HostResult("127.0.0.3", "up", "echo-reply", 123456.78951),
+    HostResult("127.0.0.4", "up", 're"set\\', None),  # something to escape
+    HostResult("127.0.0.5", "up", "echo-reply", 1.0, hostname="h\u00e9st\n"),
+    HostResult("::1", "up", "syn-ack", 0.1234567),
+]
+
+
+@pytest.mark.parametrize("batch", [ODD[:3], ODD[3:4], ODD[4:5], ODD])
+def test_json_lines_of_a_batch_are_the_encoders(tmp_path: Path, batch: list[HostResult]) -> None:
+    got = []
+    for mode in ("one", "many"):
+        path = tmp_path / f"{mode}.jsonl"
+        out = open_outputs("sweep", ["json"], [str(path)], None, show_all=False,
+                           stdout=io.StringIO(), meta={})  # fmt: skip
+        if mode == "one":
+            for h in batch:
+                out.write(h)
+        else:
+            out.write_many(batch)
+        out.close()
+        got.append(path.read_bytes())
+    assert got[0] == got[1]

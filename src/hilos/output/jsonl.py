@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from hilos.output.base import Result, Writer, clean_port, split_ports
 from hilos.results import HostResult, ScanHostResult
@@ -73,4 +75,29 @@ class JsonLinesWriter(Writer):
         hosts = [r for r in results if isinstance(r, HostResult)]
         if len(hosts) != len(results):
             return None
-        return "".join([_encode(sweep_object(r)) + "\n" for r in hosts])
+        if not _plain(hosts):
+            return "".join([_encode(sweep_object(r)) + "\n" for r in hosts])
+        # What the encoder writes for these, by one format per host: ~5x faster.
+        return "".join(
+            [
+                f'{{"host": "{r.host}", "status": "{r.status}", "reason": "{r.reason}", '
+                f'"rtt_ms": {"null" if r.rtt_ms is None else repr(round(r.rtt_ms, 3))}}}\n'
+                for r in hosts
+            ]
+        )
+
+
+# A character JSON would escape (ensure_ascii): control, non-ASCII, quote, backslash.
+_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+def _plain(hosts: list[HostResult]) -> bool:
+    """Whether every field of `hosts` encodes as itself: no hostname, nothing to escape, and
+    finite RTTs (floats or none)."""
+    if any(r.hostname for r in hosts):
+        return False
+    if _UNSAFE.search("".join([r.host + r.status + r.reason for r in hosts])):
+        return False
+    return all(
+        r.rtt_ms is None or (type(r.rtt_ms) is float and math.isfinite(r.rtt_ms)) for r in hosts
+    )
