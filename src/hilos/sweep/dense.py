@@ -30,6 +30,7 @@ from hilos.wire.vector import U16, Answers, FrameBatch, VectorProbe, walk_batche
 
 __all__ = ["BATCH", "DenseSweep", "dense_ranges"]
 
+SENDERS: Final = 2  # sender threads (the GIL is released during sendmmsg)
 BATCH: Final = 512  # probes per sendmmsg (zmap's default is 64; numpy wants a few hundred)
 _LOOPBACK: Final = (0x7F000000, 0x7FFFFFFF)
 _SOURCE: Final = 0x7F000001
@@ -94,16 +95,24 @@ class DenseSweep:
         self.drops = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        self._tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         self.echo = EchoVector(key, b"", _SOURCE)
         cookie = Cookie()
         self.syn = TcpVector(cookie, b"", _SOURCE)
         self.ack = TcpVector(cookie, b"", _SOURCE, ack=True)
-        self._batches = {
-            id(p): FrameBatch(p, self._tx, BATCH, addressed=True)
-            for p in (self.echo, self.syn, self.ack)
-        }
+        # One socket and batch set per sender thread: on loopback the kernel answers inside
+        # the sending system call, so a second sender puts that work on the second core.
+        self._tx: list[socket.socket] = []
+        self._batches: list[dict[int, FrameBatch]] = []
+        for _ in range(SENDERS):
+            tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            self._tx.append(tx)
+            self._batches.append(
+                {
+                    id(p): FrameBatch(p, tx, BATCH, addressed=True)
+                    for p in (self.echo, self.syn, self.ack)
+                }
+            )
         self._rx: list[tuple[socket.socket, VectorProbe]] = []
         for proto, probe, types, ports in (
             (socket.IPPROTO_ICMP, self.echo, (0,), None),
@@ -162,17 +171,48 @@ class DenseSweep:
         yield from walk_batches(Permutation(self.size, self.order_seed), BATCH)
 
     def send_pass(self, retry: bool, last: bool, stop: threading.Event) -> int:
-        """One pass over the addresses that have not answered; returns frames sent."""
+        """One pass over the addresses that have not answered, by SENDERS threads taking
+        batches from one walk; returns frames sent."""
         self.settle(stop, 10.0 if retry else 0.0)
         probes = self.probes(retry, last)
+        order = self._order()
+        self.progress = 0
+        counts = [0] * SENDERS
+        errors: list[BaseException] = []
+
+        def run(k: int) -> None:
+            try:
+                counts[k] = self._send(order, probes, self._batches[k], stop)
+            except BaseException as exc:
+                errors.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(SENDERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        self.sent += sum(counts)
+        return sum(counts)
+
+    def _send(
+        self,
+        order: Iterator[npt.NDArray[np.int64]],
+        probes: list[VectorProbe],
+        batches: dict[int, FrameBatch],
+        stop: threading.Event,
+    ) -> int:
         ports = {id(self.syn): 443, id(self.ack): 80}
         limited = not self.bucket.unlimited
-        self.progress = 0
         sent = 0
-        for idx in self._order():
-            if stop.is_set():
-                break
-            self.progress += len(idx)
+        while not stop.is_set():
+            with self._lock:
+                idx = next(order, None)
+                if idx is None:
+                    break
+                self.progress += len(idx)
             todo = idx[self.reason[idx] == _NONE]
             if not len(todo):
                 continue
@@ -181,8 +221,7 @@ class DenseSweep:
                 if limited:
                     self.bucket.take(len(dst))
                 port: U16 = np.full(len(dst), ports.get(id(probe), 0), dtype=np.uint16)
-                sent += self._batches[id(probe)].send(dst, port)
-        self.sent += sent
+                sent += batches[id(probe)].send(dst, port)
         return sent
 
     # -- index <-> address --------------------------------------------------------------------
@@ -286,4 +325,5 @@ class DenseSweep:
         for sock, _probe in self._rx:
             self.drops += raw_drops(sock) or 0
             sock.close()
-        self._tx.close()
+        for tx in self._tx:
+            tx.close()
