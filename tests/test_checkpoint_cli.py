@@ -163,3 +163,23 @@ def test_hosts_stream_out_and_resume_cuts_the_files_where_the_checkpoint_says(
     assert len(got) == len({o["host"] for o in got}) == 60
     assert _facts(got) == _facts(_lines(ref))
     assert len(ET.parse(xml).getroot().findall("host")) == 60
+
+
+def test_resume_takes_no_targets(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*HILOS, "scan", "127.0.0.1", "--resume", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "give no targets" in proc.stderr
+
+
+def test_cluster_subcommand_contract(tmp_path: Path) -> None:
+    bare = subprocess.run([*HILOS, "cluster"], capture_output=True, text=True)
+    assert bare.returncode == 2 and bare.stderr.startswith("hilos: error:")
+    plain = subprocess.run(
+        [*HILOS, "cluster", "scheduler", "--listen", "tcp://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 2 and "--insecure" in plain.stderr

@@ -173,6 +173,8 @@ def _load(
     from hilos.resume import Checkpoint
 
     if args.resume:
+        if args.targets or args.input_file or args.cluster or args.checkpoint:
+            raise UsageError("--resume FILE takes the job from FILE: give no targets with it")
         ckpt = Checkpoint.load(args.resume)
         if ckpt.spec.kind != kind:
             raise UsageError(
