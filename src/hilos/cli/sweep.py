@@ -61,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
     start_wall = time.time()
     progress = Progress(sys.stderr, quiet=quiet, label="sweep")
 
+    progress.requested_rate = args.rate
+
     def on_progress(p: SweepProgress) -> None:
-        progress.update(p.done, p.total, found=p.up)
+        dense = sweeper.dense  # the batched engine counts its packets
+        progress.update(p.done, p.total, found=p.up, sent=dense.sent if dense else None)
 
     sweeper = Sweeper(
         targets,
@@ -101,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     summary = _summary(targets.size, out.up, sweeper.started or time.monotonic())
     out.close(summary)
+    if not quiet and sweeper.dense is not None:
+        sys.stderr.write(_rate_line(sweeper.dense.sent, sum(sweeper.pass_seconds), args.rate,
+                                    sweeper.dense.drops))  # fmt: skip
     if not quiet and not _text_on_stdout(args):
         # The text report ends with its own summary; anything else gets one on stderr.
         sys.stderr.write(
@@ -108,6 +114,16 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['elapsed']:.2f} s\n"
         )
     return EXIT_OK
+
+
+def _rate_line(sent: int, seconds: float, asked: float | None, drops: int) -> str:
+    """`hilos: sent N packets in S s (R packets/s; --rate X); D replies dropped`."""
+    pps = sent / seconds if seconds > 0 else 0.0
+    cap = f"--rate {asked:g}" if asked else "no --rate cap"
+    return (
+        f"hilos: sent {sent} packets in {seconds:.2f} s ({pps:.0f} packets/s; {cap}); "
+        f"{drops} replies dropped by the kernel\n"
+    )
 
 
 def _check_icmp(families: set[int]) -> None:

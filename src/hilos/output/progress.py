@@ -51,6 +51,8 @@ class Progress:
     """
 
     log_every: float | None = None
+    #: the --rate asked for, shown beside the packets/s achieved (when `update` gets `sent`)
+    requested_rate: float | None = None
 
     def __init__(
         self,
@@ -79,15 +81,25 @@ class Progress:
         self._done = 0
         self._total: int | None = None
         self._found = 0
+        self._sent: int | None = None  # packets sent, when the engine counts them
         self._shown = False  # is a line on the screen right now
         self._closed = False
 
-    def update(self, done: int, total: int | None = None, found: int | None = None) -> None:
-        """Record progress; redraw if the last redraw is older than the interval."""
+    def update(
+        self,
+        done: int,
+        total: int | None = None,
+        found: int | None = None,
+        sent: int | None = None,
+    ) -> None:
+        """Record progress (`sent`: packets so far, for packets/s); redraw if the last redraw
+        is older than the interval."""
         if not self.enabled:
             return
         with self._lock:
             self._done = done
+            if sent is not None:
+                self._sent = sent
             if total is not None:
                 self._total = total
             if found is not None:
@@ -142,6 +154,12 @@ class Progress:
         elif total and done >= total:
             parts.append(f"in {format_duration(elapsed)}")
         parts.append(f"{self._found} up")
+        if self._sent is not None:
+            asked = self.requested_rate
+            parts.append(
+                f"sent {_format_rate(self._sent / elapsed)}"
+                + (f" of --rate {asked:g}" if asked else " (no --rate cap)")
+            )
         return "  ".join(parts)
 
     def _draw(self, now: float) -> None:

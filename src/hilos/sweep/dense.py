@@ -91,8 +91,8 @@ class DenseSweep:
         self.order_seed = order_seed
         self.up = 0
         self.progress = 0
-        self.sent = 0
-        self.drops = 0
+        self.sent = 0  # frames handed to the kernel
+        self.drops = 0  # replies the kernel dropped (full receive buffer), known after settle
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.echo = EchoVector(key, b"", _SOURCE)
@@ -194,7 +194,6 @@ class DenseSweep:
             t.join()
         if errors:
             raise errors[0]
-        self.sent += sum(counts)
         return sum(counts)
 
     def _send(
@@ -206,13 +205,15 @@ class DenseSweep:
     ) -> int:
         ports = {id(self.syn): 443, id(self.ack): 80}
         limited = not self.bucket.unlimited
-        sent = 0
+        sent = counted = 0
         while not stop.is_set():
             with self._lock:
                 idx = next(order, None)
                 if idx is None:
                     break
                 self.progress += len(idx)
+                self.sent += sent - counted  # live, for the progress line's packets/s
+                counted = sent
             todo = idx[self.reason[idx] == _NONE]
             if not len(todo):
                 continue
@@ -222,6 +223,8 @@ class DenseSweep:
                     self.bucket.take(len(dst))
                 port: U16 = np.full(len(dst), ports.get(id(probe), 0), dtype=np.uint16)
                 sent += batches[id(probe)].send(dst, port)
+        with self._lock:
+            self.sent += sent - counted
         return sent
 
     # -- index <-> address --------------------------------------------------------------------
@@ -276,6 +279,7 @@ class DenseSweep:
             ):
                 time.sleep(0.002)
             break
+        self.drops = sum(raw_drops(sock) or 0 for sock, _probe in self._rx)
         if self.error is not None:
             raise self.error
 
@@ -323,7 +327,6 @@ class DenseSweep:
             if t.ident is not None:  # started
                 t.join(timeout=1.0)
         for sock, _probe in self._rx:
-            self.drops += raw_drops(sock) or 0
             sock.close()
         for tx in self._tx:
             tx.close()

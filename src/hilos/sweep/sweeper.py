@@ -97,7 +97,7 @@ class Sweeper:
                 self._space = targets
         self._targets = Targets(targets, randomize, seed)
         self._given = targets
-        self._dense: DenseSweep | None = None  # the batched sweep of 127/8 (sweep.dense)
+        self.dense: DenseSweep | None = None  # the batched sweep of 127/8 (sweep.dense)
         self.size = self._targets.size
         self.notice = ""
         self.engines: list[Engine] = []
@@ -136,7 +136,7 @@ class Sweeper:
 
     def _build_engines(self) -> None:
         seed = self._targets.seed if self._targets.randomize else None
-        self._dense = DenseSweep.serving(
+        self.dense = DenseSweep.serving(
             self._given, self.method, self._key, self._bucket,
             lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample, seed,
         )  # fmt: skip
@@ -145,10 +145,10 @@ class Sweeper:
         self.engines, missing = choose_engines(
             self.method, fams, raw, self._key, self._bucket, self._record, self.threads, self._wait
         )
-        if raw and 4 in fams and self._dense is None:
+        if raw and 4 in fams and self.dense is None:
             self._link, self._frames = attach_link(self._targets, self.engines, self.rate)
         note = "sweep: using " + " + ".join(e.name for e in self.engines)
-        note += " (batched)" if self._dense is not None else ""
+        note += " (batched)" if self.dense is not None else ""
         if missing:
             note += "; not privileged, so without " + ", ".join(missing)
         self.notice = note
@@ -194,12 +194,12 @@ class Sweeper:
     # -- running ------------------------------------------------------------------------------
 
     def _all_answered(self) -> bool:
-        return (self._dense.up if self._dense else len(self._answered)) >= self.size
+        return (self.dense.up if self.dense else len(self._answered)) >= self.size
 
     def _run(self) -> None:
         try:
-            if self._dense is not None:
-                self._dense.start()
+            if self.dense is not None:
+                self.dense.start()
             else:
                 for e in self.engines:
                     e.start()
@@ -216,8 +216,8 @@ class Sweeper:
                     e.close()
             if self._link is not None:
                 self._link.close()
-            if self._dense is not None:
-                self._dense.close()
+            if self.dense is not None:
+                self.dense.close()
 
     def _run_passes(self) -> None:
         passes = self.retries + 1
@@ -236,25 +236,25 @@ class Sweeper:
                 if (
                     p == 1
                     and self._adaptive
-                    and self._dense is None
+                    and self.dense is None
                     and not self._loss.retry_needed(self._wait(), self._stop)
                 ):
                     break
             self._pass = p + 1
             last_pass_start = time.monotonic()
-            if self._dense is not None:
-                self._dense.send_pass(p > 0, p == passes - 1, self._stop)
+            if self.dense is not None:
+                self.dense.send_pass(p > 0, p == passes - 1, self._stop)
             else:
                 run_pass(self._targets, self.engines, self._frames, self._link, self._answered,
                          self._stop)  # fmt: skip
             last_send = time.monotonic()
             self.pass_seconds.append(last_send - last_pass_start)
-            if p == 0 and passes > 1 and self._adaptive and self._dense is None:
+            if p == 0 and passes > 1 and self._adaptive and self.dense is None:
                 self._loss.probe(self.engines, self._answered, self._lock)
         # One wait after the last send, ending early once every target has answered.
         self._sleep_until(functools.partial(self._deadline, last_send))
-        if self._dense is not None:  # replies the kernel queued still count; failures raise
-            self._dense.settle(self._stop)
+        if self.dense is not None:  # replies the kernel queued still count; failures raise
+            self.dense.settle(self._stop)
 
     def _deadline(self, since: float) -> float:
         return since + self._wait()
@@ -287,7 +287,7 @@ class Sweeper:
 
     @property
     def up(self) -> int:
-        return self._up if self._dense is None else self._dense.up
+        return self._up if self.dense is None else self.dense.up
 
     @property
     def probed(self) -> int:
@@ -372,8 +372,8 @@ class Sweeper:
         return batch, False
 
     def _down_hosts(self) -> Iterator[HostResult]:
-        if self._dense is not None:
-            for a in self._dense.down():
+        if self.dense is not None:
+            for a in self.dense.down():
                 yield self._result(a, "down", "no-response", None)
             return
         answered = self._answered
@@ -384,7 +384,7 @@ class Sweeper:
             yield self._result(key, "down", str(reason) if reason else "no-response", None)
 
     def _progress_now(self) -> SweepProgress:
-        done = len(self._answered) if self._dense is None else self._dense.progress
+        done = len(self._answered) if self.dense is None else self.dense.progress
         if self._frames is not None:
             done = max(done, self._frames.progress)
         for e in self.engines:
