@@ -212,3 +212,17 @@ def test_a_chunked_sweep_finds_every_host_once(tmp_path: Path) -> None:
     assert job.final() == []  # every host was final with its chunk, and went out then
     assert sorted(written) == sorted({*written})
     assert set(written) == {h.host for h in Sweeper(space) if h.status == "up"}
+
+
+def test_written_hosts_leave_the_merger_and_a_rerun_does_not_bring_them_back() -> None:
+    m = Merger()
+    h = ScanHostResult("127.0.0.1", "up", "x", (_port(22), _port(80, "closed")))
+    m.add(ChunkResult(1, (h,), 2, 1.0))
+    assert m.complete("127.0.0.1", 2)
+    m.drop([m.host("127.0.0.1")])
+    assert m.hosts() == [] and m.written == {"127.0.0.1": "up"}
+    m.add(ChunkResult(2, (h,), 2, 1.0))  # a chunk run twice brings the host again
+    assert m.hosts() == []
+    found = Discovery((HostResult("127.0.0.1", "up", "x"),), (), True)
+    # Merger.final still names discovery's host; ChunkedJob.final leaves out the written ones.
+    assert [x.host for x in m.final(found, {}, show_all=False)] == ["127.0.0.1"]

@@ -154,7 +154,7 @@ def test_hosts_stream_out_and_resume_cuts_the_files_where_the_checkpoint_says(
     assert saved["finished"] is False and saved["written"]
     # The checkpoint's length of each file holds exactly the hosts it says were written.
     prefix = out.read_bytes()[: saved["offsets"][str(out)]].decode()
-    assert sorted(json.loads(x)["host"] for x in prefix.splitlines()) == saved["written"]
+    assert sorted(json.loads(x)["host"] for x in prefix.splitlines()) == sorted(saved["written"])
     cut = xml.read_bytes()[: saved["offsets"][str(xml)]] + b"</nmaprun>"
     assert len(ET.fromstring(cut).findall("host")) == len(saved["written"])
     resumed = subprocess.run([*HILOS, "scan", "--resume", str(ck)], timeout=60)

@@ -45,7 +45,7 @@ class Checkpoint:
         spec: JobSpec,
         options: Mapping[str, Any] | None = None,
         names: Mapping[str, str] | None = None,
-        interval: float = 0.25,
+        interval: float = 0.5,
     ) -> None:
         self.path = Path(path)
         self.spec = spec
@@ -56,7 +56,6 @@ class Checkpoint:
         self.found: Discovery | None = None
         self.merger = Merger()
         self.finished = False
-        self.written: set[str] = set()  # hosts already in the outputs
         self.offsets: dict[str, int] = {}  # output file -> bytes holding exactly those hosts
         self._written = 0.0
         self._dirty = True
@@ -81,7 +80,7 @@ class Checkpoint:
             },
             "done": sorted(self.merger.done),
             "hosts": [host_to_json(h) for h in self.merger.hosts()],
-            "written": sorted(self.written),
+            "written": self.merger.written,
             "offsets": self.offsets,
             "finished": self.finished,
             "saved": time.time(),
@@ -115,7 +114,9 @@ class Checkpoint:
                 ckpt.merger.add_host(host_from_json(h))
             ckpt.merger.done.update(int(k) for k in data["done"])
             ckpt.finished = bool(data.get("finished", False))
-            ckpt.written = {str(h) for h in data.get("written", [])}
+            ckpt.merger.written.update(
+                {str(h): str(st) for h, st in data.get("written", {}).items()}
+            )
             ckpt.offsets = {str(k): int(v) for k, v in data.get("offsets", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"--resume {path}: damaged checkpoint ({exc!r})") from None

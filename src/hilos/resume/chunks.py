@@ -165,9 +165,12 @@ def _sweep_chunk(
 @dataclass
 class Merger:
     """The job's results so far: one entry per host, one answer per (proto, port), whatever
-    chunk (or second run of a chunk) brought it. `done` holds the chunk numbers counted."""
+    chunk (or second run of a chunk) brought it. `done` holds the chunk numbers counted;
+    `written` the hosts already in the outputs, dropped from here (memory, checkpoint size)
+    and ignored if a chunk run twice brings them again."""
 
     done: set[int] = field(default_factory=set)
+    written: dict[str, str] = field(default_factory=dict)  # host -> status
     _hosts: dict[str, ScanHostResult] = field(default_factory=dict)
     _ports: dict[str, dict[tuple[str, int], PortResult]] = field(default_factory=dict)
 
@@ -181,12 +184,21 @@ class Merger:
         return True
 
     def add_host(self, h: ScanHostResult) -> None:
+        if h.host in self.written:
+            return
         base = self._hosts.get(h.host)
         if base is None or (base.status != "up" and h.status == "up"):
             self._hosts[h.host] = replace(h, ports=())
         ports = self._ports.setdefault(h.host, {})
         for p in h.ports:
             ports.setdefault((p.proto, p.port), p)
+
+    def drop(self, hosts: Iterable[ScanHostResult]) -> None:
+        """These hosts went to the outputs: keep only their addresses and states."""
+        for h in hosts:
+            self.written[h.host] = h.status
+            self._hosts.pop(h.host, None)
+            self._ports.pop(h.host, None)
 
     def count(self) -> int:
         """Hosts with something found."""

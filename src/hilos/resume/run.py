@@ -180,12 +180,12 @@ class ChunkedJob:
             ready = [
                 named(ckpt.merger.host(h.host, order), ckpt.names)
                 for h in chunk.hosts
-                if h.host not in ckpt.written and ckpt.merger.complete(h.host, len(order))
+                if h.host not in ckpt.merger.written and ckpt.merger.complete(h.host, len(order))
             ]
         if ready and self.on_hosts is not None:
             offsets = self.on_hosts(ready)
             with self._lock:
-                ckpt.written.update(h.host for h in ready)
+                ckpt.merger.drop(ready)
                 ckpt.offsets = dict(offsets)
                 ckpt.changed()
 
@@ -212,6 +212,7 @@ class ChunkedJob:
         found = self.ckpt.found or Discovery()
         with self._lock:
             hosts = {h.host for h in self.merger.hosts() if h.status == "up"}
+            hosts |= {h for h, status in self.merger.written.items() if status == "up"}
         return len(hosts | {h.host for h in found.up})
 
     def final(self) -> list[ScanHostResult]:
@@ -221,7 +222,7 @@ class ChunkedJob:
         found = self.ckpt.found or Discovery()
         with self._lock:
             hosts = self.merger.final(found, self.ckpt.names, self.spec.show_all, self.spec.ports)
-            hosts = [h for h in hosts if h.host not in self.ckpt.written]
+            hosts = [h for h in hosts if h.host not in self.merger.written]
         if self.complete():
             return hosts
         return [replace(h, complete=False) for h in hosts]
