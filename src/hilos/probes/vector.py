@@ -133,8 +133,10 @@ class TcpVector:
     """TCP SYN (or ACK, `ack=True`) probes as frames `eth` + IPv4 + TCP with MSS, cookie in the
     sequence number (hilos.wire.cookie.Cookie), the send tick in the source port."""
 
-    def __init__(self, cookie: Cookie, eth: bytes, source: int, *, ack: bool = False) -> None:
-        head = ipv4_header(6, _TCP_LEN, source, df=False)
+    def __init__(
+        self, cookie: Cookie, eth: bytes, source: int, *, ack: bool = False, df: bool = False
+    ) -> None:
+        head = ipv4_header(6, _TCP_LEN, source, df=df)  # df: LinkTx's frames set DF
         word = (6 << 12) | (ACK if ack else SYN)
         tcp = struct.pack("!HHIIHHHHBBH", 0, 0, 0, 0, word, WINDOW, 0, 0, 2, 4, MSS)
         self.cookie = cookie

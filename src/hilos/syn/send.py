@@ -22,6 +22,7 @@ from hilos.syn.control import Control
 from hilos.syn.hosts import HostTable
 from hilos.syn.plan import Plan
 from hilos.syn.state import ScanState
+from hilos.syn.vsend import VectorSend
 from hilos.wire.cookie import M1, M3, MASK64
 from hilos.wire.frames import MSS, PACK4, PACK_FRAME, SEG6, SUFFIX, SYN_WORD, WIN_FLAGS_SYN, WINDOW
 from hilos.wire.link import LinkTx
@@ -136,6 +137,7 @@ class Sender:
         self.cancel = cancel
         self.retries = retries
         self.link: LinkTx | None = None
+        self.vector: VectorSend | None = None  # batched frames, when the link covers all hosts
         self.recovered = 0  # probes answered only after a resend
         self._pace_next = 0.0
 
@@ -146,6 +148,8 @@ class Sender:
     ) -> int:
         """Consume `count` indices of `walk`, sending a SYN for each not yet final; return how
         many indices were consumed (fewer than `count` when the walk ends). The hot loop."""
+        if self.vector is not None:
+            return self.vector.send_chunk(walk, count, skip_final, collect)
         engine = self.engine
         tx4, tx6 = engine.tx4, engine.tx6
         send4 = tx4.sendto if tx4 is not None else _no_socket
@@ -354,6 +358,7 @@ class Sender:
             return
         if self.hosts.use_link(link):
             self.link = link
+            self.vector = VectorSend.serving(self)
         else:
             link.close()
 
