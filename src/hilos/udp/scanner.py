@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 
 from hilos.errors import UsageError
-from hilos.probes.udp_payloads import build_payload, kind_for
+from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, kind_for
 from hilos.probes.udp_reply import build_udp
 from hilos.results import ScanHostResult, ScanStats
 from hilos.targets import Permutation
@@ -192,13 +192,23 @@ class UdpScanner:
             self.state.give_up(self.walk())
 
     def _send_pass(self, rx: UdpReceiver, attempt: int) -> float:
-        """Send attempt `attempt` to every index not yet final; returns the last send time."""
+        """Send attempt `attempt` to every index not yet final; returns the last send time.
+
+        A port without a payload of its own gets the empty datagram first; from the second
+        attempt on, one payload of the rotation per attempt, or, once its host has answered
+        anything (it is up, so the silence is the port's), every protocol's payload at each
+        attempt: on a lossy path each then gets every retry, not one try."""
         st, tg = self.state, self.targets
         ports, np_, final = st.ports, st.np, st.final
         families, sockaddrs = tg.families, tg.sockaddrs
         tx = {4: rx.tx4, 6: rx.tx6}
         take, budget, sent = self._bucket.take, 0, 0
-        kinds = [kind_for(p, attempt) for p in ports]
+        kinds = [(kind_for(p, attempt),) for p in ports]
+        every = [
+            ROTATION[1:] if attempt and p not in PORT_KINDS else kinds[i]
+            for i, p in enumerate(ports)
+        ]
+        answered = st.answered
         for idx in self.walk():
             if final[idx >> 3] >> (idx & 7) & 1:
                 continue
@@ -210,17 +220,17 @@ class UdpScanner:
             budget -= 1
             h, pi = divmod(idx, np_)
             port = ports[pi]
-            sport = tg.sport(h, port)
-            payload = build_payload(kinds[pi], tg.value(h, port))
-            pkt = build_udp(sport, port, payload)
+            sport, value = tg.sport(h, port), tg.value(h, port)
             sock = tx[families[h]]
             assert sock is not None
             st.mark_sent(idx)
-            try:
-                sock.sendto(pkt, sockaddrs[h])
-            except OSError as exc:
-                _send_error(exc, sock, pkt, sockaddrs[h])
-            sent += 1
+            for kind in every[pi] if answered[h] else kinds[pi]:
+                pkt = build_udp(sport, port, build_payload(kind, value))
+                try:
+                    sock.sendto(pkt, sockaddrs[h])
+                except OSError as exc:
+                    _send_error(exc, sock, pkt, sockaddrs[h])
+                sent += 1
         with st.lock:
             st.sent += sent
         return time.monotonic()
@@ -230,7 +240,7 @@ class UdpScanner:
         st = self.state
         while not self._cancel.is_set() and st.final_count < st.goal:
             rx.check()
-            if rx.idle_at >= last + st.est.timeout:
+            if rx.idle_at >= last + st.wait:
                 return
             time.sleep(0.005)
 

@@ -77,10 +77,12 @@ class UdpState:
         self.codes: dict[int, int] = {}
         self.replies: dict[int, bytes] = {}
         self.host_unreach: dict[int, int] = {}  # host -> a host-level unreachable code
+        self.answered = bytearray(len(targets))  # host h answered something
         self.done = [0] * len(targets)
         self.expected: list[int] | None = None
         self.goal = total
         self.rtt: dict[int, float] = {}
+        self.peak_ms = 0.0  # the longest round trip seen (a queue on the path, once)
         self.est = RttEstimator(initial=1.0, minimum=0.05, maximum=3.0, fixed=timeout, margin=0.01)
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -89,6 +91,14 @@ class UdpState:
         self.final_count = 0
         self.hosts_done = 0
         self.sent = 0
+
+    @property
+    def wait(self) -> float:
+        """How long to wait for answers after a pass: the estimator's timeout, and at least 1.5x
+        the longest round trip seen (which the smoothed estimate forgets); at most 3 s."""
+        if self.est.fixed is not None:
+            return self.est.timeout
+        return max(self.est.timeout, min(3.0, 1.5 * self.peak_ms / 1000.0))
 
     def set_expected(self, expected: list[int]) -> None:
         self.expected = expected
@@ -111,11 +121,14 @@ class UdpState:
                 return  # a duplicate, or an answer after the probe was given up
             self.final[byte] |= bit
             self.codes[idx] = code
+            self.answered[h] = 1
             if code in HOST_LEVEL:
                 self.host_unreach[h] = code
             if payload is not None:
                 self.replies[idx] = payload[:REPLY_KEEP]
             self.est.sample(rtt_ms / 1000.0)
+            if rtt_ms > self.peak_ms:
+                self.peak_ms = rtt_ms
             old = self.rtt.get(h)
             if old is None or rtt_ms < old:
                 self.rtt[h] = rtt_ms

@@ -87,7 +87,7 @@ def run_unprivileged(
         port = st.ports[pi]
         bucket.take(1)
         st.mark_sent(p.idx)
-        p.deadline = time.monotonic() + st.est.timeout
+        p.deadline = time.monotonic() + st.wait
         # An error here is one queued from an earlier datagram: read on POLLERR.
         with contextlib.suppress(OSError):
             p.sock.send(build_payload(kind_for(port, p.attempt), tg.value(h, port)))
