@@ -27,6 +27,7 @@ from hilos.targets.udp_ports import udp_service_name
 from hilos.udp.receiver import UdpReceiver
 from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
+from hilos.udp.vsend import VectorSend
 from hilos.validate import MAX_RETRIES
 from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
@@ -63,6 +64,7 @@ class UdpScanner:
         namer: Namer | None = None,
         privileged: bool | None = None,
         names: Callable[[int], str | None] | None = None,
+        batched: bool = True,
     ) -> None:
         if not 0 <= retries <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
@@ -74,9 +76,9 @@ class UdpScanner:
         self.state = UdpState(self.targets, ports, timeout, namer)
         self._retries = retries
         self._bucket = TokenBucket(rate, burst=_BATCH * 2)
-        self._seed = 0 if seed is None else seed
-        self._shard = shard or (1, 1)
-        self._skip = None if only is None else bytearray(n not in only for n in self.targets.names)
+        self.seed = 0 if seed is None else seed
+        self.shard = shard or (1, 1)
+        self.skip = None if only is None else bytearray(n not in only for n in self.targets.names)
         if only is not None or shard is not None:
             self.state.set_expected(self._expected())
         self._names = names or udp_service_name
@@ -85,6 +87,8 @@ class UdpScanner:
         self._finished = threading.Event()
         self._error: BaseException | None = None
         self._rx: UdpReceiver | None = None
+        self._batched = batched
+        self._vector: VectorSend | None = None
         self._thread: threading.Thread | None = None
         self._started = 0.0
 
@@ -92,11 +96,11 @@ class UdpScanner:
 
     def walk(self) -> Iterator[int]:
         """This scan's indices (host * nports + port) in the keyed order, skipped hosts left out."""
-        perm = Permutation(self.state.total, self._seed)
-        skip, np_ = self._skip, self.state.np
+        perm = Permutation(self.state.total, self.seed)
+        skip, np_ = self.skip, self.state.np
         if skip is None:
-            return perm.shard(*self._shard)
-        return (i for i in perm.shard(*self._shard) if not skip[i // np_])
+            return perm.shard(*self.shard)
+        return (i for i in perm.shard(*self.shard) if not skip[i // np_])
 
     def _expected(self) -> list[int]:
         counts = [0] * len(self.targets)
@@ -122,6 +126,9 @@ class UdpScanner:
 
         else:
             self._rx = UdpReceiver(self.state, self.targets.family_set).start()
+            if self._batched and 4 in self.targets.family_set:
+                # IPv4 probes by the batched engine (numpy frames, sendmmsg); IPv6 per probe.
+                self._vector = VectorSend(self)
             target = self._send_all
         self._thread = threading.Thread(target=self._main, args=(target,), daemon=True)
         self._thread.start()
@@ -153,6 +160,8 @@ class UdpScanner:
             self._thread.join(timeout=2.0)
         if self._rx is not None:
             self._rx.close()
+        if self._vector is not None and not (self._thread and self._thread.is_alive()):
+            self._vector.close()
 
     def partial(self) -> list[ScanHostResult]:
         return self.state.partial(self._names)
@@ -184,6 +193,10 @@ class UdpScanner:
         rx = self._rx
         assert rx is not None
         for attempt in range(self._retries + 1):
+            if self._vector is not None:
+                sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
+                with self.state.lock:
+                    self.state.sent += sent
             last = self._send_pass(rx, attempt)
             self._wait(rx, last)
             if self._cancel.is_set() or self.state.final_count >= self.state.goal:
@@ -209,9 +222,12 @@ class UdpScanner:
             for i, p in enumerate(ports)
         ]
         answered = st.answered
+        vector = self._vector is not None
         for idx in self.walk():
             if final[idx >> 3] >> (idx & 7) & 1:
                 continue
+            if vector and families[idx // np_] == 4:
+                continue  # sent by the batched engine
             if self._cancel.is_set():
                 break
             if budget == 0:
