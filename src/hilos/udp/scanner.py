@@ -198,7 +198,10 @@ class UdpScanner:
                 with self.state.lock:
                     self.state.sent += sent
             last = self._send_pass(rx, attempt)
-            self._wait(rx, last)
+            # Between passes the estimator's timeout (a late answer costs one resend); the
+            # last pass waits long enough for the longest round trip seen (a late answer
+            # there would be a wrong state).
+            self._wait(rx, last, final=attempt == self._retries)
             if self._cancel.is_set() or self.state.final_count >= self.state.goal:
                 break
         if not self._cancel.is_set():
@@ -251,12 +254,12 @@ class UdpScanner:
             st.sent += sent
         return time.monotonic()
 
-    def _wait(self, rx: UdpReceiver, last: float) -> None:
+    def _wait(self, rx: UdpReceiver, last: float, final: bool) -> None:
         """Until the receiver has handled everything up to `last` + the timeout."""
         st = self.state
         while not self._cancel.is_set() and st.final_count < st.goal:
             rx.check()
-            if rx.idle_at >= last + st.wait:
+            if rx.idle_at >= last + (st.wait if final else st.resend_after):
                 return
             time.sleep(0.005)
 

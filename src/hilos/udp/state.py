@@ -83,6 +83,7 @@ class UdpState:
         self.goal = total
         self.rtt: dict[int, float] = {}
         self.peak_ms = 0.0  # the longest round trip seen (a queue on the path, once)
+        self.min_ms = float("inf")  # the shortest: the path itself, without any queue
         self.est = RttEstimator(initial=1.0, minimum=0.05, maximum=3.0, fixed=timeout, margin=0.01)
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -99,6 +100,16 @@ class UdpState:
         if self.est.fixed is not None:
             return self.est.timeout
         return max(self.est.timeout, min(3.0, 1.5 * self.peak_ms / 1000.0))
+
+    @property
+    def resend_after(self) -> float:
+        """How long to wait before resending to the silent: the timeout, but at most twice the
+        shortest round trip (+10 ms). Samples include our own receiver's backlog after a burst,
+        which the sender already waits out (the receiver's idle time); an answer later than
+        this costs one resend, never a state (the last pass waits `wait`)."""
+        if self.est.fixed is not None or self.min_ms == float("inf"):
+            return self.est.timeout
+        return min(self.est.timeout, max(0.03, 2 * self.min_ms / 1000.0 + 0.01))
 
     def set_expected(self, expected: list[int]) -> None:
         self.expected = expected
@@ -129,6 +140,8 @@ class UdpState:
             self.est.sample(rtt_ms / 1000.0)
             if rtt_ms > self.peak_ms:
                 self.peak_ms = rtt_ms
+            if rtt_ms < self.min_ms:
+                self.min_ms = rtt_ms
             old = self.rtt.get(h)
             if old is None or rtt_ms < old:
                 self.rtt[h] = rtt_ms
