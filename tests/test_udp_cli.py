@@ -7,6 +7,7 @@ import os
 import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,41 @@ def test_syn_and_udp_together_in_every_format(tmp_path: Path) -> None:
         "closed udp ports" in Path(f"{base}.nmap").read_text()
         or "161/udp" in Path(f"{base}.nmap").read_text()
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "tcp", "udp"),
+    [
+        (["-sU"], (), (53, 161)),
+        (["--type", "udp"], (), (53, 161)),
+        (["--type", "syn,udp"], (22,), (53, 161)),
+        (["-sS", "-sU"], (22,), (53, 161)),
+        (["-sT"], (22, 53, 161), ()),
+    ],
+)
+def test_types_and_port_forms(argv: list[str], tcp: tuple[int, ...], udp: tuple[int, ...]) -> None:
+    from hilos.cli import scan as cli_scan
+
+    parser = cli.build_parser()
+    spec = "T:22,U:53,161" if udp else "22,53,161"
+    args = parser.parse_args(["scan", *argv, "-p", spec, "127.0.0.1"])
+    kind, wants_udp = cli_scan._types(args)
+    assert cli_scan._ports(args, kind, wants_udp) == (tcp, udp)
+
+
+def test_top_ports_uses_the_udp_ranking() -> None:
+    import argparse
+
+    from hilos.cli import scan as cli_scan
+
+    args = argparse.Namespace(ports=None, top_ports=10)
+    assert cli_scan._ports(args, "", True) == ((), top_udp_ports(10))
+    both = cli_scan._ports(args, "syn", True)
+    assert both[1] == top_udp_ports(10) and len(both[0]) == 10 and 631 not in both[0]
+
+
+def test_unprivileged_udp_scan_says_so_once(unprivileged: Any) -> None:
+    proc = unprivileged.run(["-m", "hilos", "scan", "-sU", "-p", "9,53", "127.0.0.1", "--all"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("UDP scan without raw sockets") == 1
+    assert "9/udp  closed discard" in proc.stdout
