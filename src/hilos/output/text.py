@@ -50,6 +50,11 @@ def _service_name(p: CleanPort) -> str:
     return f"ssl/{name}" if p.tls else name
 
 
+def _protos(result: ScanHostResult, state: str) -> str:
+    """The protocols of `result`'s ports in `state` ("tcp", "udp" or "tcp/udp")."""
+    return "/".join(sorted({p.proto for p in result.ports if p.state == state}))
+
+
 def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
     """The lines of one host's report, nmap's normal output in spirit."""
     lines = [f"hilos scan report for {report_name(result.host, result.hostname)}"]
@@ -67,10 +72,7 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
     else:
         lines.append("Host is up.")
     view = split_ports(result.ports, show_all, fold_many=True)
-    protos = {
-        s: "/".join(sorted({p.proto for p in result.ports if p.state == s})) for s in view.hidden
-    }
-    not_shown = [hidden_phrase(s, r, protos[s]) for s, r in view.hidden.items()]
+    not_shown = [hidden_phrase(s, r, _protos(result, s)) for s, r in view.hidden.items()]
     if not view.shown:
         if result.ports:
             lines.append(
