@@ -83,3 +83,27 @@ def test_cli_udp_scan_at_40ms_and_10_percent_loss_is_exact(make_lab: Any) -> Non
     want = _expected(lab)
     # -Pn: discovery under loss is the sweep's test; this one is about the UDP states.
     assert _diff(_cli_scan(lab, "-Pn", *want), want) == {}
+
+
+def test_syn_and_udp_together_in_the_lab(make_lab: Any) -> None:
+    lab = _lab(make_lab)
+    proc = lab.run(
+        [sys.executable, "-m", "hilos", "scan", "--type", "syn,udp", "-p", "T:22,23,U:53,161,7",
+         "-oJ", "-", "-q", "--all", "198.18.0.1", "fd18:0:0:100::1"],
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["host"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    got = {(h, p["port"], p["proto"]): p["state"] for h, r in rows.items() for p in r["ports"]}
+    assert got == {
+        ("198.18.0.1", 22, "tcp"): "open",
+        ("198.18.0.1", 23, "tcp"): "closed",
+        ("198.18.0.1", 53, "udp"): "open",
+        ("198.18.0.1", 161, "udp"): "open",
+        ("198.18.0.1", 7, "udp"): "closed",
+        ("fd18:0:0:100::1", 22, "tcp"): "open",
+        ("fd18:0:0:100::1", 23, "tcp"): "closed",
+        ("fd18:0:0:100::1", 53, "udp"): "open",
+        ("fd18:0:0:100::1", 161, "udp"): "open",
+        ("fd18:0:0:100::1", 7, "udp"): "closed",
+    }
