@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from hilos.sweep import Sweeper
-from hilos.sweep.dense import DenseSweep, dense_ranges
+from hilos.sweep.dense import DenseSweep
+from hilos.sweep.dense_ranges import dense_ranges
 from hilos.targets import parse_targets
 from hilos.wire.ratelimit import TokenBucket
 
@@ -71,11 +72,11 @@ def test_batched_sweep_in_random_order_with_all_hosts() -> None:
 
 
 def test_dense_ranges_serves_only_loopback_ipv4() -> None:
-    assert dense_ranges(parse_targets(["10.0.0.0/24"]), "auto") is None
-    assert dense_ranges(parse_targets(["127.0.0.1", "::1"]), "auto") is None
-    assert dense_ranges(["127.0.0.1"], "auto") is None  # a plain list keeps the old engines
+    assert dense_ranges(parse_targets(["10.0.0.0/24"])) is None
+    assert dense_ranges(parse_targets(["127.0.0.1", "::1"])) is None
+    assert dense_ranges(["127.0.0.1"]) is None  # a plain list keeps the old engines
     if os.geteuid() == 0:
-        got = dense_ranges(parse_targets(["127.0.0.9", "127.0.0.0/29"]), "icmp")
+        got = dense_ranges(parse_targets(["127.0.0.9", "127.0.0.0/29"]))
         assert got == [(0x7F000000, 0x7F000007), (0x7F000009, 0x7F000009)]
 
 

@@ -19,37 +19,22 @@ from hilos.probes.base import KIND_SYN_ACK, SPORT_BASE, SPORT_COUNT
 from hilos.probes.vector import KIND_ECHO, EchoVector, TcpVector
 from hilos.results import HostResult
 from hilos.sweep.base import Method
-from hilos.targets import TargetSpace
 from hilos.targets.walk import Permutation
 from hilos.wire.bpf import attach, reply_filter
 from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rx import RxBatch, grow_rcvbuf, raw_drops
-from hilos.wire.sockets import can_raw
 from hilos.wire.vector import U16, Answers, FrameBatch, VectorProbe, walk_batches
 
-__all__ = ["BATCH", "DenseSweep", "dense_ranges"]
+__all__ = ["BATCH", "DenseSweep"]
 
 SENDERS: Final = 2  # sender threads (the GIL is released during sendmmsg)
 BATCH: Final = 512  # probes per sendmmsg (zmap's default is 64; numpy wants a few hundred)
-_LOOPBACK: Final = (0x7F000000, 0x7FFFFFFF)
 _SOURCE: Final = 0x7F000001
 _REASONS: Final = {KIND_ECHO: "echo-reply", KIND_SYN_ACK: "syn-ack"}  # else "reset"
 _NONE, _ECHO, _SYNACK, _RESET = 0, 1, 2, 3
 
 Found = Callable[[int, str, float | None], HostResult]
-
-
-def dense_ranges(space: object, method: Method) -> list[tuple[int, int]] | None:
-    """The sorted, disjoint IPv4 ranges of `space` if the batched sweep serves it: a
-    TargetSpace inside 127.0.0.0/8 only, and raw sockets allowed; else None."""
-    if not isinstance(space, TargetSpace) or space.size_v6 or not space.size_v4:
-        return None
-    ranges = sorted((int(a), int(b)) for a, b in space.iter_ranges())
-    for k, (a, b) in enumerate(ranges):
-        if a < _LOOPBACK[0] or b > _LOOPBACK[1] or (k and a <= ranges[k - 1][1]):
-            return None
-    return ranges if can_raw() else None
 
 
 def _queued(sock: socket.socket) -> int:
@@ -130,24 +115,6 @@ class DenseSweep:
             threading.Thread(target=self._receive, args=(*rx, k), name="hilos-rx", daemon=True)
             for k, rx in enumerate(self._rx)
         ]
-
-    @classmethod
-    def serving(
-        cls,
-        space: object,
-        method: Method,
-        key: int,
-        bucket: TokenBucket,
-        found: Found,
-        on_results: Callable[[list[HostResult]], None],
-        on_rtt: Callable[[float], None],
-        order_seed: int | None,
-    ) -> DenseSweep | None:
-        """A DenseSweep of `space` if it serves it (see dense_ranges), else None."""
-        ranges = dense_ranges(space, method)
-        if ranges is None:
-            return None
-        return cls(ranges, method, key, bucket, found, on_results, on_rtt, order_seed)
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from hilos.results import HostResult, HostStatus
 from hilos.sweep.base import (
@@ -27,7 +28,7 @@ from hilos.sweep.base import (
     host_str,
 )
 from hilos.sweep.choose import attach_link, choose_engines
-from hilos.sweep.dense import DenseSweep
+from hilos.sweep.dense_ranges import dense_ranges, gather
 from hilos.sweep.engines import IcmpDiscovery
 from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
@@ -37,6 +38,9 @@ from hilos.wire.link import LinkTx
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rtt import RttEstimator
 from hilos.wire.sockets import can_raw
+
+if TYPE_CHECKING:
+    from hilos.sweep.dense import DenseSweep
 
 __all__ = ["Sweeper"]
 
@@ -135,11 +139,14 @@ class Sweeper:
         return self._loss.measured
 
     def _build_engines(self) -> None:
-        seed = self._targets.seed if self._targets.randomize else None
-        self.dense = DenseSweep.serving(
-            self._given, self.method, self._key, self._bucket,
-            lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample, seed,
-        )  # fmt: skip
+        if (ranges := dense_ranges(self._given)) is not None:
+            from hilos.sweep.dense import DenseSweep  # numpy: only for the sweeps it serves
+
+            self.dense = DenseSweep(
+                ranges, self.method, self._key, self._bucket,
+                lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample,
+                self._targets.seed if self._targets.randomize else None,
+            )  # fmt: skip
         fams = self._targets.families or {4}
         raw = can_raw()
         self.engines, missing = choose_engines(
@@ -342,7 +349,7 @@ class Sweeper:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:
                 item = None
-            batch, done = self._gather(item)
+            batch, done = gather(self._queue, item, _DONE)
             if batch:
                 yield batch
             if done:
@@ -352,24 +359,6 @@ class Sweeper:
                 if now >= next_progress:
                     next_progress = now + 0.1
                     self.on_progress(self._progress_now())
-
-    def _gather(self, item: object) -> tuple[list[HostResult], bool]:
-        """`item` and the results queued behind it (up to 4096), and whether the run is over."""
-        batch: list[HostResult] = []
-        while item is not None:
-            if item is _DONE:
-                return batch, True
-            if isinstance(item, HostResult):
-                batch.append(item)
-            elif isinstance(item, list):
-                batch.extend(item)
-            if len(batch) >= 4096:
-                break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                item = None
-        return batch, False
 
     def _down_hosts(self) -> Iterator[HostResult]:
         if self.dense is not None:

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hilos.errors import NetworkError
 from hilos.probes.base import SPORT_BASE, SPORT_MASK, TICK_SHIFT
@@ -22,12 +22,14 @@ from hilos.syn.control import Control
 from hilos.syn.hosts import HostTable
 from hilos.syn.plan import Plan
 from hilos.syn.state import ScanState
-from hilos.syn.vsend import VectorSend
 from hilos.wire.cookie import M1, M3, MASK64
 from hilos.wire.frames import MSS, PACK4, PACK_FRAME, SEG6, SUFFIX, SYN_WORD, WIN_FLAGS_SYN, WINDOW
 from hilos.wire.link import LinkTx
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import send_failed
+
+if TYPE_CHECKING:
+    from hilos.syn.vsend import VectorSend
 
 __all__ = ["BATCH", "CHUNK", "Coordination", "LocalCoordination", "Sender"]
 
@@ -358,6 +360,8 @@ class Sender:
             return
         if self.hosts.use_link(link):
             self.link = link
+            from hilos.syn.vsend import VectorSend  # numpy: only when frames go out
+
             self.vector = VectorSend.serving(self)
         else:
             link.close()

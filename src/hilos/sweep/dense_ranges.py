@@ -1,0 +1,49 @@
+"""Which sweeps the batched engine serves, and taking its results off the queue in lists (without
+importing numpy: a sparse sweep never pays for it)."""
+
+from __future__ import annotations
+
+import queue
+from typing import Final
+
+from hilos.results import HostResult
+from hilos.targets import TargetSpace
+from hilos.wire.sockets import can_raw
+
+__all__ = ["dense_ranges", "gather"]
+
+_LOOPBACK: Final = (0x7F000000, 0x7FFFFFFF)
+
+
+def dense_ranges(space: object) -> list[tuple[int, int]] | None:
+    """The sorted, disjoint IPv4 ranges of `space` if the batched sweep serves it: a
+    TargetSpace inside 127.0.0.0/8 only, and raw sockets allowed; else None."""
+    if not isinstance(space, TargetSpace) or space.size_v6 or not space.size_v4:
+        return None
+    ranges = sorted((int(a), int(b)) for a, b in space.iter_ranges())
+    for k, (a, b) in enumerate(ranges):
+        if a < _LOOPBACK[0] or b > _LOOPBACK[1] or (k and a <= ranges[k - 1][1]):
+            return None
+    return ranges if can_raw() else None
+
+
+def gather(
+    results: queue.SimpleQueue[object], item: object, done: object
+) -> tuple[list[HostResult], bool]:
+    """`item` and the results queued behind it (HostResults or lists of them; up to 4096) as
+    one list, and whether `done` (the end marker) came."""
+    batch: list[HostResult] = []
+    while item is not None:
+        if item is done:
+            return batch, True
+        if isinstance(item, HostResult):
+            batch.append(item)
+        elif isinstance(item, list):
+            batch.extend(item)
+        if len(batch) >= 4096:
+            break
+        try:
+            item = results.get_nowait()
+        except queue.Empty:
+            item = None
+    return batch, False
