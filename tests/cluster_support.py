@@ -6,11 +6,13 @@ Everything listens on loopback (or inside a lab namespace, with `prefix` = ip ne
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,18 @@ def pids_alive(pids: list[int]) -> list[int]:
             os.kill(pid, 0)
             alive.append(pid)
     return alive
+
+
+def wait_for(checkpoint: Path, key: str, timeout: float = 60.0) -> None:
+    """Until the checkpoint's `key` is set: a running job's progress ("chunks": discovery is
+    over; "done": some chunks are in; "written": some hosts went out)."""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(checkpoint.read_text())[key]:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{checkpoint}: no {key} after {timeout} s")

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from cluster_support import HILOS, Cluster, free_port
+from cluster_support import HILOS, Cluster, free_port, wait_for
 from hilos.lab import Lab
 from hilos.lab.vantage import vantage_address, vantage_ns
 
@@ -58,19 +58,6 @@ def make_lab_module() -> Iterator[Callable[..., Lab]]:
 
 def _in(lab: Lab, k: int) -> list[str]:
     return ["ip", "netns", "exec", vantage_ns(lab.name, k)]
-
-
-def _wait_for(ck: Path, key: str, timeout: float = 60.0) -> None:
-    """Until the checkpoint's `key` is set (a running job's progress)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if json.loads(ck.read_text())[key]:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{ck}: no {key} after {timeout} s")
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:
@@ -128,7 +115,7 @@ def test_local_syn_scan_killed_and_resumed(vlab: Lab, tmp_path: Path) -> None:
     # ~42 live hosts x 100 ports at 1,000 a second: four or five chunks of about a second.
     args = [*SCAN, "--rate", "1000", "--checkpoint", str(ck), "-o", str(out)]
     proc = subprocess.Popen([*_in(vlab, 1), *HILOS, "scan", *args], stdout=subprocess.DEVNULL)
-    _wait_for(ck, "chunks")  # discovery is over: the scan's chunks are running
+    wait_for(ck, "chunks")  # discovery is over: the scan's chunks are running
     time.sleep(random.uniform(0.0, 2.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -153,7 +140,7 @@ def test_sweep_killed_and_resumed(vlab: Lab, tmp_path: Path) -> None:
     # 65,536 addresses at 16,384 a second: four chunks; each host goes out with its chunk.
     args = [*common, "--rate", "16384", "--checkpoint", str(ck), "-o", str(out)]
     proc = subprocess.Popen([*_in(vlab, 2), *HILOS, "sweep", *args], stdout=subprocess.DEVNULL)
-    _wait_for(ck, "done")
+    wait_for(ck, "done")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     saved = json.loads(ck.read_text())

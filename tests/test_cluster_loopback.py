@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from cluster_support import HILOS, Cluster, make_cluster
+from cluster_support import HILOS, Cluster, make_cluster, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,8 @@ def test_a_killed_client_resumes_exactly(
         [*HILOS, "scan", *_scan_args(listeners), "--cluster", cluster.address, "--certs",
          str(cluster.certs), "-o", str(out), "--checkpoint", str(ck)],
     )  # fmt: skip
-    time.sleep(2.5)
+    wait_for(ck, "chunks")
+    time.sleep(1.0)
     assert client.poll() is None
     client.send_signal(signal.SIGKILL)
     client.wait(timeout=10)
@@ -159,3 +160,43 @@ def test_the_scheduler_refuses_clients_without_our_certificates(
     # Plain TCP to the TLS listener.
     plain = cluster.address.replace("tls://", "tcp://")
     assert _connect(plain, None).startswith("refused")
+
+
+def _scheduler_tasks(cluster: Cluster) -> int:
+    code = (
+        "import pickle, sys\n"
+        "from distributed import Client\n"
+        "sec = pickle.loads(sys.stdin.buffer.read())\n"
+        f"with Client({cluster.address!r}, security=sec, timeout=8) as c:\n"
+        "    print(c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))\n"
+    )
+    import pickle
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(cluster.security()),
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    return int(proc.stdout.decode().split()[-1])
+
+
+def test_ctrl_c_cancels_the_clusters_tasks_and_keeps_what_was_found(
+    tmp_path: Path, cluster: Cluster, listeners: list[int]
+) -> None:
+    out, ck = tmp_path / "c.jsonl", tmp_path / "c.checkpoint"
+    client = subprocess.Popen(
+        [*HILOS, "scan", *_scan_args(listeners), "--cluster", cluster.address, "--certs",
+         str(cluster.certs), "-o", str(out), "--checkpoint", str(ck)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(ck, "done")  # some chunks are in
+    assert client.poll() is None
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=30)
+    assert client.returncode == 130, err
+    assert json.loads(ck.read_text())["finished"] is False  # -q: no hint, but the checkpoint
+    hosts, _facts_found = _facts(out)
+    assert hosts and len(hosts) == len(set(hosts))  # what the chunks done found, each once
+    deadline = time.monotonic() + 20
+    while _scheduler_tasks(cluster) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _scheduler_tasks(cluster) == 0  # nothing of the job left on the cluster

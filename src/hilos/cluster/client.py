@@ -22,8 +22,9 @@ from hilos.resume.job import ChunkResult, JobSpec, chunk_count
 
 __all__ = ["CHUNKS_PER_WORKER", "DaskExecutor"]
 
-#: At least this many chunks per worker, so the work spreads and a lost worker costs little.
-CHUNKS_PER_WORKER = 3
+#: At least this many chunks per worker: the last round leaves fewer workers idle, and a lost
+#: worker costs little.
+CHUNKS_PER_WORKER = 6
 
 
 class ClusterError(HilosError):
@@ -86,30 +87,37 @@ class DaskExecutor:
         phase: str,
     ) -> Iterator[ChunkResult]:
         """Chunks `numbers` of `count` of `spec` as tasks keyed by the job, phase and number;
-        each result as its task completes."""
+        each result as its task completes. Only as many tasks as workers are out at a time, the
+        next submitted as one finishes: a worker that is free takes the next chunk (tasks
+        handed out all at once queue unevenly, and the slowest queue sets the time)."""
         from distributed import as_completed
 
         stream: Any = as_completed  # untyped in distributed
         shared = self.client.scatter(found, broadcast=False, hash=True)
-        futures = [
-            self.client.submit(
-                chunk_task,
-                spec,
-                shared,
-                k,
-                count,
-                key=self._key(job, f"{phase}{count}-{k}"),
-                resources={RESOURCE: 1},
-                pure=False,
-            )
-            for k in numbers
-        ]
+        todo = list(numbers)[::-1]
+
+        def submit() -> Any:
+            k = todo.pop()
+            future = self.client.submit(
+                chunk_task, spec, shared, k, count,
+                key=self._key(job, f"{phase}{count}-{k}"), resources={RESOURCE: 1}, pure=False,
+            )  # fmt: skip
+            with self._lock:
+                self._futures.append(future)
+            return future
+
         with self._lock:
-            self._futures = futures
+            self._futures = []
+        first = [submit() for _ in range(min(len(todo), max(self.workers(), 1)))]
         if self._cancelled.is_set():
             raise KeyboardInterrupt
         try:
-            for _future, result in stream(futures, with_results=True, loop=self.client.loop):
+            running = stream(first, with_results=True, loop=self.client.loop)
+            for future, result in running:
+                with self._lock:
+                    self._futures.remove(future)
+                if todo and not self._cancelled.is_set():
+                    running.add(submit())
                 yield result
                 if self._cancelled.is_set():
                     raise KeyboardInterrupt
