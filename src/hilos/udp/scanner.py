@@ -24,6 +24,7 @@ from hilos.probes.udp_reply import build_udp
 from hilos.results import ScanHostResult, ScanStats
 from hilos.targets import Permutation
 from hilos.targets.udp_ports import udp_service_name
+from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
 from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
@@ -74,7 +75,7 @@ class UdpScanner:
             raise UsageError("port out of range")
         self.targets = UdpTargets(hosts, Cookie())
         self.state = UdpState(self.targets, ports, timeout, namer)
-        self._retries = retries
+        self.retries = retries
         self._bucket = TokenBucket(rate, burst=_BATCH * 2)
         self.seed = 0 if seed is None else seed
         self.shard = shard or (1, 1)
@@ -122,7 +123,7 @@ class UdpScanner:
             from hilos.udp.unpriv import run_unprivileged
 
             def target() -> None:
-                run_unprivileged(self, self._retries, self._bucket, self._cancel)
+                run_unprivileged(self, self.retries, self._bucket, self._cancel)
 
         else:
             self._rx = UdpReceiver(self.state, self.targets.family_set).start()
@@ -192,22 +193,26 @@ class UdpScanner:
         """Every pass, then open|filtered for what is still silent."""
         rx = self._rx
         assert rx is not None
-        for attempt in range(self._retries + 1):
+        for attempt in range(self.retries + 1):
             if self._vector is not None:
                 sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
                 with self.state.lock:
                     self.state.sent += sent
-            last = self._send_pass(rx, attempt)
+            last = self.send_pass(rx, attempt)
             # Between passes the estimator's timeout (a late answer costs one resend); the
             # last pass waits long enough for the longest round trip seen (a late answer
             # there would be a wrong state).
-            self._wait(rx, last, final=attempt == self._retries)
+            self.wait_answers(rx, last, final=attempt == self.retries)
             if self._cancel.is_set() or self.state.final_count >= self.state.goal:
                 break
+        if not self._cancel.is_set() and self.state.final_count < self.state.goal:
+            drain_rate_limited(self, rx, self._cancel)
         if not self._cancel.is_set():
             self.state.give_up(self.walk())
 
-    def _send_pass(self, rx: UdpReceiver, attempt: int) -> float:
+    def send_pass(
+        self, rx: UdpReceiver, attempt: int, indices: Iterable[int] | None = None
+    ) -> float:
         """Send attempt `attempt` to every index not yet final; returns the last send time.
 
         A port without a payload of its own gets the empty datagram first; from the second
@@ -226,7 +231,9 @@ class UdpScanner:
         ]
         answered = st.answered
         vector = self._vector is not None
-        for idx in self.walk():
+        if indices is not None:
+            vector = False  # a few chosen probes: all of them here
+        for idx in self.walk() if indices is None else indices:
             if final[idx >> 3] >> (idx & 7) & 1:
                 continue
             if vector and families[idx // np_] == 4:
@@ -254,7 +261,7 @@ class UdpScanner:
             st.sent += sent
         return time.monotonic()
 
-    def _wait(self, rx: UdpReceiver, last: float, final: bool) -> None:
+    def wait_answers(self, rx: UdpReceiver, last: float, final: bool) -> None:
         """Until the receiver has handled everything up to `last` + the timeout."""
         st = self.state
         while not self._cancel.is_set() and st.final_count < st.goal:

@@ -38,6 +38,7 @@ _REASONS = (
     "unreach",
 )
 REASON_CODE: dict[str, int] = {r: i for i, r in enumerate(_REASONS, start=2)}
+CLOSED = REASON_CODE["port-unreach"]
 CODES: dict[int, tuple[str, str]] = {
     NO_RESPONSE: ("open|filtered", "no-response"),
     OPEN: ("open", "udp-response"),
@@ -78,6 +79,7 @@ class UdpState:
         self.replies: dict[int, bytes] = {}
         self.host_unreach: dict[int, int] = {}  # host -> a host-level unreachable code
         self.answered = bytearray(len(targets))  # host h answered something
+        self.closed = [0] * len(targets)  # port unreachables per host
         self.done = [0] * len(targets)
         self.expected: list[int] | None = None
         self.goal = total
@@ -133,6 +135,8 @@ class UdpState:
             self.final[byte] |= bit
             self.codes[idx] = code
             self.answered[h] = 1
+            if code == CLOSED:
+                self.closed[h] += 1
             if code in HOST_LEVEL:
                 self.host_unreach[h] = code
             if payload is not None:
