@@ -100,6 +100,7 @@ class SynScanner:
         self._started = 0.0
         self._engine: TcpTransport | None = None
         self._sender: Sender | None = None
+        self._prepared = False  # _prepare ran (before a fork, or in the sender thread)
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------------- public
@@ -131,11 +132,14 @@ class SynScanner:
             # Fork before any thread of ours runs (a child inherits no half-held lock of ours).
             try:
                 self._prepare()
-                self._forked.fork(self._plan.parts(self._processes), self._child_run)
+                # Batched frames (syn.vsend) send at line rate from one process; a second one
+                # only competes for the cores with the kernel's own work per packet.
+                if self._sender.vector is None:
+                    self._forked.fork(self._plan.parts(self._processes), self._child_run)
+                    target = self._coordinate
             except BaseException:
                 self.cancel()
                 raise
-            target = self._coordinate
         engine.start()
         self._thread = threading.Thread(target=target, name="hilos-syn-tx", daemon=True)
         self._thread.start()
@@ -213,6 +217,9 @@ class SynScanner:
     # ---------------------------------------------------------------- sending
 
     def _prepare(self) -> None:
+        if self._prepared:
+            return
+        self._prepared = True
         if self._plan.shard is not None:
             self._state.set_expected(self._plan.expected(len(self._hosts)))
         if 4 in self._hosts.families:
