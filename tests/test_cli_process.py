@@ -180,11 +180,11 @@ def test_runtime_failure_prints_no_interrupted_and_names_the_reason(
     from hilos.results import HostResult
     from hilos.sweep import Sweeper
 
-    def failing(self: Sweeper) -> Iterator[HostResult]:
-        yield HostResult("127.0.0.1", "up", "syn-ack", 0.1)
+    def failing(self: Sweeper) -> Iterator[list[HostResult]]:
+        yield [HostResult("127.0.0.1", "up", "syn-ack", 0.1)]
         raise NetworkError("sendto: Network is unreachable")
 
-    monkeypatch.setattr(Sweeper, "__iter__", failing)
+    monkeypatch.setattr(Sweeper, "batches", failing)  # what the CLI iterates
     text = tmp_path / "s.nmap"
     code = cli.main(["sweep", "127.0.0.1", "--method", "tcp", "-oN", str(text), "--format", "json"])
     out, err = capsys.readouterr()
