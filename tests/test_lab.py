@@ -84,7 +84,7 @@ def test_up_status_down_round_trip_leaves_nothing(make_lab: Callable[..., Lab]) 
     assert json.loads(lab.truth_path.read_text()) == lab.truth
     state = json.loads((labmod.STATE_ROOT / lab.name / "state.json").read_text())
     pids = list(state["pids"].values())
-    assert len(pids) == 3 and all(alive(p) for p in pids)  # labsvc, labdns, delayer
+    assert len(pids) == 4 and all(alive(p) for p in pids)  # labsvc, labudp, labdns, delayer
     resolver = Path("/etc/netns", lab.scanner_ns)
     assert (resolver / "resolv.conf").exists() and (resolver / "nsswitch.conf").exists()
     namespaces = [lab.scanner_ns, lab.router_ns, lab.hosts_ns]
