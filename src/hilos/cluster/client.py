@@ -24,7 +24,7 @@ __all__ = ["CHUNKS_PER_WORKER", "DaskExecutor"]
 
 #: At least this many chunks per worker: the last round leaves fewer workers idle, and a lost
 #: worker costs little.
-CHUNKS_PER_WORKER = 6
+CHUNKS_PER_WORKER = 3
 
 
 class ClusterError(HilosError):
