@@ -7,7 +7,7 @@ on lab addresses inside the lab's namespaces, with the cluster's mutual TLS. Pri
 configuration's time, the ratio (target <= 0.4) and whether each result equals the one-machine
 scan (same seed) host for host and port for port. Usage::
 
-    sudo .venv/bin/python benchmarks/bench_cluster.py                 # --rate 5000
+    sudo .venv/bin/python benchmarks/bench_cluster.py                 # --rate 2500 (each worker)
     sudo .venv/bin/python benchmarks/bench_cluster.py --rate 3000 --net 198.18.0.0/20
 """
 
@@ -90,7 +90,7 @@ def run_cluster(
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=5000.0, help="each worker's --rate (pps)")
+    ap.add_argument("--rate", type=float, default=2500.0, help="each worker's --rate (pps)")
     ap.add_argument("--net", default="198.18.0.0/16", help="targets (inside the lab)")
     ap.add_argument("--top-ports", type=int, default=100)
     ap.add_argument("--seed", type=int, default=13)
