@@ -28,16 +28,18 @@ def counted(*a):
     n = orig(*a)
     passes.append(n)
     return n
-import hilos.udp.scanner as s
-s.drain_rate_limited = counted
+import hilos.udp.scanner as s, hilos.udp.unpriv as u
+s.drain_rate_limited = u.drain_rate_limited = counted
 t = time.monotonic()
-(h,) = list(UdpScanner(["198.18.0.3"], json.loads(sys.argv[1])).results())
+(h,) = list(UdpScanner(["198.18.0.3"], json.loads(sys.argv[1]),
+                       privileged=json.loads(sys.argv[2])).results())
 print(json.dumps({"states": {p.port: p.state for p in h.ports}, "passes": passes,
                   "elapsed": time.monotonic() - t}))
 """
 
 
-def test_closed_ports_behind_the_default_icmp_rate_limit(make_lab: Any) -> None:
+@pytest.mark.parametrize("privileged", [True, False], ids=["raw", "unprivileged"])
+def test_closed_ports_behind_the_default_icmp_rate_limit(make_lab: Any, privileged: bool) -> None:
     lab = make_lab(dense=4, sparse=0, ipv6=0)
     subprocess.run(
         ["ip", "netns", "exec", lab.hosts_ns, "sysctl", "-q", "-w",
@@ -45,7 +47,9 @@ def test_closed_ports_behind_the_default_icmp_rate_limit(make_lab: Any) -> None:
         check=True,
     )  # fmt: skip
     ports = list(range(40001, 40017))  # 16 closed ports of 198.18.0.3
-    proc = lab.run([sys.executable, "-c", SCAN, json.dumps(ports)], timeout=120)
+    proc = lab.run(
+        [sys.executable, "-c", SCAN, json.dumps(ports), json.dumps(privileged)], timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout)
     assert got["states"] == {str(p): "closed" for p in ports}

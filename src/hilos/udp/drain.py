@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from hilos.udp.receiver import UdpReceiver
     from hilos.udp.scanner import UdpScanner
 
 __all__ = ["INTERVAL", "QUIET_PASSES", "SILENT_MIN", "drain_rate_limited"]
@@ -38,9 +38,12 @@ def suspects(scanner: UdpScanner) -> dict[int, list[int]]:
     return {h: ix for h, ix in silent.items() if st.closed[h] and len(ix) >= SILENT_MIN}
 
 
-def drain_rate_limited(scanner: UdpScanner, rx: UdpReceiver, cancel: threading.Event) -> int:
+def drain_rate_limited(
+    scanner: UdpScanner, send_round: Callable[[list[int], int], None], cancel: threading.Event
+) -> int:
     """Probe the silent ports of rate-limited hosts until they stop answering; returns the
-    number of passes made."""
+    number of passes made. `send_round(indices, attempt)` sends those probes and waits for
+    their answers (raw sockets, or the unprivileged path's connected sockets)."""
     st = scanner.state
     pending = suspects(scanner)
     quiet = dict.fromkeys(pending, 0)
@@ -49,8 +52,7 @@ def drain_rate_limited(scanner: UdpScanner, rx: UdpReceiver, cancel: threading.E
         before = {h: st.done[h] for h in pending}
         indices = [i for ix in pending.values() for i in ix if not st.is_final(i)]
         # Attempt numbers go on past the regular passes: rotating ports keep rotating.
-        last = scanner.send_pass(rx, scanner.retries + 1 + passes, indices)
-        scanner.wait_answers(rx, last, final=False)
+        send_round(indices, scanner.retries + 1 + passes)
         passes += 1
         for h in list(pending):
             left = [i for i in pending[h] if not st.is_final(i)]

@@ -206,7 +206,11 @@ class UdpScanner:
             if self._cancel.is_set() or self.state.final_count >= self.state.goal:
                 break
         if not self._cancel.is_set() and self.state.final_count < self.state.goal:
-            drain_rate_limited(self, rx, self._cancel)
+
+            def send_round(indices: list[int], attempt: int) -> None:
+                self.wait_answers(rx, self.send_pass(rx, attempt, indices), final=False)
+
+            drain_rate_limited(self, send_round, self._cancel)
         if not self._cancel.is_set():
             self.state.give_up(self.walk())
 

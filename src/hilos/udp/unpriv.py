@@ -15,10 +15,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hilos.probes.base import unreach_reason
 from hilos.probes.udp_payloads import PORT_KINDS, build_payload, id_matches, kind_for
+from hilos.udp.drain import drain_rate_limited
 from hilos.udp.state import OPEN, REASON_CODE, UdpState
 from hilos.udp.targets import UdpTargets
 from hilos.wire.ratelimit import TokenBucket
@@ -69,16 +71,38 @@ def _open(family: int, sockaddr: tuple[str, int]) -> socket.socket:
 class _Probe:
     __slots__ = ("attempt", "deadline", "idx", "sock")
 
-    def __init__(self, sock: socket.socket, idx: int) -> None:
-        self.sock, self.idx, self.attempt, self.deadline = sock, idx, 0, 0.0
+    def __init__(self, sock: socket.socket, idx: int, attempt: int) -> None:
+        self.sock, self.idx, self.attempt, self.deadline = sock, idx, attempt, 0.0
 
 
 def run_unprivileged(
     scanner: UdpScanner, retries: int, bucket: TokenBucket, cancel: threading.Event
 ) -> None:
-    """Probe every index of the scanner's walk; answers go to its state, as from the receiver."""
+    """Probe every index of the scanner's walk (then the rate-limited hosts' silent ports once
+    a second, hilos.udp.drain); answers go to its state, as from the receiver."""
+    probe_round(scanner, scanner.walk(), 0, retries, bucket, cancel)
+
+    def send_round(indices: list[int], attempt: int) -> None:
+        probe_round(scanner, indices, attempt, 0, bucket, cancel)
+
+    if not cancel.is_set():
+        drain_rate_limited(scanner, send_round, cancel)
+    if not cancel.is_set():
+        scanner.state.give_up(scanner.walk())
+
+
+def probe_round(
+    scanner: UdpScanner,
+    indices: Iterable[int],
+    first: int,
+    retries: int,
+    bucket: TokenBucket,
+    cancel: threading.Event,
+) -> None:
+    """Attempts `first` .. `first + retries` to each of `indices`, `WINDOW` sockets at a time;
+    what stays silent is left for the caller to give up."""
     st, tg = scanner.state, scanner.targets
-    walk = iter(scanner.walk())
+    walk = iter(indices)
     poller = select.poll()
     live: dict[int, _Probe] = {}
 
@@ -103,8 +127,10 @@ def run_unprivileged(
             if idx is None:
                 exhausted = True
                 break
+            if st.is_final(idx):
+                continue
             h = idx // st.np
-            p = _Probe(_open(tg.families[h], (tg.names[h], st.ports[idx % st.np])), idx)
+            p = _Probe(_open(tg.families[h], (tg.names[h], st.ports[idx % st.np])), idx, first)
             live[p.sock.fileno()] = p
             poller.register(p.sock.fileno(), select.POLLIN | select.POLLERR)
             send(p)
@@ -119,11 +145,10 @@ def run_unprivileged(
         now = time.monotonic()
         for fd in [fd for fd, p3 in live.items() if p3.deadline <= now]:
             p4 = live[fd]
-            if p4.attempt < retries:
+            if p4.attempt < first + retries:
                 p4.attempt += 1
                 send(p4)
             else:
-                st.give_up([p4.idx])
                 close(fd)
     for fd in list(live):
         close(fd)
