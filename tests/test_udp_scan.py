@@ -173,3 +173,18 @@ def test_same_seed_same_walk() -> None:
     c = UdpScanner(["127.0.0.1", "127.0.0.2"], [1, 2, 3], seed=4, shard=(2, 2))
     assert list(a.walk()) == list(b.walk())
     assert sorted([*a.walk(), *c.walk()]) == list(range(6))
+
+
+def test_library_udp_scan_checks_arguments_and_names_hosts() -> None:
+    from hilos.errors import UsageError
+    from hilos.scanners import udp_scan
+
+    with pytest.raises(UsageError):
+        udp_scan("127.0.0.1", "0")
+    with pytest.raises(UsageError):
+        udp_scan("127.0.0.1", [53], retries=-1)
+    (host,) = list(udp_scan(["localhost"], "9", timeout=0.3))
+    assert host.hostname == "localhost"
+    assert [(p.port, p.proto, p.state, p.reason) for p in host.ports] == [
+        (9, "udp", "closed", "port-unreach")
+    ]

@@ -6,10 +6,12 @@ engine and its defaults (UDP: `DEFAULT_RETRIES`, replies named by hilos.services
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["tcp_scanner", "udp_scanner"]
+from hilos.results import ScanHostResult
+
+__all__ = ["combined", "tcp_scanner", "udp_scan", "udp_scanner"]
 
 
 def tcp_scanner(
@@ -64,3 +66,39 @@ def combined(tcp: Any, udp: Any) -> Any:
     from hilos.udp.combined import Combined
 
     return Combined(tcp, udp)
+
+
+def udp_scan(
+    hosts: Any,
+    ports: Sequence[int] | str | int,
+    *,
+    rate: float | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    seed: int | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Iterator[ScanHostResult]:
+    """UDP-scan `hosts` x `ports` (nmap -sU); yields one ScanHostResult per host once final,
+    open ports named from their replies. Arguments as for hilos.syn.syn_scan, checked when
+    called (UsageError subclasses); raw sockets when this process may open them, else
+    connected UDP sockets (slower, the same states).
+
+        >>> for host in udp_scan("127.0.0.1", "53,161", timeout=0.2):  # doctest: +SKIP
+        ...     print(host.host, [(p.port, p.proto, p.state, p.reason) for p in host.ports])
+        127.0.0.1 [(53, 'udp', 'closed', 'port-unreach'), (161, 'udp', 'closed', 'port-unreach')]
+    """
+    from hilos import validate
+
+    checked = validate.check_hosts(hosts)
+    scanner = udp_scanner(
+        checked,
+        validate.check_ports(ports, allow_empty=True),
+        only=None,
+        retries=validate.check_retries(retries),
+        on_notice=None,
+        rate=validate.check_rate(rate),
+        timeout=validate.check_timeout(timeout),
+        seed=validate.check_seed(seed),
+        shard=validate.check_shard(shard),
+    )
+    return validate.with_hostnames(scanner.results(), checked)
