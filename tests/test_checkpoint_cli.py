@@ -47,6 +47,7 @@ def _facts(objs: list[dict[str, object]]) -> set[tuple[object, ...]]:
     }
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(
     tmp_path: Path, listeners: list[int]
 ) -> None:
@@ -78,6 +79,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(
     assert not ck.exists()  # finished: the checkpoint goes, the outputs stay
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_what_was_found_and_resume_finishes(
     tmp_path: Path, listeners: list[int]
 ) -> None:
@@ -127,6 +129,7 @@ def test_resume_of_a_missing_checkpoint_is_a_usage_error(tmp_path: Path) -> None
     assert proc.stderr.startswith("hilos: error: --resume") and "no such checkpoint" in proc.stderr
 
 
+@pytest.mark.slow
 def test_hosts_stream_out_and_resume_cuts_the_files_where_the_checkpoint_says(
     tmp_path: Path, listeners: list[int]
 ) -> None:
