@@ -14,7 +14,7 @@ from hilos.probes.icmp_echo import build_echo
 from hilos.probes.tcp_reply import parse_ipv4
 from hilos.probes.vector import EchoVector, TcpVector
 from hilos.wire.checksum import checksum
-from hilos.wire.cookie import Cookie, echo_cookie
+from hilos.wire.cookie import Cookie
 from hilos.wire.frames import ACK, ECHO_PAD, RST, SYN, build_ipv4_packet, build_tcp_segment
 
 ETH = bytes(range(12)) + b"\x08\x00"
@@ -34,13 +34,13 @@ def _ip4(proto: int, src: int, dst: int, payload: bytes, flags: int) -> bytes:
 def test_echo_frames_equal_the_scalar_builder() -> None:
     rng = random.Random(1)
     for _ in range(5):
-        key, src = rng.getrandbits(64), rng.getrandbits(32)
+        key, src = Cookie(rng.getrandbits(128)), rng.getrandbits(32)
         probe = EchoVector(key, ETH, src)
         dst = np.array([rng.getrandbits(32) for _ in range(700)], np.uint32)
         rows, frames = _rows(probe, len(dst))
         probe.patch(rows, dst, np.zeros(len(dst), np.uint16))
         for k, d in enumerate(dst.tolist()):
-            c = echo_cookie(key, d)
+            c = key.echo(d)
             t = int(rows["sent"][k])
             icmp = build_echo(c >> 16, c & 0xFFFF, struct.pack("!QI", t, c) + ECHO_PAD)
             assert bytes(frames[k]) == ETH + _ip4(1, src, d, icmp, 0x4000)
@@ -82,8 +82,8 @@ def _mutate(rng: random.Random, p: bytes) -> bytes:
     return bytes(b)
 
 
-def _echo_reply(key: int, src: int, ours: int, rng: random.Random) -> bytes:
-    c = echo_cookie(key, src)
+def _echo_reply(key: Cookie, src: int, ours: int, rng: random.Random) -> bytes:
+    c = key.echo(src)
     icmp = build_echo(c >> 16, c & 0xFFFF, struct.pack("!QI", 5, c) + ECHO_PAD)
     icmp = bytes([0]) + icmp[1:] if rng.random() < 0.8 else icmp  # type 0; else a request
     return _ip4(1, src, ours, icmp, 0)
@@ -91,7 +91,7 @@ def _echo_reply(key: int, src: int, ours: int, rng: random.Random) -> bytes:
 
 def test_echo_validator_on_fuzzed_packets() -> None:
     rng = random.Random(3)
-    key, ours = rng.getrandbits(64), 0x7F000001
+    key, ours = Cookie(rng.getrandbits(128)), 0x7F000001
     probe = EchoVector(key, ETH, ours)
     pkts = []
     for _ in range(10_000):
@@ -105,7 +105,7 @@ def test_echo_validator_on_fuzzed_packets() -> None:
             len(p) >= ihl + 20 and p[0] >> 4 == 4 and ihl >= 20 and p[9] == 1 and p[ihl] == 0
             and len(p) <= 96
             and int.from_bytes(p[ihl + 4 : ihl + 8], "big")
-            == echo_cookie(key, int.from_bytes(p[12:16], "big"))
+            == key.echo(int.from_bytes(p[12:16], "big"))
         )  # fmt: skip
         assert bool(got.ok[k]) == valid, k
         if valid:

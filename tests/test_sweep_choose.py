@@ -8,16 +8,20 @@ from hilos.errors import PrivilegeError
 from hilos.sweep import choose
 from hilos.sweep.choose import attach_link, choose_engines
 from hilos.sweep.connects import ConnectDiscovery
+from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.sweep.targets import Targets
+from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
 
 
-def _choose(method: str, families: set[int], raw: bool) -> tuple[list[object], list[str]]:
+def _choose(
+    method: str, families: set[int], raw: bool, cookie: Cookie | None = None
+) -> tuple[list[object], list[str]]:
     engines, missing = choose_engines(
         method,  # type: ignore[arg-type]
         families,
         raw,
-        1,
+        cookie or Cookie(1),
         TokenBucket(None),
         lambda *a: None,
         4,
@@ -54,6 +58,18 @@ def test_forced_icmp_failing_is_the_socket_layers_error(monkeypatch: pytest.Monk
     monkeypatch.setattr(choose, "ping_group_allows", lambda: True)
     engines, missing = _choose("auto", {4}, raw=False)
     assert [type(e) for e in engines] == [ConnectDiscovery] and "ICMP echo" in missing[0]
+
+
+@pytest.mark.root
+def test_raw_engines_share_the_sweeps_one_cookie() -> None:
+    """Echo and TCP probes of a sweep are keyed by its one Cookie (the frame path computes an
+    address's seed once for all three cookies)."""
+    cookie = Cookie(7)
+    engines, _missing = _choose("auto", {4}, raw=True, cookie=cookie)
+    icmp = [e for e in engines if isinstance(e, IcmpDiscovery)]
+    tcpe = [e for e in engines if isinstance(e, TcpDiscovery)]
+    assert len(icmp) == len(tcpe) == 1
+    assert icmp[0].engine.cookie is cookie and tcpe[0].cookie is cookie
 
 
 def test_no_frame_path_without_ipv4_targets() -> None:

@@ -7,6 +7,7 @@ import socket
 import struct
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,6 +16,7 @@ from hilos.probes.tcp_reply import parse_ipv4
 from hilos.sweep import frames as frames_mod
 from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.sweep.frames import FrameSender, claimed_blocks
+from hilos.wire.cookie import Cookie
 from hilos.wire.frames import SynTemplate4, build_ipv4_packet
 from hilos.wire.link import LinkTx
 from hilos.wire.ratelimit import TokenBucket
@@ -47,9 +49,13 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
     eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
     link = LinkTx(Capture(), "fake0", LO + 1, eth, LO)  # type: ignore[arg-type]
     sink = lambda *a: None  # noqa: E731
-    icmp = IcmpDiscovery(99, TokenBucket(None), sink, {4})
-    tcpe = TcpDiscovery(TokenBucket(None), sink, {4})
+    shared = Cookie(99)
+    icmp = IcmpDiscovery(shared, TokenBucket(None), sink, {4})
+    tcpe = TcpDiscovery(TokenBucket(None), sink, {4}, shared)
     try:
+        with pytest.raises(ValueError, match="one Cookie"):
+            other = SimpleNamespace(cookie=Cookie(100))  # a TcpDiscovery with its own key
+            FrameSender(link, icmp, other, None, 1)  # type: ignore[arg-type]
         frames = FrameSender(link, icmp, tcpe, None, 1)
         target = int(ipaddress.IPv4Address("198.18.7.9"))  # built, never sent
         n = frames.send([(4, target, target)], {}, threading.Event(), None, 1, TokenBucket(None))
@@ -63,8 +69,11 @@ def test_frames_are_the_tcp_engines_probes(monkeypatch: pytest.MonkeyPatch) -> N
         assert _verifies(frame[14:34])  # IPv4 header checksum
         assert frame[30:34] == target.to_bytes(4, "big")
     assert echo[23] == socket.IPPROTO_ICMP and _verifies(echo[34:])
-    assert struct.unpack_from("!I", echo, 38)[0] == hash((99, target)) & 0xFFFFFFFF
+    # The echo cookie (identifier + sequence, and its payload copy) is Cookie.echo.
+    assert struct.unpack_from("!I", echo, 38)[0] == shared.echo(target)
+    assert struct.unpack_from("!I", echo, 50)[0] == shared.echo(target)
     cookie = tcpe.prober.engine.cookie
+    assert cookie is shared
     template = SynTemplate4("127.0.0.1")
     d4 = target.to_bytes(4, "big")
     hs = template.dst_sum(d4)
@@ -114,8 +123,9 @@ def test_echo_only_and_tcp_only_loops_build_the_combined_loops_frames(
     monkeypatch.setattr(time, "monotonic_ns", lambda: 123_456_789_000)
     eth = bytes.fromhex("020000000001020000000002") + b"\x08\x00"
     sink = lambda *a: None  # noqa: E731
-    icmp = IcmpDiscovery(99, TokenBucket(None), sink, {4})
-    tcpe = TcpDiscovery(TokenBucket(None), sink, {4})
+    shared = Cookie(99)
+    icmp = IcmpDiscovery(shared, TokenBucket(None), sink, {4})
+    tcpe = TcpDiscovery(TokenBucket(None), sink, {4}, shared)
     first = int(ipaddress.IPv4Address("198.18.6.200"))  # built, never sent
     ranges = [(4, first, first + 99)]
     skip: dict[int, object] = {first + 7: "echo-reply"}

@@ -1,10 +1,11 @@
-"""Tests for hilos.wire.cookie: the keyed probe cookie (TCP and echo)."""
+"""Tests for hilos.wire.cookie: the one keyed probe cookie (TCP, UDP and ICMP echo)."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from hilos.wire.cookie import M1, M2, M3, MASK32, MASK64, Cookie, echo_cookie
+from hilos.wire import cookie as cookie_mod
+from hilos.wire.cookie import M1, M2, M3, MASK32, MASK64, Cookie
 
 DST4, DST6 = "198.18.0.7", "fd18:0:0:100::9"
 
@@ -37,7 +38,29 @@ def test_inlined_arithmetic_with_public_constants_is_the_cookie() -> None:
         assert (y * M1 & MASK64) >> 32 == c.value(seed, 443, 16400)
 
 
-def test_echo_cookie_is_keyed_32_bits() -> None:
-    assert echo_cookie(1, 5) == hash((1, 5)) & MASK32
-    assert echo_cookie(1, 5) != echo_cookie(2, 5)
-    assert all(0 <= echo_cookie(k, 7) <= MASK32 for k in range(100))
+def test_echo_cookie_is_the_tcp_cookie_without_ports() -> None:
+    """One construction: the echo cookie is value(host_seed(ip), 0, 0), keyed, 32 bits; no
+    second keyed mix is left in the module."""
+    c = Cookie(0x1234_5678_9ABC_DEF0_0FED_CBA9_8765_4321)
+    v6 = int(ipaddress.ip_address(DST6))
+    for ip in (0, 5, 0xC6120007, MASK32, v6):
+        assert c.echo(ip) == c.value(c.host_seed(ip), 0, 0)
+        assert 0 <= c.echo(ip) <= MASK32
+    assert c.echo(5) != Cookie(2).echo(5)
+    assert len({c.echo(ip) for ip in range(5000)}) > 4990
+    # A sweep's IPv6 result key (V6_TAG, bit 128, above the address) has the address's cookie.
+    assert c.echo(v6 + (1 << 128)) == c.echo(v6) and c.echo(1 + (1 << 128)) == c.echo(1)
+    assert not hasattr(cookie_mod, "echo_cookie")
+
+
+def test_inlined_echo_arithmetic_is_the_cookie() -> None:
+    """The echo loops inline value(seed, 0, 0) as this (the port word is 0)."""
+    c = Cookie(0xABCDEF_0123456789_FEDCBA9876543210)
+    for ip in (0, 1, 0xC6120007, 0xFFFFFFFF):
+        x = ((ip ^ c.k1) * M1) & MASK64
+        x ^= x >> 31
+        x = ((x ^ c.k2) * M2) & MASK64
+        seed = x ^ (x >> 29)
+        y = (seed * M3) & MASK64
+        y ^= y >> 32
+        assert ((y * M1) & MASK64) >> 32 == c.echo(ip)

@@ -10,18 +10,19 @@ import pytest
 
 from hilos.targets.walk import Permutation
 from hilos.wire.checksum import checksum
-from hilos.wire.cookie import Cookie, echo_cookie
+from hilos.wire.cookie import Cookie
 from hilos.wire.vector import FrameBatch, echo_cookies, fold, tcp_cookies, walk_batches
 
 
 def test_echo_cookies_equal_the_scalar_cookie() -> None:
     rng = random.Random(11)
-    for _ in range(20):
-        key = rng.getrandbits(rng.choice([16, 63, 64, 200]))
+    for secret in (None, 0, 2**128 - 1, *(rng.getrandbits(128) for _ in range(10))):
+        c = Cookie(secret)
         addrs = np.array([rng.getrandbits(32) for _ in range(500)] + [0, 2**32 - 1], np.uint64)
-        got = echo_cookies(key, addrs)
+        got = echo_cookies(c, addrs)
         assert got.dtype == np.uint32
-        assert got.tolist() == [echo_cookie(key, int(a)) for a in addrs]
+        assert got.tolist() == [c.echo(int(a)) for a in addrs]
+        assert echo_cookies(c, addrs.astype(np.uint32)).tolist() == got.tolist()
 
 
 def test_tcp_cookies_equal_the_scalar_cookie() -> None:

@@ -1,8 +1,9 @@
 """The echo engine: sends hilos echo requests and matches their replies, statelessly.
 
 One socket per family, the caller's thread sends, one receiver thread per socket. Each request
-carries the keyed cookie of its destination (hilos.wire.cookie.echo_cookie, inlined in the
-loops) in its identifier, sequence and payload, and its send time in the payload.
+carries the keyed cookie of its destination (hilos.wire.cookie.Cookie.echo, the one cookie,
+inlined in the IPv4 loops) in its identifier, sequence and payload, and its send time in the
+payload.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import random
 import socket
 import struct
 import threading
@@ -19,7 +19,7 @@ from collections.abc import Callable, Container, Iterable
 from typing import Final, Literal
 
 from hilos.probes.icmp_echo import V6_TAG, addr_key, parse_reply
-from hilos.wire.cookie import MASK32, echo_cookie
+from hilos.wire.cookie import M1, M2, M3, MASK64, Cookie
 from hilos.wire.frames import (
     ECHO,
     ECHO_PAD,
@@ -48,7 +48,7 @@ class EchoEngine:
     int (plus V6_TAG for IPv6). Nothing per probe is stored: the cookie in the identifier, sequence
     and payload is recomputed from the reply's source, and the send time travels in the payload.
 
-        engine = EchoEngine(key, bucket, on_result, families=(4,))
+        engine = EchoEngine(Cookie(), bucket, on_result, families=(4,))
         engine.start()
         engine.send_ranges([(4, first, last)], skip=answered, stop=event)
         ...
@@ -57,21 +57,21 @@ class EchoEngine:
 
     def __init__(
         self,
-        key: int,
+        cookie: Cookie,
         bucket: TokenBucket,
         on_result: Callable[[int, str, float | None], None],
         *,
         families: Iterable[int] = (4, 6),
         mode: Literal["auto", "raw", "dgram"] = "auto",
     ) -> None:
-        self.key = key
+        self.cookie = cookie
         self.bucket = bucket
         self.on_result = on_result
         self.sockets: dict[int, IcmpSocket] = {}
         self.sent = 0
         self.progress = 0  # addresses handled by the current send_ranges call
         self.send_errors = 0
-        self.loss_keys: tuple[int, ...] = ()
+        self.loss_keys: tuple[Cookie, ...] = ()
         self.loss_replies = 0
         self.loss_sent = 0
         self._stop = threading.Event()
@@ -148,8 +148,7 @@ class EchoEngine:
         pack = ECHO.pack
         pad = ECHO_PAD
         octets = _OCTETS
-        key = self.key
-        mask32 = MASK32
+        k1, k2, m1, m2, m3, mask = self.cookie.k1, self.cookie.k2, M1, M2, M3, MASK64
         now_ns = time.monotonic_ns
         base = ECHO_SUM4
         take = self.bucket.take
@@ -170,7 +169,12 @@ class EchoEngine:
                     if pending >= _PACE_BATCH:
                         take(pending)
                         pending = 0
-                c = hash((key, b)) & mask32  # echo_cookie, inlined
+                x = ((b ^ k1) * m1) & mask  # Cookie.echo(b), inlined
+                x ^= x >> 31
+                x = ((x ^ k2) * m2) & mask
+                x = ((x ^ (x >> 29)) * m3) & mask
+                x ^= x >> 32
+                c = ((x * m1) & mask) >> 32
                 t = now_ns()
                 pkt = pack(8, 0, 0xFFFF - (base + c + c + t) % 0xFFFF, c, t, c) + pad
                 try:
@@ -188,8 +192,7 @@ class EchoEngine:
         sendto = isock.sock.sendto
         pack = ECHO.pack
         pad = ECHO_PAD
-        key = self.key
-        mask32 = MASK32
+        echo = self.cookie.echo
         now_ns = time.monotonic_ns
         take = self.bucket.take
         limited = not self.bucket.unlimited
@@ -208,7 +211,7 @@ class EchoEngine:
                 if pending >= _PACE_BATCH:
                     take(pending)
                     pending = 0
-            c = hash((key, k)) & mask32  # echo_cookie, inlined
+            c = echo(a)
             pkt = pack(ICMP6_ECHO_REQUEST, 0, 0, c, now_ns(), c) + pad
             dest = (ntop(af6, a.to_bytes(16, "big")), 0, 0, 0)
             try:
@@ -221,10 +224,10 @@ class EchoEngine:
 
     def send_loss_probes(self, hosts: Iterable[int], rounds: int) -> int:
         """Measure loss: `rounds` extra echo requests to each of `hosts` (keys of hosts that
-        already answered an echo), each round under its own random key so their answers are
+        already answered an echo), each round under its own random Cookie so their answers are
         counted in `loss_replies` and never mistaken for, nor recorded as, sweep results.
         Returns how many were sent."""
-        keys = tuple(random.getrandbits(61) for _ in range(rounds))
+        keys = tuple(Cookie() for _ in range(rounds))
         self.loss_keys = keys
         sent = 0
         for k in keys:
@@ -233,7 +236,7 @@ class EchoEngine:
                 isock = self.sockets.get(fam)
                 if isock is None:
                     continue
-                c = echo_cookie(k, h)
+                c = k.echo(h)
                 t = time.monotonic_ns()
                 if fam == 4:
                     csum = 0xFFFF - (ECHO_SUM4 + c + c + t) % 0xFFFF
@@ -277,8 +280,7 @@ class EchoEngine:
     def _receive(self, isock: IcmpSocket) -> None:
         sock = isock.sock
         fam = isock.family
-        key = self.key
-        mask32 = MASK32
+        k1, k2, m1, m2, m3, mask = self.cookie.k1, self.cookie.k2, M1, M2, M3, MASK64
         on_result = self.on_result
         now_ns = time.monotonic_ns
         stop = self._stop
@@ -310,7 +312,13 @@ class EchoEngine:
                     from_bytes(socket.inet_pton(socket.AF_INET6, src[0].split("%")[0]), "big")
                     + V6_TAG
                 )
-            c = hash((key, addr)) & mask32  # echo_cookie, inlined
+            # Cookie.echo(addr), inlined (IPv6: the upper half folds in; V6_TAG drops out).
+            x = (((addr & mask) ^ k1) * m1) & mask
+            x ^= x >> 31
+            x = ((x ^ (addr >> 64) ^ k2) * m2) & mask
+            x = ((x ^ (x >> 29)) * m3) & mask
+            x ^= x >> 32
+            c = ((x * m1) & mask) >> 32
             got = from_bytes(data[off + 4 : off + 8], "big")
             body = data[off + 8 :]
             if dgram:
@@ -333,7 +341,7 @@ class EchoEngine:
 
     def _loss_reply(self, got: int, addr: int) -> None:
         """Count an echo reply carrying a loss probe's cookie (see send_loss_probes)."""
-        if got in {echo_cookie(k, addr) for k in self.loss_keys}:
+        if got in {k.echo(addr) for k in self.loss_keys}:
             self.loss_replies += 1
 
     def _error_reply(
@@ -349,7 +357,7 @@ class EchoEngine:
             if len(reply.quoted) < 4 or int.from_bytes(reply.quoted[2:4], "big") not in (80, 443):
                 return
         else:
-            c = echo_cookie(self.key, target)
+            c = self.cookie.echo(target)
             if dgram:
                 if reply.seq != (c & 0xFFFF):
                     return

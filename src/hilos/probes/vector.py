@@ -80,12 +80,12 @@ def _ip_rows(
 
 class EchoVector:
     """ICMP echo requests as Ethernet frames `eth` + IPv4 (DF) + hilos's echo (cookie, send time,
-    cookie again, padding), keyed by the sweep's `key` (hilos.wire.cookie.echo_cookie)."""
+    cookie again, padding), keyed by the sweep's `cookie` (hilos.wire.cookie.Cookie.echo)."""
 
-    def __init__(self, key: int, eth: bytes, source: int) -> None:
+    def __init__(self, cookie: Cookie, eth: bytes, source: int) -> None:
         head = ipv4_header(1, _ECHO_LEN, source, df=True)
         icmp = struct.pack("!BBHIQI", ICMP_ECHO_REQUEST, 0, 0, 0, 0, 0) + ECHO_PAD
-        self.key = key
+        self.cookie = cookie
         self.source = source
         self.template = eth + head + icmp
         e = len(eth)
@@ -104,7 +104,7 @@ class EchoVector:
 
     def patch(self, rows: npt.NDArray[np.void], dst: U32, port: U16) -> None:
         d = dst.astype(np.uint64)
-        c = echo_cookies(self.key, d).astype(np.uint64)
+        c = echo_cookies(self.cookie, d).astype(np.uint64)
         t = time.monotonic_ns()  # one batch leaves at once: one send time
         rows["dst"] = dst
         rows["ipsum"] = fold(self._ip_base + d)
@@ -122,7 +122,7 @@ class EchoVector:
         ok &= pkts[rows, col] == ICMP_ECHO_REPLY
         addr = _gather(pkts, np.full(len(pkts), 12), 4).astype(np.uint32)
         got = _gather(pkts, ihl + 4, 4)
-        ok &= got == echo_cookies(self.key, addr).astype(np.uint64)
+        ok &= got == echo_cookies(self.cookie, addr).astype(np.uint64)
         sent = _gather(pkts, ihl + 8, 8)
         zero16 = np.zeros(len(pkts), dtype=np.uint16)
         kinds = np.full(len(pkts), KIND_ECHO, dtype=np.uint8)

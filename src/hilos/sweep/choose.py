@@ -12,6 +12,7 @@ from hilos.sweep.connects import ConnectDiscovery
 from hilos.sweep.engines import IcmpDiscovery, TcpDiscovery
 from hilos.sweep.frames import MAX_SENDERS, FrameSender
 from hilos.sweep.targets import Targets
+from hilos.wire.cookie import Cookie
 from hilos.wire.link import LinkTx
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.sockets import ping_group_allows
@@ -26,7 +27,7 @@ def choose_engines(
     method: Method,
     families: set[int],
     raw: bool,
-    key: int,
+    cookie: Cookie,
     bucket: TokenBucket,
     sink: Sink,
     threads: int,
@@ -36,18 +37,19 @@ def choose_engines(
 
     "auto" takes every probe this process may send (and says what it could not); a forced
     "icmp" without any way to send echo requests raises the socket layer's PrivilegeError,
-    which names the sysctl fix. Engines made before a failure are closed.
+    which names the sysctl fix. Engines made before a failure are closed. The raw engines share
+    the sweep's `cookie` (the frame path computes each address's seed once for all three).
     """
     engines: list[Engine] = []
     missing: list[str] = []
     try:
         if method in ("auto", "icmp"):
-            icmp, why = _icmp_engine(method, families, raw, key, bucket, sink)
+            icmp, why = _icmp_engine(method, families, raw, cookie, bucket, sink)
             engines.extend(icmp)
             missing.extend(why)
         if method in ("auto", "tcp"):
             if raw:
-                engines.append(TcpDiscovery(bucket, sink, families))
+                engines.append(TcpDiscovery(bucket, sink, families, cookie))
             else:
                 engines.append(ConnectDiscovery(bucket, sink, threads, wait))
                 if method == "auto":
@@ -60,18 +62,18 @@ def choose_engines(
 
 
 def _icmp_engine(
-    method: Method, families: set[int], raw: bool, key: int, bucket: TokenBucket, sink: Sink
+    method: Method, families: set[int], raw: bool, cookie: Cookie, bucket: TokenBucket, sink: Sink
 ) -> tuple[list[Engine], list[str]]:
     if raw or ping_group_allows() or 6 in families:
         try:
-            return [IcmpDiscovery(key, bucket, sink, families)], []
+            return [IcmpDiscovery(cookie, bucket, sink, families)], []
         except PrivilegeError:
             if method == "icmp":
                 raise
             return [], [_NO_ICMP]
     if method == "icmp":
         # Let the socket layer produce the precise error (names the sysctl fix).
-        return [IcmpDiscovery(key, bucket, sink, families)], []
+        return [IcmpDiscovery(cookie, bucket, sink, families)], []
     return [], [_NO_PING_SOCKET]
 
 

@@ -55,7 +55,7 @@ class DenseSweep:
         self,
         ranges: list[tuple[int, int]],
         method: Method,
-        key: int,
+        cookie: Cookie,
         bucket: TokenBucket,
         found: Found,
         on_results: Callable[[list[HostResult]], None],
@@ -80,8 +80,7 @@ class DenseSweep:
         self.drops = 0  # replies the kernel dropped (full receive buffer), known after settle
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.echo = EchoVector(key, b"", _SOURCE)
-        cookie = Cookie()
+        self.echo = EchoVector(cookie, b"", _SOURCE)  # the sweep's one cookie keys all three
         self.syn = TcpVector(cookie, b"", _SOURCE)
         self.ack = TcpVector(cookie, b"", _SOURCE, ack=True)
         # One socket and batch set per sender thread: on loopback the kernel answers inside

@@ -25,8 +25,8 @@ _OCTETS = tuple(str(i) for i in range(256))
 class IcmpDiscovery:
     """ICMP echo through hilos.probes.echo_engine.EchoEngine (raw or datagram sockets)."""
 
-    def __init__(self, key: int, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
-        self.engine = EchoEngine(key, bucket, sink, families=families)
+    def __init__(self, cookie: Cookie, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
+        self.engine = EchoEngine(cookie, bucket, sink, families=families)
         kinds = set(self.engine.kinds.values())
         self.raw = kinds == {"raw"}
         self.name = "ICMP echo" + ("" if self.raw else " (unprivileged ping socket)")
@@ -54,7 +54,9 @@ class TcpDiscovery:
 
     name = "TCP SYN 443 + ACK 80 (raw)"
 
-    def __init__(self, bucket: TokenBucket, sink: Sink, families: set[int]) -> None:
+    def __init__(
+        self, bucket: TokenBucket, sink: Sink, families: set[int], cookie: Cookie | None = None
+    ) -> None:
         self.bucket = bucket
 
         def on_reply(r: Reply) -> None:
@@ -64,7 +66,9 @@ class TcpDiscovery:
             # syn-ack, reset, or an unreachable reason (host-unreach, ...: no RTT, down)
             sink(key, r.reason, None if r.kind == KIND_UNREACH else round(r.rtt_ms, 3))
 
-        self.prober = TcpProber(on_reply, syn_port=443, ack_port=80, families=families)
+        self.prober = TcpProber(
+            on_reply, syn_port=443, ack_port=80, families=families, cookie=cookie
+        )
         self._templates: dict[int, SynTemplate4] = {}
 
     @property

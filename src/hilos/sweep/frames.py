@@ -37,7 +37,7 @@ _SYN_KEY, _ACK_KEY = 443 << 16, 80 << 16  # the cookie's port words (Cookie.valu
 
 # The constants of the echo frames, the TCP cookie and the TCP frames (FrameSender._echo_consts,
 # _cookie_consts, _tcp_consts): hoisted once per pass so the per-address loops read locals only.
-_Echo = tuple[int, bytes, int, int, bytes]
+_Echo = tuple[int, int, bytes, int, int, bytes]
 _Cookie = tuple[int, int, int, int, int, int, Callable[[], int]]
 _Tcp = tuple[bytes, int, int, int, bytes, bytes, bytes]
 
@@ -73,7 +73,8 @@ class FrameSender:
     Ethernet frame in one loop and sent on the LinkTx socket; the engines' receivers validate
     the answers as usual. On multi-core machines forked children send some of the /24 blocks
     (hilos.wire.senders.run_forked), so the kernel's per-packet work (most of a probe's cost)
-    runs on every core without the GIL.
+    runs on every core without the GIL. With both engines they must share one Cookie (the
+    sweep's): the echo and TCP cookies of an address come from one seed.
     """
 
     def __init__(
@@ -84,6 +85,10 @@ class FrameSender:
         rate: float | None,
         parts: int,
     ) -> None:
+        if icmp is not None and tcpe is not None:
+            a, b = icmp.engine.cookie, tcpe.cookie
+            if (a.k1, a.k2) != (b.k1, b.k2):
+                raise ValueError("the echo and TCP engines of a frame sender share one Cookie")
         self.link = link
         self.icmp = icmp
         self.tcpe = tcpe
@@ -125,7 +130,7 @@ class FrameSender:
     ) -> int:
         """Send the frames of every block this process claims (all of them without `claims`).
 
-        The hot loop of a privileged sweep. Going through Cookie.host_seed/value and
+        The hot loop of a privileged sweep. Going through Cookie.host_seed/value/echo and
         SynTemplate4.syn/ack costs ~11 us of Python per address (profiled); here the same
         splitmix64 cookie arithmetic and the same 44-byte probes (plus the IP checksum the
         kernel fills for IP_HDRINCL) are inlined into one struct.pack per frame, ~3 us for all
@@ -146,11 +151,13 @@ class FrameSender:
         return self._send_tcp(blocks, skip, batch, bucket, parts)
 
     def _echo_consts(self) -> _Echo:
-        """The echo frames' cookie key, Ethernet + IP head, IP and ICMP checksum bases, pad."""
+        """The echo cookie's keys (Cookie.echo), the frames' Ethernet + IP head, IP and ICMP
+        checksum bases, pad."""
         assert self.icmp is not None
         ihead, ip_base_i = self.link.ip_prefix(socket.IPPROTO_ICMP, 20 + _ECHO_LEN)
         ibase = ((8 << 8) + int.from_bytes(ECHO_PAD, "big")) % 0xFFFF
-        return self.icmp.engine.key, ihead, ip_base_i, ibase, ECHO_PAD
+        cookie = self.icmp.engine.cookie
+        return cookie.k1, cookie.k2, ihead, ip_base_i, ibase, ECHO_PAD
 
     def _cookie_consts(self) -> _Cookie:
         """The TCP cookie's keys and splitmix64 constants (hilos.wire.cookie's Cookie), and the
@@ -178,13 +185,14 @@ class FrameSender:
         parts: int,
     ) -> int:
         """Echo, SYN and ACK of every address, all three in one pack_into (slots are
-        contiguous): a third of the call overhead of packing each."""
+        contiguous): a third of the call overhead of packing each. The three cookies share the
+        address's seed (one Cookie, checked in __init__)."""
         link = self.link
         src4 = link.source.to_bytes(4, "big")
         take = bucket.take
         limited = not bucket.unlimited
         now_ns = time.monotonic_ns
-        ikey, ihead, ip_base_i, ibase, pad = self._echo_consts()
+        _k1, _k2, ihead, ip_base_i, ibase, pad = self._echo_consts()
         k1, k2, m1, m2, m3, mask, tick = self._cookie_consts()
         thead, ip_base_t, syn_base, ack_base, wf_syn, wf_ack, suffix = self._tcp_consts()
         syn_key, ack_key = _SYN_KEY, _ACK_KEY
@@ -207,12 +215,14 @@ class FrameSender:
                     if pending >= PACE_BATCH:
                         take(pending)
                         pending = 0
-                c = hash((ikey, b)) & 0xFFFFFFFF
-                t = now_ns()
                 x = ((b ^ k1) * m1) & mask
                 x ^= x >> 31
                 x = ((x ^ k2) * m2) & mask
                 seed = x ^ (x >> 29)
+                y = (seed * m3) & mask  # Cookie.echo: value(seed, 0, 0)
+                y ^= y >> 32
+                c = ((y * m1) & mask) >> 32
+                t = now_ns()
                 if not b & 15:
                     # The source port carries the send time in 262 us ticks (the engine's
                     # RTT); 16 addresses take well under one tick to build.
@@ -255,7 +265,8 @@ class FrameSender:
         take = bucket.take
         limited = not bucket.unlimited
         now_ns = time.monotonic_ns
-        ikey, ihead, ip_base_i, ibase, pad = self._echo_consts()
+        k1, k2, ihead, ip_base_i, ibase, pad = self._echo_consts()
+        m1, m2, m3, mask = M1, M2, M3, MASK64
         buf = batch.buf
         ipack = _ICMP_FRAME.pack_into
         flush = batch.flush
@@ -273,7 +284,12 @@ class FrameSender:
                     if pending >= PACE_BATCH:
                         take(pending)
                         pending = 0
-                c = hash((ikey, b)) & 0xFFFFFFFF
+                x = ((b ^ k1) * m1) & mask  # Cookie.echo(b), inlined
+                x ^= x >> 31
+                x = ((x ^ k2) * m2) & mask
+                x = ((x ^ (x >> 29)) * m3) & mask
+                x ^= x >> 32
+                c = ((x * m1) & mask) >> 32
                 t = now_ns()
                 ipack(
                     buf, off, ihead, 0xFFFF - (ip_base_i + b) % 0xFFFF, src4, b,

@@ -6,7 +6,6 @@ import contextlib
 import functools
 import itertools
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -34,6 +33,7 @@ from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
 from hilos.sweep.targets import Targets
 from hilos.targets import TargetSpace
+from hilos.wire.cookie import Cookie
 from hilos.wire.link import LinkTx
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rtt import RttEstimator
@@ -105,7 +105,7 @@ class Sweeper:
         self.size = self._targets.size
         self.notice = ""
         self.engines: list[Engine] = []
-        self._key = random.getrandbits(61)
+        self._cookie = Cookie()  # the sweep's one key: echo, SYN and ACK cookies
         self._bucket = TokenBucket(self.rate, burst=64)
         # key -> reason: up hosts and hosts reported unreachable. The only per-host state.
         self._answered: dict[int, object] = {}
@@ -143,14 +143,21 @@ class Sweeper:
             from hilos.sweep.dense import DenseSweep  # numpy: only for the sweeps it serves
 
             self.dense = DenseSweep(
-                ranges, self.method, self._key, self._bucket,
+                ranges, self.method, self._cookie, self._bucket,
                 lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample,
                 self._targets.seed if self._targets.randomize else None,
             )  # fmt: skip
         fams = self._targets.families or {4}
         raw = can_raw()
         self.engines, missing = choose_engines(
-            self.method, fams, raw, self._key, self._bucket, self._record, self.threads, self._wait
+            self.method,
+            fams,
+            raw,
+            self._cookie,
+            self._bucket,
+            self._record,
+            self.threads,
+            self._wait,
         )
         if raw and 4 in fams and self.dense is None:
             self._link, self._frames = attach_link(self._targets, self.engines, self.rate)

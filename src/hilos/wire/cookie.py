@@ -5,14 +5,14 @@ receiver recomputes it from the reply's own fields and accepts the reply only on
 per-probe state is kept. Stray and blindly spoofed packets match with probability 2**-32. It is
 not a MAC against an attacker who sees many cookies, which a scanner does not need.
 
-Two entry points, one key and one mixing function each, defined here and nowhere else:
-
-- `Cookie` (TCP): ``seed = host_seed(ip)`` once per address, then ``value(seed, dport, sport)``
-  per probe: two splitmix64 multiply-xorshift rounds each. Engines whose per-packet loops cannot
-  afford a method call inline exactly this arithmetic with the public constants `M1`, `M2`, `M3`
-  and `MASK64` (tests check such loops against `Cookie`).
-- `echo_cookie(key, addr)` (ICMP echo, no ports): Python's tuple hash of (key, address), about
-  0.2 us, the cheapest keyed mix of one address.
+One key and one mixing function, defined here and nowhere else, for every probe kind:
+``seed = host_seed(ip)`` once per address, then ``value(seed, dport, sport)`` per probe (TCP SYN
+and ACK, UDP), two splitmix64 multiply-xorshift rounds each. An ICMP echo has no ports: its
+cookie is ``echo(ip)``, the same value with both port words 0, so a sweep's one `Cookie` keys
+its echo requests and its TCP probes, and a loop sending both to an address computes the seed
+once. Engines whose per-packet loops cannot afford a method call inline exactly this arithmetic
+with the public constants `M1`, `M2`, `M3`, `MASK64` and the keys `k1`, `k2` (tests check every
+such loop against `Cookie`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-__all__ = ["M1", "M2", "M3", "MASK32", "MASK64", "Cookie", "echo_cookie"]
+__all__ = ["M1", "M2", "M3", "MASK32", "MASK64", "Cookie"]
 
 MASK64: Final = 0xFFFFFFFFFFFFFFFF
 MASK32: Final = 0xFFFFFFFF
@@ -31,7 +31,7 @@ M3: Final = 0x94D049BB133111EB
 
 
 class Cookie:
-    """The key of one scan and the hash of a TCP probe (destination, port, source port).
+    """The key of one scan or sweep and the hash of a probe (destination, port, source port).
 
     About 0.3 us per probe inlined (blake2b with a key costs about 1.4 us here). `k1` and `k2`
     are public so that hot loops can inline `host_seed` with M1/M2/MASK64.
@@ -58,10 +58,10 @@ class Cookie:
         x ^= x >> 32
         return (x * M1 & MASK64) >> 32
 
-
-def echo_cookie(key: int, addr: int) -> int:
-    """The 32-bit cookie of an echo request to `addr` (an int; IPv6 keys carry a tag bit above
-    the address) under a sweep's random `key`: Python's tuple hash (xxHash-style mixing of the
-    two ints), measured faster than blake2b (1.1 us). Hot loops inline ``hash((key, addr)) &
-    MASK32``, which is this function."""
-    return hash((key, addr)) & MASK32
+    def echo(self, ip: int) -> int:
+        """The 32-bit cookie of an ICMP echo request to `ip`: ``value(host_seed(ip), 0, 0)``
+        (no ports; the identifier and sequence carry the 32 bits). A sweep's result key for an
+        IPv6 address (the address plus hilos.probes.icmp_echo.V6_TAG, bit 128) gives the
+        address's own cookie: host_seed only reads bits 0-127 (bit 128 lands at bit 64 of a
+        product taken modulo 2**64)."""
+        return self.value(self.host_seed(ip), 0, 0)

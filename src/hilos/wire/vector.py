@@ -22,7 +22,6 @@ with one system call (ctypes releases the GIL during it).
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -33,7 +32,7 @@ import numpy.typing as npt
 
 from hilos.targets.walk import Permutation
 from hilos.wire.batch import MmsgVector
-from hilos.wire.cookie import M1, M2, M3, MASK32, MASK64, Cookie
+from hilos.wire.cookie import M1, M2, M3, Cookie
 
 __all__ = [
     "U8",
@@ -54,36 +53,7 @@ U16 = npt.NDArray[np.uint16]
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 
-# CPython's tuple hash (Objects/tupleobject.c, xxHash-style, 64-bit builds): echo_cookie is
-# hash((key, addr)), so the vectorised form repeats its lanes bit for bit.
-_XX1: Final = 11400714785074694791
-_XX2: Final = 14029467366897019727
-_XX5: Final = 2870177450012600261
-_HASH_MOD: Final = (1 << 61) - 1  # sys.hash_info.modulus on 64-bit builds
-
 _u64 = np.uint64
-
-
-def _rotl31(x: U64) -> U64:
-    out: U64 = (x << _u64(31)) | (x >> _u64(33))
-    return out
-
-
-def echo_cookies(key: int, addrs: npt.NDArray[Any]) -> U32:
-    """`hilos.wire.cookie.echo_cookie(key, a)` for every IPv4 address in `addrs`, bit for bit."""
-    if sys.hash_info.width != 64 or sys.hash_info.modulus != _HASH_MOD:
-        return np.array([hash((key, int(a))) & MASK32 for a in addrs], dtype=np.uint32)
-    hk = hash(key) & MASK64
-    acc = (_XX5 + hk * _XX2) & MASK64
-    acc = ((acc << 31) | (acc >> 33)) & MASK64
-    acc = acc * _XX1 & MASK64
-    lane = addrs.astype(np.uint64)  # hash(a) == a for 0 <= a < 2**61 - 1
-    x = _u64(acc) + lane * _u64(_XX2)
-    x = _rotl31(x) * _u64(_XX1)
-    x += _u64(2 ^ _XX5 ^ 3527539)
-    x = np.where(x == _u64(MASK64), _u64(1546275796), x)
-    out: U32 = (x & _u64(MASK32)).astype(np.uint32)
-    return out
 
 
 def tcp_seeds(cookie: Cookie, addrs: npt.NDArray[Any]) -> U64:
@@ -95,15 +65,25 @@ def tcp_seeds(cookie: Cookie, addrs: npt.NDArray[Any]) -> U64:
     return out
 
 
+def _values(seed: U64, word: U64 | np.uint64) -> U32:
+    """`Cookie.value` of every seed with its port word ``dport << 16 ^ sport``."""
+    x = (seed ^ word) * _u64(M3)
+    x ^= x >> _u64(32)
+    out: U32 = ((x * _u64(M1)) >> _u64(32)).astype(np.uint32)
+    return out
+
+
 def tcp_cookies(
     cookie: Cookie, addrs: npt.NDArray[Any], dports: npt.NDArray[Any], sports: npt.NDArray[Any]
 ) -> U32:
     """`Cookie.value(Cookie.host_seed(a), dport, sport)` for every probe, bit for bit."""
-    seed = tcp_seeds(cookie, addrs)
-    x = (seed ^ (dports.astype(np.uint64) << _u64(16)) ^ sports.astype(np.uint64)) * _u64(M3)
-    x ^= x >> _u64(32)
-    out: U32 = ((x * _u64(M1)) >> _u64(32)).astype(np.uint32)
-    return out
+    word = (dports.astype(np.uint64) << _u64(16)) ^ sports.astype(np.uint64)
+    return _values(tcp_seeds(cookie, addrs), word)
+
+
+def echo_cookies(cookie: Cookie, addrs: npt.NDArray[Any]) -> U32:
+    """`Cookie.echo(a)` (the TCP cookie with both ports 0) for every IPv4 address in `addrs`."""
+    return _values(tcp_seeds(cookie, addrs), _u64(0))
 
 
 def fold(total: npt.NDArray[Any]) -> U16:
