@@ -1,10 +1,12 @@
 """`hilos scan`/`sweep` as chunked jobs: --checkpoint FILE, --resume FILE, --cluster ADDR.
 
-The job (targets with excludes applied, ports, type, options, one seed) runs as chunks of the
-keyed walk, here or on a Dask cluster; every completed chunk lands in the checkpoint. A host is
-written as soon as every one of its ports is in; the checkpoint pairs the hosts written with each
-output file's length, so a resumed run cuts the files there and appends: each host once, JSON
-Lines whole, XML closed once at the end.
+A scan or sweep that writes an output file runs as a chunked job by default, its checkpoint next
+to the first output file (--no-checkpoint: in one piece, as before). The job (targets with
+excludes applied, ports, type, options, one seed) runs as chunks of the keyed walk, here or on a
+Dask cluster; every completed chunk lands in the checkpoint. A host is written as soon as every
+one of its ports is in; the checkpoint pairs the hosts written with each output file's length,
+so a resumed run cuts the files there and appends: each host once, JSON Lines whole, XML closed
+once at the end.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from hilos.errors import UsageError
 if TYPE_CHECKING:  # the library is imported lazily, inside run()
     from hilos.output.progress import Progress
 
-__all__ = ["add_options", "run", "wanted"]
+__all__ = ["add_options", "explicit", "run", "wanted"]
 
 # Options a resumed run takes from the command line rather than from its checkpoint.
 _RUNTIME = ("resume", "handler", "quiet")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
-    """--cluster, --certs, --insecure, --checkpoint, --resume."""
+    """--cluster, --certs, --insecure, --checkpoint, --no-checkpoint, --resume."""
     p.add_argument(
         "--cluster",
         metavar="tls://ADDR:PORT",
@@ -49,8 +51,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="FILE",
-        help="keep a checkpoint in FILE (default with --cluster: next to the first output "
-        "file) so --resume FILE can continue after a crash",
+        help="keep the checkpoint in FILE so --resume FILE can continue after a crash "
+        "(default: FILE.checkpoint next to the first output file; deleted when the run ends)",
+    )
+    p.add_argument(
+        "--no-checkpoint",
+        action="store_true",
+        help="keep no checkpoint: run in one piece, with no --resume after a crash "
+        "(UDP, --baseline and --shard runs never keep one)",
     )
     p.add_argument(
         "--resume",
@@ -59,9 +67,32 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def wanted(args: argparse.Namespace) -> bool:
-    """Does this scan or sweep run as a chunked job?"""
+def explicit(args: argparse.Namespace) -> bool:
+    """Did the command line ask for a chunked job (--checkpoint, --resume, --cluster)?"""
     return bool(args.cluster or args.checkpoint or args.resume)
+
+
+def wanted(args: argparse.Namespace, chunkable: bool = True) -> bool:
+    """Does this scan or sweep run as a chunked job? When asked for, and by default when it
+    writes an output file (so a crash can be resumed), unless --no-checkpoint is given or the
+    job is one the chunked path does not run (`chunkable` False: UDP, --baseline, --shard),
+    which runs in one piece without a checkpoint."""
+    if getattr(args, "no_checkpoint", False) and (args.checkpoint or args.resume):
+        raise UsageError("--no-checkpoint with --checkpoint/--resume: give one of them")
+    if explicit(args):
+        return True
+    if getattr(args, "no_checkpoint", False) or not chunkable:
+        return False
+    return bool(_output_files(args))
+
+
+def _output_files(args: argparse.Namespace) -> list[str]:
+    """The output files the options name (not stdout), -oA's base first."""
+    files = [p for p in (args.output or []) if p != "-"]
+    files += [p for _fmt, p in (getattr(args, "nmap_outputs", None) or []) if p != "-"]
+    if args.output_all:
+        files.insert(0, str(args.output_all))
+    return files
 
 
 def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,15 +109,13 @@ def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_checkpoint(args: argparse.Namespace) -> str | None:
-    """Next to the first output file: FILE.checkpoint (with --cluster only)."""
+    """--checkpoint FILE, else next to the first output file: FILE.checkpoint (none with
+    --no-checkpoint, or when every output goes to stdout)."""
     if args.checkpoint:
         return str(args.checkpoint)
-    if not args.cluster:
+    if getattr(args, "no_checkpoint", False):
         return None
-    files = [p for p in (args.output or []) if p != "-"]
-    files += [p for _fmt, p in (getattr(args, "nmap_outputs", None) or []) if p != "-"]
-    if args.output_all:
-        files.insert(0, str(args.output_all))
+    files = _output_files(args)
     return f"{files[0]}.checkpoint" if files else None
 
 
@@ -306,6 +335,8 @@ def run(args: argparse.Namespace, kind: Literal["scan", "sweep"], pick_type: Any
     except BaseException:
         finished.set()
         progress.close()
+        for host in job.final():  # what was found still reaches the outputs
+            out.write(_as_kind(kind, host))
         out.close(error="failed")
         raise
     finally:

@@ -66,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from hilos.targets.ports import exclude_ports
 
     tcp_type, udp = _types(args)
-    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+    # --checkpoint, --resume, --cluster, or by default with an output file (not UDP, --baseline
+    # or --shard: those run in one piece without a checkpoint unless one is asked for).
+    if chunked.wanted(args, chunkable=not (udp or args.baseline or args.shard)):
         if args.baseline:
             raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
         return chunked.run(args, "scan", _pick_type)
@@ -171,7 +173,7 @@ def _types(args: argparse.Namespace) -> tuple[str, bool]:
     tcp = parts.pop() if parts else ""
     if udp and args.type in ("auto", "udp"):
         tcp = ""
-    if udp and chunked.wanted(args):
+    if udp and chunked.explicit(args):
         raise UsageError("a UDP scan with --checkpoint/--resume/--cluster is not supported yet")
     return tcp, udp
 

@@ -11,6 +11,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hilos.pipeline import Scan
 from hilos.results import HostResult, PortResult, ScanHostResult
@@ -96,13 +97,16 @@ def run_chunk(
     *,
     rate: float | None = None,
     worker: str = "local",
-    on_scan: Callable[[Scan], None] | None = None,
+    on_scan: Callable[[Any], None] | None = None,
+    sink: list[ScanHostResult] | None = None,
 ) -> ChunkResult:
     """Chunk `number` of `count`: shard (number, count) of the job's keyed walk, every host it
     holds a probe for with the ports it probed. `rate` caps the job's rate (a worker's
-    --rate); `on_scan` sees the Scan before it runs (to cancel it)."""
+    --rate); `on_scan` sees the Scan (a sweep's Sweeper) before it runs, to cancel and drain
+    it; `sink` gets each host as it comes (what an interrupted chunk had found)."""
+    got: list[ScanHostResult] = [] if sink is None else sink
     if spec.kind == "sweep":
-        return _sweep_chunk(spec, number, count, _capped(spec.rate, rate), worker)
+        return _sweep_chunk(spec, number, count, _capped(spec.rate, rate), worker, on_scan, got)
     started = time.monotonic()
     space = spec.space()
     if found.ran:
@@ -130,7 +134,8 @@ def run_chunk(
     )
     if on_scan is not None:
         on_scan(job)
-    hosts = tuple(replace(h, hostname=None) for h in job)
+    got.extend(replace(h, hostname=None) for h in job)
+    hosts = tuple(got)
     probes = job.stats.done
     if job.stats.phase != "scan" or probes == 0:
         probes = sum(len(h.ports) for h in hosts)
@@ -138,7 +143,13 @@ def run_chunk(
 
 
 def _sweep_chunk(
-    spec: JobSpec, number: int, count: int, rate: float | None, worker: str
+    spec: JobSpec,
+    number: int,
+    count: int,
+    rate: float | None,
+    worker: str,
+    on_scan: Callable[[Any], None] | None,
+    got: list[ScanHostResult],
 ) -> ChunkResult:
     """Chunk `number` of a sweep: shard (number, count) of the keyed walk over the addresses.
     Every host is in one chunk only, so each is final when its chunk is."""
@@ -158,8 +169,17 @@ def _sweep_chunk(
         threads=spec.threads,
         all_hosts=spec.show_all,
     )
-    hosts = tuple(ScanHostResult(h.host, h.status, h.reason, (), h.rtt_ms) for h in sweeper)
-    return ChunkResult(number, hosts, len(part), time.monotonic() - started, worker)
+    if on_scan is not None:
+        on_scan(sweeper)
+    got.extend(as_scan_host(h) for h in sweeper)
+    return ChunkResult(number, tuple(got), len(part), time.monotonic() - started, worker)
+
+
+def as_scan_host(h: HostResult | ScanHostResult) -> ScanHostResult:
+    """A sweep's host as the chunks report hosts (no ports, no name)."""
+    if isinstance(h, ScanHostResult):
+        return replace(h, hostname=None)
+    return ScanHostResult(h.host, h.status, h.reason, (), h.rtt_ms)
 
 
 @dataclass

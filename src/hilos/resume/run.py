@@ -12,20 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
-from hilos.pipeline import Scan
 from hilos.results import ScanHostResult
 from hilos.resume.checkpoint import Checkpoint
 from hilos.resume.chunks import (
     Discovery,
     Merger,
+    as_scan_host,
     chunk_numbers,
     named,
     run_chunk,
     run_discovery,
 )
-from hilos.resume.job import CHUNK_SECONDS, ChunkResult, JobSpec, chunk_count
+from hilos.resume.job import CHUNK_SECONDS, ChunkResult, JobSpec, chunk_count, measured_pace
 
 __all__ = ["ChunkedJob", "Executor", "JobProgress", "LocalExecutor"]
 
@@ -52,10 +52,16 @@ class LocalExecutor:
     """This machine runs the chunks one after another."""
 
     chunk_seconds = CHUNK_SECONDS
+    #: Chunks are sized from the rate this machine's discovery pass measured (the chunks
+    #: run here too; a cluster's workers have their own rates).
+    measures_pace = True
 
     def __init__(self) -> None:
         self._cancel = threading.Event()
-        self._scan: Scan | None = None
+        self._scan: Any = None  # the chunk's Scan (a sweep's Sweeper)
+        #: What the chunk in flight found before an interrupt (not a counted chunk: the job
+        #: writes it as unfinished, a resumed run redoes the chunk).
+        self.partial: list[ScanHostResult] = []
 
     def discover(self, spec: JobSpec) -> Discovery:
         return run_discovery(spec, cancelled=self._cancel.is_set)
@@ -66,19 +72,28 @@ class LocalExecutor:
         for k in numbers:
             if self._cancel.is_set():
                 raise KeyboardInterrupt
+            self.partial = []
             try:
-                result = run_chunk(spec, found, k, count, on_scan=self._started)
+                result = run_chunk(spec, found, k, count, on_scan=self._started, sink=self.partial)
             except BaseException:
                 self.cancel()
+                self._drain()
                 raise
             if self._cancel.is_set():  # cut short: not a complete chunk, not counted
+                self._drain()
                 raise KeyboardInterrupt
+            self.partial = []
             yield result
 
-    def _started(self, scan: Scan) -> None:
+    def _started(self, scan: Any) -> None:
         self._scan = scan
         if self._cancel.is_set():
             scan.cancel()
+
+    def _drain(self) -> None:
+        """The cancelled chunk's results not yielded yet join `partial`."""
+        if self._scan is not None:
+            self.partial.extend(as_scan_host(h) for h in self._scan.drain())
 
     def workers(self) -> int:
         return 1
@@ -146,12 +161,17 @@ class ChunkedJob:
     def run(self) -> None:
         ckpt = self.ckpt
         try:
+            pace = None
             if ckpt.found is None:
+                started = time.monotonic()
                 ckpt.found = self.executor.discover(self.spec)
                 ckpt.changed()
+                if ckpt.found.ran and getattr(self.executor, "measures_pace", False):
+                    seconds = time.monotonic() - started
+                    pace = measured_pace(self.spec, self.spec.space().size, seconds)
             if ckpt.count is None:
                 live = len(ckpt.found.up) if ckpt.found.ran else self.spec.space().size
-                sized = chunk_count(self.spec, live, self.executor.chunk_seconds)
+                sized = chunk_count(self.spec, live, self.executor.chunk_seconds, pace)
                 ckpt.count = max(sized, self.executor.min_chunks())
                 ckpt.changed()
             self._save()
@@ -162,6 +182,7 @@ class ChunkedJob:
                 self._report()
         except BaseException:
             self.executor.cancel()
+            self._keep_partial()
             self._save()
             raise
         ckpt.finished = True
@@ -188,6 +209,14 @@ class ChunkedJob:
                 ckpt.merger.drop(ready)
                 ckpt.offsets = dict(offsets)
                 ckpt.changed()
+
+    def _keep_partial(self) -> None:
+        """An interrupted run keeps what the chunk in flight found (written as unfinished, as
+        a one-piece scan writes it); the chunk is not counted, so a resumed run redoes it."""
+        with self._lock:
+            for h in getattr(self.executor, "partial", ()):
+                self.merger.add_host(h)
+            self.ckpt.changed()
 
     def _save(self) -> None:
         if self.keep:
