@@ -216,3 +216,16 @@ def test_receiver_cookie_is_cookie_echo_for_any_address() -> None:
     engine._receive(IcmpSocket(ReplySocket(replies6), 6, raw=True))  # type: ignore[arg-type]
     assert seen == [(a, "echo-reply") for a in v4] + [(a + V6_TAG, "echo-reply") for a in v6]
     assert engine.loss_replies == 4
+
+
+def test_loss_probes_use_their_own_cookies() -> None:
+    """Each loss round has its own Cookie (never the sweep's), and its requests carry it."""
+    sock = FlakySocket([])
+    engine = _engine_on(sock, [])
+    hosts = [0xC6120007, 0xC6120008]  # built, never sent
+    assert engine.send_loss_probes(hosts, 2) == 4 and engine.loss_sent == 4
+    keys = engine.loss_keys
+    assert len(keys) == 2 and all(isinstance(k, Cookie) for k in keys)
+    assert len({(k.k1, k.k2) for k in (*keys, engine.cookie)}) == 3
+    got = [struct.unpack_from("!I", p, 4)[0] for p, _d in sock.sent]
+    assert got == [k.echo(h) for k in keys for h in hosts]
