@@ -281,6 +281,7 @@ class EchoEngine:
         sock = isock.sock
         fam = isock.family
         k1, k2, m1, m2, m3, mask = self.cookie.k1, self.cookie.k2, M1, M2, M3, MASK64
+        echo = self.cookie.echo
         on_result = self.on_result
         now_ns = time.monotonic_ns
         stop = self._stop
@@ -307,18 +308,18 @@ class EchoEngine:
                     if raw4
                     else from_bytes(socket.inet_aton(src[0]), "big")
                 )
+                x = ((addr ^ k1) * m1) & mask  # Cookie.echo(addr), inlined
+                x ^= x >> 31
+                x = ((x ^ k2) * m2) & mask
+                x = ((x ^ (x >> 29)) * m3) & mask
+                x ^= x >> 32
+                c = ((x * m1) & mask) >> 32
             else:
                 addr = (
                     from_bytes(socket.inet_pton(socket.AF_INET6, src[0].split("%")[0]), "big")
                     + V6_TAG
                 )
-            # Cookie.echo(addr), inlined (IPv6: the upper half folds in; V6_TAG drops out).
-            x = (((addr & mask) ^ k1) * m1) & mask
-            x ^= x >> 31
-            x = ((x ^ (addr >> 64) ^ k2) * m2) & mask
-            x = ((x ^ (x >> 29)) * m3) & mask
-            x ^= x >> 32
-            c = ((x * m1) & mask) >> 32
+                c = echo(addr)  # V6_TAG drops out of host_seed
             got = from_bytes(data[off + 4 : off + 8], "big")
             body = data[off + 8 :]
             if dgram:
