@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from hilos.errors import NetworkError
 from hilos.probes.base import Reply, send_tick
@@ -25,6 +26,9 @@ from hilos.probes.tcp_syn import SynProbe
 from hilos.wire.cookie import Cookie
 from hilos.wire.senders import send_failed
 from hilos.wire.sockets import ICMP6_FILTER, IPV6_CHECKSUM, enlarge_rcvbuf, raw_socket
+
+if TYPE_CHECKING:
+    from hilos.probes.tcp_batch import BatchDrain
 
 __all__ = ["TcpProber", "TcpTransport"]
 
@@ -52,9 +56,17 @@ class TcpTransport:
         families: Iterable[int] = (4, 6),
         cookie: Cookie | None = None,
         rcvbuf: int = 32 << 20,
+        batched: bool = False,
     ) -> None:
         self.cookie = cookie or Cookie()
         self.on_reply = on_reply
+        # batched: IPv4 TCP answers read and validated a batch at a time (probes.tcp_batch;
+        # numpy, imported only then): for scans whose answers come by the hundred thousand.
+        self._batch: BatchDrain | None = None
+        if batched and 4 in set(families):
+            from hilos.probes.tcp_batch import BatchDrain
+
+            self._batch = BatchDrain(self.cookie, on_reply)
         fams = set(families)
         self._socks: list[socket.socket] = []
         self._recv: list[tuple[socket.socket, int]] = []  # (socket, handler kind)
@@ -156,6 +168,9 @@ class TcpTransport:
             drained = True
             for fd, _ev in events:
                 s, kind = by_fd[fd]
+                if kind == 4 and self._batch is not None:
+                    drained = self._batch.drain(s) and drained
+                    continue
                 for _ in range(4096):  # drain, but let the other sockets and `stop` get a turn
                     try:
                         if kind == 4 or kind == 1:
