@@ -178,3 +178,16 @@ def test_no_checkpoint_with_checkpoint_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("hilos: error: --no-checkpoint")
     assert proc.stderr.count("\n") == 1
+
+
+def test_sweep_chunks_split_the_space_without_parsing_addresses() -> None:
+    from hilos.resume.chunks import _shard_space
+    from hilos.targets import parse_targets
+
+    space = parse_targets(["127.0.0.0/26", "::1", "127.1.0.0/30"])
+    assert _shard_space(space, 1, 1, 9) is space  # one chunk: the space itself, ranges kept
+    parts = [_shard_space(space, k, 4, 9) for k in range(1, 5)]
+    seen = [str(a) for part in parts for a in part]
+    assert len(seen) == len(set(seen)) == space.size  # disjoint, and every address once
+    assert set(seen) == {str(a) for a in space}
+    assert {str(a) for a in parts[1]} == {str(a) for a in space.shard(2, 4, seed=9)}
