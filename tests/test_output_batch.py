@@ -82,3 +82,16 @@ def test_json_lines_of_a_batch_are_the_encoders(tmp_path: Path, batch: list[Host
         out.close()
         got.append(path.read_bytes())
     assert got[0] == got[1]
+
+
+def test_clean_port_of_plain_ports_is_cached_and_cleaned() -> None:
+    from hilos.output.base import CleanPort, clean_port
+    from hilos.results import PortResult
+
+    hostile = PortResult(8080, "filtered", "no-response", service="h\x1b[31mttp\n")
+    got = clean_port(hostile, 100)
+    assert got == CleanPort(8080, "tcp", "filtered", "no-response", "http", None, None, None,
+                            False)  # fmt: skip
+    assert clean_port(hostile, 100) is got  # the same few combinations are cleaned once
+    probed = PortResult(22, "open", "syn-ack", service="ssh", product="Open\x07SSH")
+    assert clean_port(probed, 100).product == "OpenSSH"

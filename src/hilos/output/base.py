@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -86,6 +87,10 @@ class CleanPort:
 
 
 def clean_port(p: PortResult, banner_limit: int) -> CleanPort:
+    if p.product is None and p.version is None and p.banner is None:
+        # Nothing learned from the service (a scan's filtered and closed ports, a million at a
+        # /16): the same few combinations again and again, cleaned once each.
+        return _plain_port(p.port, p.proto, p.state, p.reason, p.service, p.tls)
     return CleanPort(
         port=p.port,
         proto=p.proto,
@@ -97,6 +102,14 @@ def clean_port(p: PortResult, banner_limit: int) -> CleanPort:
         banner=clean_optional(p.banner, banner_limit),
         tls=p.tls,
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def _plain_port(
+    port: int, proto: str, state: str, reason: str, service: str | None, tls: bool
+) -> CleanPort:
+    service = clean_optional(service, FIELD_LIMIT)
+    return CleanPort(port, proto, state, reason, service, None, None, None, tls)
 
 
 @dataclass(frozen=True, slots=True)
