@@ -27,10 +27,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from _common import PREVIOUS, add_options, prepare_pythons
-from bench_syn import Bench, nmap_states, run_workload
+from bench_syn import Bench, Tool, hilos_states, nmap_states, run_workload
 
 from hilos.lab import Lab, teardown
 
@@ -173,6 +174,31 @@ def _engine_pps(lab: Lab, python: str, port: int) -> float:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
+def _hilos_syn(
+    b: Bench, python: str, targets: list[str], ports: str, tag: str, r: int
+) -> tuple[float, Callable[[str, int], str]]:
+    """A hilos SYN scan with its JSON Lines on stdout (an output file would make the current
+    release keep a checkpoint by default: another workload, and not the previous release's)."""
+    out = b.dir / f"hilos-{tag}-{r}.jsonl"
+    cmd = [python, "-m", "hilos", "scan", *targets, "-p", ports, "--type", "syn", "-Pn",
+           "-q", "--format", "json"]  # fmt: skip
+    t = time.monotonic()
+    proc = b.lab.run(cmd, timeout=900)
+    elapsed = time.monotonic() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"hilos failed ({proc.returncode}): {proc.stderr[-500:]}")
+    out.write_text(proc.stdout)
+    return elapsed, hilos_states(out)
+
+
+def _rows(b: Bench, label: str, targets: list[str], ports: str) -> list[Tool]:
+    """One hilos row per interpreter (label + "" or " (previous)")."""
+    return [
+        (label + suffix, partial(_hilos_syn, b, python, targets, ports, f"{i}-{len(targets)}"), 1)
+        for i, (suffix, python) in enumerate(b.pythons.items())
+    ]
+
+
 def _nmap_hosts(
     b: Bench, hosts: list[str], timing: list[str], workdir: Path
 ) -> tuple[float, Callable[[str, int], str]]:
@@ -199,7 +225,7 @@ def bench_lab(rtt: float, pythons: dict[str, str], workdir: Path, anchors: bool)
         print(f"\n=== lab {name}: rtt {rtt:g} ms, {len(live)} live hosts; ports {spec} ===")
         hosts = [str(a) for a in ipaddress.ip_network(NET)]
         h16 = "hilos scan --type syn /16 x 16 ports"
-        rows = b.hilos_rows(h16, NET, spec, 1)
+        rows = _rows(b, h16, [NET], spec)
         m16 = run_workload(f"{NET} x 16 ports", rows, hosts, ports16, b.truth, 1)
         if PREVIOUS in pythons:
             print("  " + ratio("hilos/previous SYN /16 x 16", m16[h16] / m16[h16 + PREVIOUS], 0.35))
@@ -218,7 +244,7 @@ def bench_lab(rtt: float, pythons: dict[str, str], workdir: Path, anchors: bool)
                 print("  " + ratio("zmap send rate / hilos send rate", zpps / hpps, 1.0))
         several = ",".join(live[:4])
         hp = "hilos scan --type syn -p- 4 hosts"
-        rows = b.hilos_rows(hp, several, "-", 1)
+        rows = _rows(b, hp, live[:4], "-")
         if anchors:
             t5 = ["-T5", "--min-rate", "50000"]
             rows.append(("nmap -sS -p- -T5 --min-rate 50000",
