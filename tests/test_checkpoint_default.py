@@ -191,3 +191,11 @@ def test_sweep_chunks_split_the_space_without_parsing_addresses() -> None:
     assert len(seen) == len(set(seen)) == space.size  # disjoint, and every address once
     assert set(seen) == {str(a) for a in space}
     assert {str(a) for a in parts[1]} == {str(a) for a in space.shard(2, 4, seed=9)}
+
+
+def test_a_scan_chunk_walks_discovery_hosts_as_parse_targets_reads_them() -> None:
+    from hilos.resume.chunks import _hosts_space
+    from hilos.targets import parse_targets
+
+    hosts = ["127.0.0.5", "::1", "127.0.0.1", "::ffff:127.0.0.9", "127.0.0.5"]
+    assert [str(a) for a in _hosts_space(hosts)] == [str(a) for a in parse_targets(hosts)]

@@ -52,13 +52,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         metavar="FILE",
         help="keep the checkpoint in FILE so --resume FILE can continue after a crash "
-        "(default: FILE.checkpoint next to the first output file; deleted when the run ends)",
+        "(default: FILE.checkpoint next to the first output file; deleted once the run completes)",
     )
     p.add_argument(
         "--no-checkpoint",
         action="store_true",
         help="keep no checkpoint: run in one piece, with no --resume after a crash "
-        "(UDP, --baseline and --shard runs never keep one)",
+        "(UDP, --baseline and --shard runs keep none by default)",
     )
     p.add_argument(
         "--resume",
