@@ -1,6 +1,6 @@
-"""Every scan and sweep that writes an output file keeps a checkpoint next to it by default
-(FILE.checkpoint, gone when the run ends); --no-checkpoint runs in one piece; UDP, --baseline
-and --shard runs keep none unless --checkpoint asks (then it is an error). Loopback only."""
+"""A scan or sweep keeps a checkpoint only when asked (--checkpoint, --resume, --cluster: then
+FILE.checkpoint next to the first output file unless --no-checkpoint); gone when the run ends;
+UDP, --baseline and --shard runs refuse one. Loopback only."""
 
 from __future__ import annotations
 
@@ -30,24 +30,20 @@ def _args(*argv: str) -> object:
 @pytest.mark.parametrize(
     ("argv", "want"),
     [
-        (["scan", "127.0.0.1", "-o", "out.jsonl"], True),
-        (["scan", "127.0.0.1", "-oA", "base"], True),
-        (["sweep", "127.0.0.1", "-o", "hosts.txt"], True),
+        (["scan", "127.0.0.1", "-o", "out.jsonl"], False),  # one piece unless asked: faster
+        (["scan", "127.0.0.1", "-oA", "base"], False),
+        (["sweep", "127.0.0.1", "-o", "hosts.txt"], False),
         (["scan", "127.0.0.1"], False),  # stdout only: nothing to keep a checkpoint beside
         (["scan", "127.0.0.1", "-o", "-"], False),
         (["scan", "127.0.0.1", "-o", "out.jsonl", "--no-checkpoint"], False),
         (["scan", "127.0.0.1", "--checkpoint", "c"], True),
     ],
 )
-def test_a_run_with_an_output_file_is_chunked_by_default(argv: list[str], want: bool) -> None:
+def test_a_run_is_chunked_only_when_asked(argv: list[str], want: bool) -> None:
     assert chunked.wanted(_args(*argv)) is want  # type: ignore[arg-type]
 
 
-def test_unchunkable_runs_stay_whole_unless_a_checkpoint_is_asked_for() -> None:
-    plain = _args("scan", "127.0.0.1", "-o", "out.jsonl")
-    assert chunked.wanted(plain, chunkable=False) is False  # type: ignore[arg-type]
-    asked = _args("scan", "127.0.0.1", "-o", "out.jsonl", "--checkpoint", "c")
-    assert chunked.wanted(asked, chunkable=False) is True  # type: ignore[arg-type]
+def test_no_checkpoint_with_a_checkpoint_is_refused() -> None:
     both = _args("scan", "127.0.0.1", "--checkpoint", "c", "--no-checkpoint")
     with pytest.raises(UsageError):
         chunked.wanted(both)  # type: ignore[arg-type]
@@ -81,7 +77,7 @@ def _facts(path: Path) -> set[tuple[object, ...]]:
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_default_scan_resumes_from_the_checkpoint_beside_its_output(
+def test_kill_9_of_a_checkpointed_scan_resumes_from_its_checkpoint(
     tmp_path: Path,
 ) -> None:
     ref = tmp_path / "ref.jsonl"
@@ -94,7 +90,7 @@ def test_kill_9_of_a_default_scan_resumes_from_the_checkpoint_beside_its_output(
     out = tmp_path / "out.jsonl"
     ck = tmp_path / "out.jsonl.checkpoint"
     proc = subprocess.Popen(
-        [*HILOS, "scan", *SLOW, "--all", "-q", "-o", str(out)],
+        [*HILOS, "scan", *SLOW, "--all", "-q", "-o", str(out), "--checkpoint", str(ck)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -114,10 +110,10 @@ def test_kill_9_of_a_default_scan_resumes_from_the_checkpoint_beside_its_output(
 
 
 @pytest.mark.slow
-def test_sigterm_of_a_default_scan_names_its_checkpoint(tmp_path: Path) -> None:
+def test_sigterm_of_a_checkpointed_scan_names_its_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "out.xml"
     proc = subprocess.Popen(
-        [*HILOS, "scan", *SLOW, "-oX", str(out)],
+        [*HILOS, "scan", *SLOW, "-oX", str(out), "--checkpoint", f"{out}.checkpoint"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

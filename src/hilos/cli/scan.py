@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from hilos.targets.ports import exclude_ports
 
     tcp_type, udp = _types(args)
-    # --checkpoint, --resume, --cluster, or by default with an output file (not UDP, --baseline
-    # or --shard: those run in one piece without a checkpoint unless one is asked for).
-    if chunked.wanted(args, chunkable=not (udp or args.baseline or args.shard)):
+    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
         if args.baseline:
             raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
         return chunked.run(args, "scan", _pick_type)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from hilos.output.progress import Progress
     from hilos.sweep import Sweeper, SweepProgress
 
-    if chunked.wanted(args):  # --checkpoint, --resume, --cluster, or an output file
+    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
         return chunked.run(args, "sweep")
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
