@@ -10,7 +10,6 @@ sweep holds one (its own loops build the packets), `probe` sends the pair to one
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
 import struct
 import threading
@@ -25,7 +24,13 @@ from hilos.probes.tcp_reply import parse_icmp4, parse_icmp6, parse_ipv4, parse_t
 from hilos.probes.tcp_syn import SynProbe
 from hilos.wire.cookie import Cookie
 from hilos.wire.senders import send_failed
-from hilos.wire.sockets import ICMP6_FILTER, IPV6_CHECKSUM, enlarge_rcvbuf, raw_socket
+from hilos.wire.sockets import (
+    ICMP6_FILTER,
+    IPV6_CHECKSUM,
+    enlarge_rcvbuf,
+    poll_readable,
+    raw_socket,
+)
 
 if TYPE_CHECKING:
     from hilos.probes.tcp_batch import BatchDrain
@@ -146,12 +151,7 @@ class TcpTransport:
             self.error = exc
 
     def _loop(self) -> None:
-        poller = select.poll()
-        by_fd: dict[int, tuple[socket.socket, int]] = {}
-        for s, kind in self._recv:
-            s.setblocking(False)
-            poller.register(s.fileno(), select.POLLIN)
-            by_fd[s.fileno()] = (s, kind)
+        poller, by_fd = poll_readable(self._recv)
         buf = bytearray(2048)
         view = memoryview(buf)
         cookie = self.cookie

@@ -9,7 +9,6 @@ ignored, whatever it holds.
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
@@ -18,7 +17,7 @@ from hilos.errors import NetworkError
 from hilos.probes.udp_payloads import PORT_KINDS, id_matches
 from hilos.probes.udp_reply import parse_icmp4, parse_icmp6, parse_udp4, parse_udp6
 from hilos.udp.state import OPEN, REASON_CODE, UdpState
-from hilos.wire.sockets import IPV6_CHECKSUM, enlarge_rcvbuf, raw_socket
+from hilos.wire.sockets import IPV6_CHECKSUM, enlarge_rcvbuf, poll_readable, raw_socket
 
 __all__ = ["UdpReceiver", "Validator"]
 
@@ -114,12 +113,7 @@ class UdpReceiver:
             self.error = exc
 
     def _loop(self) -> None:
-        poller = select.poll()
-        by_fd: dict[int, tuple[socket.socket, int]] = {}
-        for s, kind in self._recv:
-            s.setblocking(False)
-            poller.register(s.fileno(), select.POLLIN)
-            by_fd[s.fileno()] = (s, kind)
+        poller, by_fd = poll_readable(self._recv)
         buf = bytearray(4096)
         stop, mono = self._stop, time.monotonic
         while not stop.is_set():

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import select
 import socket
 import struct
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "enlarge_rcvbuf",
     "open_icmp_socket",
     "ping_group_allows",
+    "poll_readable",
     "raw_socket",
     "source_address",
 ]
@@ -186,3 +188,17 @@ def _tune(sock: socket.socket, family: int, *, raw: bool, rcvbuf: int) -> None:
         for t in (ICMP6_ECHO_REPLY, ICMP6_DEST_UNREACH, ICMP6_TIME_EXCEEDED):
             words[t >> 5] &= ~(1 << (t & 31))
         sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words))
+
+
+def poll_readable(
+    socks: list[tuple[socket.socket, int]],
+) -> tuple[select.poll, dict[int, tuple[socket.socket, int]]]:
+    """A poller over receive sockets (made non-blocking) and fd -> (socket, kind): the one setup
+    every receiver thread loop starts with."""
+    poller = select.poll()
+    by_fd: dict[int, tuple[socket.socket, int]] = {}
+    for s, kind in socks:
+        s.setblocking(False)
+        poller.register(s.fileno(), select.POLLIN)
+        by_fd[s.fileno()] = (s, kind)
+    return poller, by_fd
