@@ -30,14 +30,14 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hilos.errors import HilosError, LabError, from_oserror
+from hilos.lab.daemon import serve_until_stopped
 
 __all__ = ["DOMAIN", "TTL", "DnsServer", "DnsSpec", "answer", "load_spec", "main", "parse_spec"]
 
@@ -317,20 +317,6 @@ class DnsServer:
         self._servers.clear()
 
 
-async def _serve(spec: DnsSpec, ready: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    server = DnsServer(spec)
-    await server.start()
-    try:
-        ready()
-        await stop.wait()
-    finally:
-        await server.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hilos.lab.dns SPEC.json``: serve until SIGTERM; 0 on a clean stop, 1 on error."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -338,7 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m hilos.lab.dns SPEC.json", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(load_spec(args[0]), lambda: print("ready", flush=True)))
+        asyncio.run(
+            serve_until_stopped(DnsServer(load_spec(args[0])), lambda: print("ready", flush=True))
+        )
     except HilosError as exc:
         print(f"labdns: error: {exc}", file=sys.stderr)
         return 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import ssl
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hilos.errors import HilosError, LabError, from_oserror
+from hilos.lab.daemon import serve_until_stopped
 from hilos.lab.services.base import Conn, Context
 from hilos.lab.services.ftp import FtpConn
 from hilos.lab.services.hostile import EchoConn, EscapeConn, FloodConn, SilentConn
@@ -158,21 +158,6 @@ def _quiet_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str,
     print(f"labsvc: internal error: {detail}", file=sys.stderr, flush=True)
 
 
-async def _serve(spec: Spec, ready: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_quiet_exception_handler)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    server = LabServer(spec)
-    await server.start()
-    try:
-        ready()
-        await stop.wait()
-    finally:
-        await server.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hilos.lab.services SPEC.json``: serve until SIGTERM; 0 when stopped, else 1."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -181,7 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         spec = load_spec(args[0])
-        asyncio.run(_serve(spec, lambda: print("ready", flush=True)))
+        asyncio.run(
+            serve_until_stopped(
+                LabServer(spec), lambda: print("ready", flush=True), _quiet_exception_handler
+            )
+        )
     except HilosError as exc:
         print(f"labsvc: error: {exc}", file=sys.stderr)
         return 1
