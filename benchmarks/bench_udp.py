@@ -1,6 +1,7 @@
 """Benchmark: hilos UDP scan vs nmap -sU -T4 in a private lab, with discovery, states checked.
 
-Needs root and nmap. For each case (plain; --rtt 40; --loss 10) builds its own lab (the dense
+Needs root and nmap. For each case (plain; --rtt 40; --loss 10; ratelimit: every host limits its
+ICMP errors as Linux does by default, `hilos lab up --icmp-ratelimit`) builds its own lab (the dense
 /24 only), runs every scanner INSIDE the lab's scanner namespace on the lab /24 x the top N UDP
 ports (default 100; nmap gets the very same port list), rebuilds each tool's states from its
 output, checks them against the lab's truth file (every (host, port) of the live hosts, and the
@@ -9,7 +10,7 @@ path (as nobody, -Pn on the live hosts) for the same states. nmap -sU is slow by
 is capped (--nmap-cap seconds, default 240); a capped run is reported as "> cap s" and the ratio
 is then an upper bound. Usage::
 
-    sudo .venv/bin/python benchmarks/bench_udp.py                   # the three cases
+    sudo .venv/bin/python benchmarks/bench_udp.py                   # the four cases
     sudo .venv/bin/python benchmarks/bench_udp.py --quick           # 8 hosts x 20 ports, a check
     sudo .venv/bin/python benchmarks/bench_udp.py --case plain --nmap-cap 600
 """
@@ -34,7 +35,13 @@ from hilos.lab import Lab, teardown
 from hilos.targets.udp_ports import top_udp_ports, udp_service_name
 
 NET = "198.18.0.0/24"
-CASES = {"plain": (0.0, 0.0), "rtt40": (40.0, 0.0), "loss10": (0.0, 10.0)}
+# name -> (rtt ms, loss %, hosts rate-limit their ICMP errors as Linux does by default)
+CASES = {
+    "plain": (0.0, 0.0, False),
+    "rtt40": (40.0, 0.0, False),
+    "loss10": (0.0, 10.0, False),
+    "ratelimit": (0.0, 0.0, True),
+}
 TARGET = 0.1
 States = dict[tuple[str, int], str]
 
@@ -113,12 +120,14 @@ def nobody_python(copy: Path) -> tuple[list[str], dict[str, str]]:
 
 
 class Case:
-    def __init__(self, name: str, rtt: float, loss: float, dense: int, ports: list[int]) -> None:
-        self.name, self.ports, self.rtt = name, ports, rtt
+    def __init__(
+        self, name: str, rtt: float, loss: float, ratelimit: bool, dense: int, ports: list[int]
+    ) -> None:
+        self.name, self.ports, self.rtt, self.ratelimit = name, ports, rtt, ratelimit
         self.lab_name = f"hbu{name[:5]}"
         teardown(self.lab_name)
         self.lab = Lab.up(self.lab_name, dense=dense, sparse=0, ipv6=0, rtt_ms=rtt,
-                          loss_percent=loss)  # fmt: skip
+                          loss_percent=loss, icmp_ratelimit=ratelimit)  # fmt: skip
         self.dir = Path(tempfile.mkdtemp(prefix="bench-udp-"))
         self.truth, self.truth_services = truth_states(self.lab.truth, ports)
         self.live = sorted({h for h, _ in self.truth}, key=ipaddress.ip_address)
@@ -170,7 +179,8 @@ class Case:
 
 def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n== {case.name}: lab {NET} ({len(case.live)} live hosts) x {len(case.ports)} UDP "
-          f"ports, rtt {case.rtt} ms ==", flush=True)  # fmt: skip
+          f"ports, rtt {case.rtt} ms{', ICMP rate-limited per host' if case.ratelimit else ''}"
+          " ==", flush=True)  # fmt: skip
     t_h, out, _ = case.hilos()
     states, services, up = hilos_states(out)
     bad = wrong(states, case.truth)
@@ -230,8 +240,8 @@ def main() -> int:
     assert all(udp_service_name(p) or True for p in ports)
     rows = []
     for name in args.case or list(CASES):
-        rtt, loss = CASES[name]
-        case = Case(name, rtt, loss, args.dense, ports)
+        rtt, loss, ratelimit = CASES[name]
+        case = Case(name, rtt, loss, ratelimit, args.dense, ports)
         try:
             rows.append(run_case(case, args))
         finally:

@@ -32,6 +32,12 @@ def add(sub: Subcommands) -> None:
         help="percent of packets lost at the router, either way (default 0)",
     )
     up.add_argument(
+        "--icmp-ratelimit",
+        action="store_true",
+        help="each host rate-limits its ICMP errors as Linux does by default (1/s after a "
+        "burst of 6, per peer); without it they are unlimited",
+    )
+    up.add_argument(
         "--seed", type=int, default=1, metavar="N", help="seed of the host plan (default 1)"
     )
     up.add_argument(
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     def counts_line(st: LabStatus) -> str:
         extra = [f"rtt {st.rtt_ms:g} ms"] if st.rtt_ms else []
         extra += [f"loss {st.loss_percent:g}%"] if st.loss_percent else []
+        extra += ["ICMP errors rate-limited per host"] if st.icmp_ratelimit else []
         return (
             f"{st.hosts} live hosts ({st.hosts6} IPv6, {st.icmp_silent} ICMP-silent), "
             f"{st.open_ports} open and {st.filtered_ports} filtered ports"
@@ -111,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             name,
             rtt_ms=args.rtt,
             loss_percent=args.loss,
+            icmp_ratelimit=args.icmp_ratelimit,
             seed=args.seed,
             vantage=args.vantage,
             **counts,

@@ -125,6 +125,32 @@ def _nft_loss(loss_percent: float) -> str:
     )
 
 
+# Linux limits the ICMP errors it sends to each peer (icmp_ratelimit 1000 ms, a burst of 6:
+# inet_peer_xrlim_allow). Every lab host lives in one namespace, which would give them one
+# budget (so the lab exempts ICMP from the kernel's limit, icmp_ratemask=0); this emulates it per
+# host instead: one token bucket per (host address, peer) for destination unreachables leaving
+# the hosts' namespace, port unreachables and a firewall's rejects alike, as the kernel does.
+ICMP_RATE_PER_S = 1
+ICMP_BURST = 6
+
+
+def _nft_icmp_ratelimit() -> str:
+    limit = f"limit rate over {ICMP_RATE_PER_S}/second burst {ICMP_BURST} packets"
+    lines = ["table inet hilos_icmp_ratelimit {"]
+    rules = []
+    for v, typ, icmp, ip in (("4", "ipv4_addr", "icmp", "ip"), ("6", "ipv6_addr", "icmpv6", "ip6")):
+        lines.append(
+            f"  set peers{v} {{ type {typ} . {typ}; size 65535; flags dynamic,timeout;"
+            " timeout 2m; }"
+        )
+        rules.append(
+            f"    {icmp} type destination-unreachable"
+            f" update @peers{v} {{ {ip} saddr . {ip} daddr {limit} }} drop"
+        )
+    lines += ["  chain output {", "    type filter hook output priority 0; policy accept;"]
+    return "\n".join([*lines, *rules, "  }", "}", ""])
+
+
 def _services_spec(plan: Sequence[PlannedHost]) -> dict[str, Any]:
     services = [
         {"addr": h.addr, "port": port, "kind": kind}
@@ -151,6 +177,7 @@ def build_lab(
     loss_percent: float,
     state: dict[str, Any],
     state_path: Path,
+    icmp_ratelimit: bool = False,
 ) -> dict[str, subprocess.Popen[bytes]]:
     scan, net, hosts = lab_namespaces(name)
     sdir = state_dir(name)
@@ -233,6 +260,8 @@ def build_lab(
             live_routes.append(f"route add {h.addr}/{plen} dev {TUN_ROUTER}")
     ip_batch(hosts, hosts_cmds)
     in_ns(hosts, "nft", "-f", "-", stdin=_nft_hosts(plan))
+    if icmp_ratelimit:
+        in_ns(hosts, "nft", "-f", "-", stdin=_nft_icmp_ratelimit())
     if loss_percent > 0:
         in_ns(net, "nft", "-f", "-", stdin=_nft_loss(loss_percent))
     spec_path = sdir / "services.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hilos.errors import LabError
-from hilos.lab.build import build_lab
+from hilos.lab.build import ICMP_BURST, ICMP_RATE_PER_S, build_lab
 from hilos.lab.netns import (
     alive,
     check_name,
@@ -121,6 +121,7 @@ class LabStatus:
     truth_path: str | None = None
     rtt_ms: float = 0.0
     loss_percent: float = 0.0
+    icmp_ratelimit: bool = False
     hosts4: int = 0
     hosts6: int = 0
     icmp_silent: int = 0
@@ -162,8 +163,12 @@ class Lab:
         sparse: int = 500,
         ipv6: int = 6,
         vantage: int = 0,
+        icmp_ratelimit: bool = False,
     ) -> Lab:
-        """Build lab `name` and return it once every host answers. Raises LabError on failure."""
+        """Build lab `name` and return it once every host answers. Raises LabError on failure.
+
+        `icmp_ratelimit`: each host limits the destination unreachables it sends the scanner as
+        Linux does by default (1 a second after a burst of 6); else they are unlimited."""
         check_name(name)
         check_privileges()
         check_vantage(vantage)
@@ -178,12 +183,16 @@ class Lab:
         if existing or state_dir(name).exists():
             raise LabError(f"lab {name!r} already exists: `hilos lab down --name {name}` first")
         truth = build_truth(name, plan, rtt_ms, loss_percent, seed)
+        truth["icmp_ratelimit"] = (
+            {"per_second": ICMP_RATE_PER_S, "burst": ICMP_BURST} if icmp_ratelimit else None
+        )
         sdir = state_dir(name)
         sdir.mkdir(parents=True, mode=0o755)
         state: dict[str, Any] = {
             "name": name,
             "rtt_ms": float(rtt_ms),
             "loss_percent": float(loss_percent),
+            "icmp_ratelimit": bool(icmp_ratelimit),
             "seed": seed,
             "owner_pid": os.getpid(),
             "started": time.time(),
@@ -193,7 +202,7 @@ class Lab:
         state_path = sdir / "state.json"
         write_json(state_path, state)
         try:
-            procs = build_lab(name, plan, rtt_ms, loss_percent, state, state_path)
+            procs = build_lab(name, plan, rtt_ms, loss_percent, state, state_path, icmp_ratelimit)
             add_vantages(name, vantage)  # scanner namespaces for a cluster's members
             write_json(sdir / "truth.json", truth)
             state["complete"] = True
@@ -244,6 +253,7 @@ class Lab:
             truth_path=str(truth_path) if truth else None,
             rtt_ms=float(state.get("rtt_ms", 0.0)),
             loss_percent=float(state.get("loss_percent", 0.0)),
+            icmp_ratelimit=bool(state.get("icmp_ratelimit", False)),
             problems=tuple(problems),
             **_truth_counts(truth),
         )
