@@ -188,3 +188,19 @@ def test_library_udp_scan_checks_arguments_and_names_hosts() -> None:
     assert [(p.port, p.proto, p.state, p.reason) for p in host.ports] == [
         (9, "udp", "closed", "port-unreach")
     ]
+
+
+@pytest.mark.parametrize("privileged", [True, False])
+def test_results_end_as_soon_as_the_scan_does(privileged: bool) -> None:
+    """The last host's result is not followed by a poll interval of idle waiting."""
+    if privileged and not ROOT:
+        pytest.skip("raw sockets need root")
+    import time
+
+    scanner = UdpScanner(["127.0.0.1"], [_closed_port()], privileged=privileged, retries=0)
+    it = scanner.results()
+    (host,) = [next(it)]
+    assert host.ports[0].state == "closed"
+    t = time.monotonic()
+    assert list(it) == []
+    assert time.monotonic() - t < 0.05

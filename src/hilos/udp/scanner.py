@@ -117,7 +117,7 @@ class UdpScanner:
             return self
         self._started = time.monotonic()
         if self.state.goal == 0:
-            self._finished.set()
+            self._finish()
             return self
         if self.unprivileged:
             from hilos.udp.unpriv import run_unprivileged
@@ -147,6 +147,8 @@ class UdpScanner:
                     if self._finished.is_set() and completed.empty():
                         break
                     continue
+                if h < 0:
+                    break  # the sender's end mark: every host was queued before it
                 yield self.state.build(h, self._names)
             if self._error is not None:
                 raise self._error
@@ -187,7 +189,12 @@ class UdpScanner:
         except BaseException as exc:  # handed to results(): a dead sender must not hang it
             self._error = exc
         finally:
-            self._finished.set()
+            self._finish()
+
+    def _finish(self) -> None:
+        """The scan is over: results() stops at once, not at its next poll of `_finished`."""
+        self._finished.set()
+        self.state.completed.put(-1)
 
     def _send_all(self) -> None:
         """Every pass, then open|filtered for what is still silent."""

@@ -111,7 +111,7 @@ class UdpState:
         this costs one resend, never a state (the last pass waits `wait`)."""
         if self.est.fixed is not None or self.min_ms == float("inf"):
             return self.est.timeout
-        return min(self.est.timeout, max(0.03, 2 * self.min_ms / 1000.0 + 0.01))
+        return min(self.est.timeout, max(0.01, 2 * self.min_ms / 1000.0 + 0.01))
 
     def set_expected(self, expected: list[int]) -> None:
         self.expected = expected
