@@ -152,6 +152,32 @@ def test_simulated_states_retries_and_streaming() -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("lossy", [False, True])
+def test_silent_hosts_are_resent_only_after_loss_is_seen(
+    monkeypatch: pytest.MonkeyPatch, lossy: bool
+) -> None:
+    """-Pn over a mostly empty space: without evidence of loss the hosts that answered nothing
+    get no resends (a second pass would double the scan); once a resend is answered, they do."""
+    monkeypatch.setattr("hilos.syn.send.FEW_SILENT", 5)
+    hosts = [f"127.0.1.{i}" for i in range(1, 41)]
+    ports = [22, 80, 443]
+    live = {"127.0.1.1", "127.0.1.2"}
+    silent = set(hosts) - live
+    open_ = {("127.0.1.1", 22)}
+    sc = SimScanner(hosts, ports, retries=1, timeout=0.05, seed=5, open_=open_, silent=silent)
+    if lossy:
+        sc.net.lossy = {("127.0.1.2", 80)}
+    results = {r.host: r for r in sc.results()}
+    assert sorted(results) == sorted(hosts)
+    assert results["127.0.1.2"].ports[1].state == "closed"
+    assert [p.state for p in results["127.0.1.1"].ports] == ["open", "closed", "closed"]
+    for h in silent:
+        assert results[h].status == "down"
+        assert {p.state for p in results[h].ports} == {"filtered"}
+        assert all(sc.net.sends[h, p] == (2 if lossy else 1) for p in ports)
+
+
+@pytest.mark.timeout(60)
 def test_simulated_duplicates_scanned_once_and_services_named() -> None:
     hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.1", "::1", "0:0::1"]
     sc = SimScanner(hosts, [22, 8080], timeout=0.05, open_=set(), silent=set())

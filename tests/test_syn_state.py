@@ -49,3 +49,30 @@ def test_unreachable_then_given_up_and_partial() -> None:
     silent = st.build(0)
     assert (silent.status, silent.reason) == ("down", "no-response")
     assert st.control.rtt_min is None  # an ICMP error is not an RTT sample
+
+
+def test_finalize_of_a_big_list_counts_like_one_by_one() -> None:
+    """A /16 -Pn gives up on a million probes at once (the numpy path above 8,192)."""
+    import random
+
+    hosts = [f"127.0.{i >> 8}.{i & 255}" for i in range(3000)]
+    ports = [22, 80, 443, 8080]
+    total = len(hosts) * len(ports)
+    rng = random.Random(1)
+    picks = [rng.randrange(total) for _ in range(20_000)]  # duplicates included
+    states = []
+    for many in (False, True):
+        table = HostTable(hosts, Cookie(7))
+        st = ScanState(table, ports, Control(0.1), total)
+        st.finalize(picks[:5])
+        if many:
+            st.finalize(picks)
+        else:
+            for i in range(0, len(picks), 1000):
+                st.finalize(picks[i : i + 1000])
+        done = []
+        while not st.completed.empty():
+            done.append(st.completed.get())
+        states.append((bytes(st.final), st.final_count, st.hosts_done, st.done, sorted(done)))
+    assert states[0] == states[1]
+    assert states[1][1] == len(set(picks))

@@ -61,7 +61,8 @@ def test_batched_syn_frames_equal_the_per_probe_loop(monkeypatch) -> None:  # ty
         sent: list[int] = []
         sender = SimpleNamespace(
             link=link, hosts=table, engine=SimpleNamespace(cookie=cookie),
-            state=SimpleNamespace(ports=tuple(ports), np=len(ports), final=final),
+            state=SimpleNamespace(ports=tuple(ports), np=len(ports), final=final,
+                                  has_code=mmap.mmap(-1, len(table))),
             bucket=TokenBucket(None), pace_wait=lambda: None,
             coord=SimpleNamespace(sent=sent.append),
         )  # fmt: skip
@@ -80,6 +81,16 @@ def test_batched_syn_frames_equal_the_per_probe_loop(monkeypatch) -> None:  # ty
         assert collect == expect
         assert sum(sent) == len(expect)
         got = [b.recv(128) for _ in expect]
+        # A resend pass defers the probes of hosts that have not answered anything.
+        sender.state.has_code[3] = 1
+        sent.clear()
+        deferred = bytearray(len(final))
+        assert vs.send_chunk(iter(order), total, False, None, deferred) == total
+        marked = [i for i in range(total) if deferred[i >> 3] >> (i & 7) & 1]
+        assert sum(sent) == len(ports) and marked == [
+            i for i in range(total) if i // len(ports) != 3
+        ]
+        assert all(b.recv(128) for _ in ports)
     np_ = len(ports)
     for i, frame in zip(expect, got, strict=True):
         assert frame == _scalar(table.entries[i // np_], ports[i % np_], sport, cookie)

@@ -74,7 +74,7 @@ class SharedControl:
 
 
 class ChildCoordination:
-    """Coordination (see send.py) of a sender process: reads the control block, reports
+    """Coordination (see coord.py) of a sender process: reads the control block, reports
     through its pipe."""
 
     def __init__(self, ctl: SharedControl, fd: int, slot: int, share: int, parent: int) -> None:

@@ -13,12 +13,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from hilos.errors import NetworkError
 from hilos.probes.base import SPORT_BASE, SPORT_MASK, TICK_SHIFT
 from hilos.probes.tcp_transport import TcpTransport
-from hilos.syn.control import Control
+from hilos.syn.coord import Coordination
 from hilos.syn.hosts import HostTable
 from hilos.syn.plan import Plan
 from hilos.syn.state import ScanState
@@ -31,87 +31,19 @@ from hilos.wire.senders import send_failed
 if TYPE_CHECKING:
     from hilos.syn.vsend import VectorSend
 
-__all__ = ["BATCH", "CHUNK", "Coordination", "LocalCoordination", "Sender"]
+__all__ = ["BATCH", "CHUNK", "Sender"]
 
 CHUNK = 256  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
 BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
 EXTRA_ROUNDS = 3  # more tries for unanswered ports of live hosts once losses are seen
+FEW_SILENT = 4096  # silent hosts' probes resent even without evidence of loss (cheap)
 
 # One chunk's record: (time sent, indices consumed, the indices sent when it is the last pass).
 Chunk = tuple[float, int, list[int] | None]
 # One extra round's record: (time sent, indices, round number).
 Extra = tuple[float, list[int], int]
-
-
-class Coordination(Protocol):
-    """How a sender learns the scan's state and reports back: directly in the scanning process
-    (LocalCoordination), or through shared memory and a pipe in a sender process (fork.py)."""
-
-    def status(self) -> tuple[float, float] | None:
-        """(receiver's idle_at, probe timeout) now; None: stop sending."""
-        ...
-
-    def pace(self) -> float:
-        """This sender's congestion pace in packets/s (0: none)."""
-        ...
-
-    def sent(self, n: int) -> None: ...
-
-    def give_up(self, indices: list[int]) -> None:
-        """These probes' last deadline passed unanswered: final, filtered."""
-        ...
-
-    def all_final(self) -> bool: ...
-
-    def tick(self, now: float) -> None:
-        """Called once per scheduling round (progress reports)."""
-        ...
-
-    def finish(self) -> None:
-        """Called once when `run` returns."""
-        ...
-
-
-class LocalCoordination:
-    """Coordination for sender threads in the scanning process itself."""
-
-    def __init__(
-        self,
-        engine: TcpTransport,
-        control: Control,
-        state: ScanState,
-        report: Callable[[], None],
-    ) -> None:
-        self.engine = engine
-        self.control = control
-        self.state = state
-        self.report = report
-        self._next_progress = 0.0
-
-    def status(self) -> tuple[float, float] | None:
-        self.engine.check()
-        self.control.control(time.monotonic(), self.state.sent)
-        return self.engine.idle_at, self.control.timeout
-
-    def pace(self) -> float:
-        return self.control.pace
-
-    def sent(self, n: int) -> None:
-        self.state.add_sent(n)
-
-    def give_up(self, indices: list[int]) -> None:
-        self.state.finalize(indices)
-
-    def all_final(self) -> bool:
-        return self.state.final_count >= self.state.goal
-
-    def tick(self, now: float) -> None:
-        if now >= self._next_progress:
-            self._next_progress = now + 0.25
-            self.report()
-
-    def finish(self) -> None:
-        self.report()
+# One late round's record: (time sent, indices, tries left after this one).
+Late = tuple[float, list[int], int]
 
 
 class Sender:
@@ -146,12 +78,19 @@ class Sender:
     # ---------------------------------------------------------------- the hot loop
 
     def send_chunk(
-        self, walk: Iterator[int], count: int, skip_final: bool, collect: list[int] | None
+        self,
+        walk: Iterator[int],
+        count: int,
+        skip_final: bool,
+        collect: list[int] | None,
+        defer: bytearray | None = None,
     ) -> int:
         """Consume `count` indices of `walk`, sending a SYN for each not yet final; return how
-        many indices were consumed (fewer than `count` when the walk ends). The hot loop."""
+        many indices were consumed (fewer than `count` when the walk ends). The hot loop.
+        With `defer` (a bitmap like the final bits), probes of hosts that have not answered
+        anything yet are marked there instead of being sent (see `run`)."""
         if self.vector is not None:
-            return self.vector.send_chunk(walk, count, skip_final, collect)
+            return self.vector.send_chunk(walk, count, skip_final, collect, defer)
         engine = self.engine
         tx4, tx6 = engine.tx4, engine.tx6
         send4 = tx4.sendto if tx4 is not None else _no_socket
@@ -160,6 +99,7 @@ class Sender:
         ports = self.state.ports
         np_ = self.state.np
         final = self.state.final
+        has = self.state.has_code
         take = self.bucket.take
         mono_ns = time.monotonic_ns
         pack4 = PACK4.pack
@@ -172,6 +112,9 @@ class Sender:
         for idx in islice(walk, count):
             consumed += 1
             if skip_final and final[idx >> 3] >> (idx & 7) & 1:
+                continue
+            if defer is not None and not has[idx // np_]:
+                defer[idx >> 3] |= 1 << (idx & 7)
                 continue
             if budget == 0:
                 take(BATCH)
@@ -230,7 +173,14 @@ class Sender:
 
     def run(self, part: tuple[int, int]) -> None:
         """Send every probe of `part`: the first pass chunk by chunk, each resend pass one chunk
-        behind the previous one, and give up on probes whose last deadline has passed."""
+        behind the previous one, and give up on probes whose last deadline has passed.
+
+        Resend passes skip hosts that have answered nothing yet (with -Pn, most of a big
+        space: resending all their probes would double the scan). After the passes, the
+        deferred probes of hosts that answered since get their resends, and those of hosts
+        still silent get them only when the scan has seen loss (an answer to a resend) or when
+        they are few: without loss, a live host that lost every probe is all but impossible.
+        """
         passes = self.retries + 1
         # A pass's walk is made only when it first has something to resend.
         walks: list[Iterator[int] | None] = [None] * passes
@@ -238,6 +188,9 @@ class Sender:
         pending: list[deque[Chunk]] = [deque() for _ in range(passes)]
         # Extra rounds for live hosts once losses are seen.
         extra: deque[Extra] = deque()
+        late: deque[Late] = deque()
+        deferred = bytearray(len(self.state.final)) if passes > 1 else None
+        late_started = deferred is None
         first_done = False
         coord = self.coord
         while not self.cancel.is_set():
@@ -246,7 +199,8 @@ class Sender:
                 break
             idle, timeout = status
             worked = self._settle_due(pending[-1], extra, idle, timeout)
-            worked = self._resend_due(part, walks, pending, idle, timeout) or worked
+            worked = self._late_due(late, idle, timeout) or worked
+            worked = self._resend_due(part, walks, pending, idle, timeout, deferred) or worked
             if not first_done:
                 first = walks[0]
                 assert first is not None
@@ -260,12 +214,17 @@ class Sender:
             coord.tick(now)
             # Done when nothing is outstanding, or when every probe is answered (a scan of open
             # ports ends at once, not after (retries+1) x timeout).
-            if first_done and ((not any(pending) and not extra) or coord.all_final()):
+            if first_done and not any(pending) and not extra and not late_started:
+                assert deferred is not None
+                self._start_late(deferred, late)
+                late_started = worked = True
+            if first_done and ((late_started and not late) or coord.all_final()):
                 break
             if not worked:
                 # Nothing due yet: sleep until the oldest deadline (or a short while when the
                 # receiver has not caught up yet).
-                heads = [q[0][0] for q in pending if q] + ([extra[0][0]] if extra else [])
+                heads = [q[0][0] for q in pending if q]
+                heads += [q[0][0] for q in (extra, late) if q]
                 wait = min(heads) + timeout - now if heads else 0.005
                 time.sleep(min(0.01, max(0.0005, wait)))
         coord.finish()
@@ -294,6 +253,7 @@ class Sender:
         pending: list[deque[Chunk]],
         idle: float,
         timeout: float,
+        deferred: bytearray | None,
     ) -> bool:
         """Resend what is still unanswered, each pass one chunk behind the previous one."""
         worked = False
@@ -306,9 +266,44 @@ class Sender:
                 walk = walks[k]
                 if walk is None:
                     walk = walks[k] = self.plan.walk(part)
-                self.send_chunk(walk, count, True, collect)
+                self.send_chunk(walk, count, True, collect, deferred)
                 pending[k].append((time.monotonic(), count, collect))
                 worked = True
+        return worked
+
+    def _start_late(self, deferred: bytearray, late: deque[Late]) -> None:
+        """The passes are over: resend the deferred probes that are due a resend (see `run`),
+        give up on the rest."""
+        import numpy as np  # a million deferred probes in a /16 -Pn: bits, not lists
+
+        state = self.state
+        bits = np.frombuffer(deferred, np.uint8) & ~np.frombuffer(state.final, np.uint8)
+        todo = np.flatnonzero(np.unpackbits(bits, bitorder="little"))
+        live = np.frombuffer(state.has_code, np.uint8)[todo // state.np] != 0
+        silent = todo[~live]
+        if len(silent) and not (self.recovered or len(silent) <= FEW_SILENT):
+            self.coord.give_up(silent.tolist())
+            todo = todo[live]
+        self._late_round(todo.tolist(), self.retries, late)
+
+    def _late_round(self, todo: list[int], tries: int, late: deque[Late]) -> None:
+        if not todo:
+            return
+        if tries <= 0:
+            self.coord.give_up(todo)
+            return
+        self.send_chunk(iter(todo), len(todo), True, None)
+        late.append((time.monotonic(), todo, tries - 1))
+
+    def _late_due(self, late: deque[Late], idle: float, timeout: float) -> bool:
+        worked = False
+        while late and late[0][0] + timeout <= idle:
+            _t, sent, tries = late.popleft()
+            final = self.state.final
+            unanswered = [i for i in sent if not final[i >> 3] >> (i & 7) & 1]
+            self.recovered += len(sent) - len(unanswered)
+            self._late_round(unanswered, tries, late)
+            worked = True
         return worked
 
     def _settle(self, sent: list[int], rnd: int, extra: deque[Extra]) -> None:

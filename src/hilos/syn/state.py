@@ -14,7 +14,7 @@ from __future__ import annotations
 import mmap
 import queue
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from hilos.probes.base import KIND_SYN_ACK, KIND_UNREACH, Reply
 from hilos.results import PortResult, ScanHostResult
@@ -137,8 +137,11 @@ class ScanState:
             self.hosts_done += 1
             self.completed.put(h)
 
-    def finalize(self, indices: Iterable[int]) -> None:
+    def finalize(self, indices: Sequence[int]) -> None:
         """Give up on these probes: final without an answer (filtered, no-response)."""
+        if len(indices) > 8192:
+            self._finalize_many(indices)
+            return
         final = self.final
         np_ = self.np
         with self.lock:
@@ -147,6 +150,24 @@ class ScanState:
                 if not final[byte] & bit:
                     final[byte] |= bit
                     self._count_final(idx // np_)
+
+    def _finalize_many(self, indices: Sequence[int]) -> None:
+        """finalize for a big list (a /16 -Pn gives up on a million probes at the end)."""
+        import numpy as np
+
+        idx = np.unique(np.asarray(indices, dtype=np.int64))
+        with self.lock:
+            final = np.frombuffer(self.final, np.uint8)
+            idx = idx[(final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1 == 0]
+            np.bitwise_or.at(final, idx >> 3, (1 << (idx & 7)).astype(np.uint8))
+            hosts, counts = np.unique(idx // self.np, return_counts=True)
+            done, expected = self.done, self.expected
+            for h, n in zip(hosts.tolist(), counts.tolist(), strict=True):
+                self.final_count += n
+                done[h] += n
+                if done[h] == (self.np if expected is None else expected[h]):
+                    self.hosts_done += 1
+                    self.completed.put(h)
 
     def add_sent(self, n: int) -> None:
         with self.lock:

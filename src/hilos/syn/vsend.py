@@ -37,6 +37,7 @@ class VectorSend:
         self.ports = np.array(sender.state.ports, dtype=np.uint16)
         self.np = sender.state.np
         self.final = np.frombuffer(sender.state.final, dtype=np.uint8)  # shared, live
+        self.has = np.frombuffer(sender.state.has_code, dtype=np.uint8)
         probe = TcpVector(sender.engine.cookie, link.eth, link.source, df=True)
         self.batch = FrameBatch(probe, link.sock, VECTOR_BATCH)
 
@@ -51,7 +52,12 @@ class VectorSend:
         return cls(sender)
 
     def send_chunk(
-        self, walk: Iterator[int], count: int, skip_final: bool, collect: list[int] | None
+        self,
+        walk: Iterator[int],
+        count: int,
+        skip_final: bool,
+        collect: list[int] | None,
+        defer: bytearray | None = None,
     ) -> int:
         """Sender.send_chunk for this table: consume `count` indices of `walk`, send a SYN for
         each not yet final; returns how many indices were consumed."""
@@ -60,6 +66,12 @@ class VectorSend:
         if skip_final and consumed:
             bits = (self.final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1
             idx = idx[bits == 0]
+        if defer is not None and len(idx):
+            silent = self.has[idx // self.np] == 0
+            put = idx[silent]  # distinct indices: one |= per byte and bit is exact
+            bit = (1 << (put & 7)).astype(np.uint8)
+            np.bitwise_or.at(np.frombuffer(defer, np.uint8), put >> 3, bit)
+            idx = idx[~silent]
         sender = self.sender
         limited = not sender.bucket.unlimited
         sent = 0
