@@ -55,3 +55,24 @@ def test_can_raw_as_root() -> None:
     assert can_raw()
     assert str(source_address("127.0.0.1")) == "127.0.0.1"
     assert str(source_address("::1")) == "::1"
+
+
+def test_kernel_receive_stamp_measures_how_long_a_packet_waited() -> None:
+    """A datagram read 80 ms after it arrived: the kernel's stamp says so (the SYN scan takes
+    that wait out of its RTTs), and without the option there is no stamp."""
+    import time
+
+    from hilos.wire.sockets import RX_ANCILLARY, kernel_lag_ms, rx_timestamps
+
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx,
+    ):
+        rx.bind(("127.0.0.1", 0))
+        rx_timestamps(rx)
+        tx.sendto(b"x", rx.getsockname())
+        time.sleep(0.08)
+        _data, anc, _flags, _addr = rx.recvmsg(16, RX_ANCILLARY)
+        lag = kernel_lag_ms(anc, time.time_ns() - time.monotonic_ns())
+        assert 70 <= lag < 1000
+        assert kernel_lag_ms([], 0) == 0.0

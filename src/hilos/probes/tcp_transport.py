@@ -27,9 +27,12 @@ from hilos.wire.senders import send_failed
 from hilos.wire.sockets import (
     ICMP6_FILTER,
     IPV6_CHECKSUM,
+    RX_ANCILLARY,
     enlarge_rcvbuf,
+    kernel_lag_ms,
     poll_readable,
     raw_socket,
+    rx_timestamps,
 )
 
 if TYPE_CHECKING:
@@ -92,6 +95,7 @@ class TcpTransport:
                 ic4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "ICMP"))
                 for s in (rx4, ic4):
                     enlarge_rcvbuf(s, rcvbuf)
+                    rx_timestamps(s)
                     # Never send on the receiving sockets: a zero-length shutdown is not possible on
                     # raw sockets, so they simply stay receive-only by use.
                 self._recv += [(rx4, 4), (ic4, 1)]
@@ -101,8 +105,10 @@ class TcpTransport:
                 tx6.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
                 enlarge_rcvbuf(tx6, rcvbuf)
                 self.tx6 = tx6
+                rx_timestamps(tx6)
                 ic6 = self._add(raw_socket(socket.AF_INET6, socket.IPPROTO_ICMPV6, "ICMPv6"))
                 enlarge_rcvbuf(ic6, rcvbuf)
+                rx_timestamps(ic6)
                 # Let only destination-unreachable (type 1) through: echo replies of a concurrent
                 # sweep and neighbour discovery never reach Python (RFC 3542 section 3.2).
                 blocked = [0xFFFFFFFF] * 8
@@ -153,9 +159,6 @@ class TcpTransport:
     def _loop(self) -> None:
         poller, by_fd = poll_readable(self._recv)
         buf = bytearray(2048)
-        view = memoryview(buf)
-        cookie = self.cookie
-        on_reply = self.on_reply
         stop = self._stop
         mono = time.monotonic
         while not stop.is_set():
@@ -170,39 +173,45 @@ class TcpTransport:
                 s, kind = by_fd[fd]
                 if kind == 4 and self._batch is not None:
                     drained = self._batch.drain(s) and drained
-                    continue
-                for _ in range(4096):  # drain, but let the other sockets and `stop` get a turn
-                    try:
-                        if kind == 4 or kind == 1:
-                            n = s.recv_into(buf)
-                            src = 0
-                        else:
-                            n, addr = s.recvfrom_into(buf)
-                            src = int.from_bytes(
-                                socket.inet_pton(socket.AF_INET6, addr[0].split("%")[0]), "big"
-                            )
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        if stop.is_set():
-                            return
-                        break
-                    if kind == 4:
-                        r = parse_ipv4(cookie, view, n)
-                    elif kind == 1:
-                        r = parse_icmp4(cookie, view, n)
-                    elif kind == 6:
-                        r = parse_tcp6(cookie, src, view, n)
-                    else:
-                        r = parse_icmp6(cookie, view, n)
-                    if r is not None:
-                        on_reply(r)
                 else:
-                    drained = False
+                    drained = self._drain(s, kind, buf) and drained
             if drained:
                 # Sockets not ready at poll time were empty then, ready ones were read to EAGAIN:
                 # every packet that arrived before t0 has been handled.
                 self.idle_at = t0
+
+    def _drain(self, s: socket.socket, kind: int, buf: bytearray) -> bool:
+        """Read `s` to EAGAIN, validating each packet; False if it stopped at 4096 packets (so
+        the other sockets and `stop` get a turn). RTTs exclude the time a reply waited for us
+        (the kernel's receive stamp): a busy core is not a queue in the network."""
+        view = memoryview(buf)
+        bufs = [buf]
+        cookie, on_reply = self.cookie, self.on_reply
+        offset = time.time_ns() - time.monotonic_ns()
+        for _ in range(4096):
+            try:
+                n, anc, _flags, addr = s.recvmsg_into(bufs, RX_ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return True  # a closed socket at shutdown: the loop sees `stop`
+            if kind == 4:
+                r = parse_ipv4(cookie, view, n)
+            elif kind == 1:
+                r = parse_icmp4(cookie, view, n)
+            elif kind == 6:
+                src = int.from_bytes(
+                    socket.inet_pton(socket.AF_INET6, addr[0].split("%")[0]), "big"
+                )
+                r = parse_tcp6(cookie, src, view, n)
+            else:
+                r = parse_icmp6(cookie, view, n)
+            if r is not None:
+                lag = kernel_lag_ms(anc, offset)
+                if lag > 0:
+                    r = r._replace(rtt_ms=max(0.0, r.rtt_ms - lag))
+                on_reply(r)
+        return False
 
     def check(self) -> None:
         """Re-raise a receiver-thread failure in the caller's thread."""

@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -30,13 +31,16 @@ __all__ = [
     "ICMP6_FILTER",
     "IPV6_CHECKSUM",
     "PRIVILEGE_FIX",
+    "RX_ANCILLARY",
     "IcmpSocket",
     "can_raw",
     "enlarge_rcvbuf",
+    "kernel_lag_ms",
     "open_icmp_socket",
     "ping_group_allows",
     "poll_readable",
     "raw_socket",
+    "rx_timestamps",
     "source_address",
 ]
 
@@ -55,6 +59,9 @@ ICMP6_FILTER: Final = 1  # <netinet/icmp6.h>
 IPV6_CHECKSUM: Final[int] = getattr(socket, "IPV6_CHECKSUM", 7)
 _SO_RCVBUFFORCE: Final[int] = getattr(socket, "SO_RCVBUFFORCE", 33)
 _RCVBUF = 8 << 20
+_SO_TIMESTAMPNS: Final[int] = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC: Final = struct.Struct("=qq")
+RX_ANCILLARY: Final = socket.CMSG_SPACE(_TIMESPEC.size)  # recvmsg's ancbufsize for the stamp
 
 
 def can_raw() -> bool:
@@ -202,3 +209,20 @@ def poll_readable(
         poller.register(s.fileno(), select.POLLIN)
         by_fd[s.fileno()] = (s, kind)
     return poller, by_fd
+
+
+def rx_timestamps(sock: socket.socket) -> None:
+    """Have the kernel stamp each received packet (SO_TIMESTAMPNS; read with `kernel_lag_ms`)."""
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+
+
+def kernel_lag_ms(ancdata: list[tuple[int, int, bytes]], offset_ns: int) -> float:
+    """How long ago (ms) the kernel received the packet whose recvmsg ancillary data this is;
+    0.0 without a stamp. `offset_ns` is time.time_ns() - time.monotonic_ns() (the stamp is
+    wall-clock time). An RTT measured when Python reads a reply includes the time the reply
+    waited for our receiver thread (a busy core, the GIL): subtract this to get the network's."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return float(time.monotonic_ns() + offset_ns - sec * 1_000_000_000 - nsec) / 1e6
+    return 0.0
