@@ -204,3 +204,58 @@ def test_results_end_as_soon_as_the_scan_does(privileged: bool) -> None:
     t = time.monotonic()
     assert list(it) == []
     assert time.monotonic() - t < 0.05
+
+
+def test_round_trips_end_at_the_kernels_arrival_time_not_when_handled() -> None:
+    """An answer read late (the receiver behind after a burst) still measures the path: the
+    final wait and the retry timeout come from these samples."""
+    if not ROOT:
+        pytest.skip("raw sockets need root")
+    import time
+
+    port = _closed_port()
+    state = UdpState(UdpTargets(["127.0.0.1"], Cookie()), [port], None)
+    rx = UdpReceiver(state, frozenset({4}))
+    try:
+        assert rx.tx4 is not None
+        state.mark_sent(0)
+        rx.tx4.sendto(build_udp(state.targets.sport(0, port), port, b""), ("127.0.0.1", 0))
+        time.sleep(0.1)  # the answer waits in the socket, as behind a backlog
+        icmp = next(s for s, kind in rx._recv if kind == 1)
+        icmp.setblocking(False)
+        assert rx.drain(icmp, 1, bytearray(4096))
+        assert state.is_final(0) and state.codes[0] != 0
+        assert state.rtt[0] < 30, state.rtt
+    finally:
+        rx.close()
+
+
+def test_an_answer_timed_before_its_send_is_a_zero_round_trip_not_a_wrap() -> None:
+    """The kernel's arrival time may fall a tick before the send time (clocks; a probe sent
+    again with another payload): no 68 s sample that would stretch every wait to the maximum."""
+    import time
+
+    state = UdpState(UdpTargets(["198.18.0.1"], Cookie()), [53, 54], None)
+    state.mark_sent(0)
+    state.answer(0, 0, 1, b"x", at=time.monotonic_ns() - 5_000_000)
+    assert state.rtt[0] == 0
+    assert state.wait < 0.1
+
+
+def test_numpy_loads_in_the_background_while_discovery_runs() -> None:
+    """Importing the UDP scan does not import numpy (~0.1 s); preload_batched starts it in a
+    thread, which the pipeline does before host discovery."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "import hilos.udp\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported with hilos.udp'\n"
+        "hilos.udp.preload_batched()\n"
+        "t = time.monotonic()\n"
+        "while 'numpy' not in sys.modules and time.monotonic() - t < 10: time.sleep(0.01)\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -273,6 +273,8 @@ class Scan:
         self._discovery_done = not sweeper.cancelled
 
     def _run(self) -> Iterator[ScanHostResult]:
+        if self.discovery and (self.scan_type == "udp" or self.udp_ports):
+            scanners.preload_udp()  # numpy (~0.1 s to import) loads while discovery runs
         live = self._discover()
         full_walk = self.discovery and self._user_shard and not self._loopback_only()
         if full_walk or self.scan_type != "connect" or self.udp_ports:

@@ -34,6 +34,13 @@ def tcp_scanner(
     return ConnectScanner(hosts, ports, threads=threads, only=only, **opts)
 
 
+def preload_udp() -> None:
+    """Start loading the UDP scan's numpy in the background (the caller has discovery to run)."""
+    from hilos.udp import preload_batched
+
+    preload_batched()
+
+
 def udp_scanner(
     hosts: Iterable[Any],
     ports: Sequence[int],

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from hilos.udp.scanner import DEFAULT_RETRIES, UdpScanner
+from hilos.udp.scanner import DEFAULT_RETRIES, UdpScanner, preload_batched
 
-__all__ = ["DEFAULT_RETRIES", "UdpScanner"]
+__all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]

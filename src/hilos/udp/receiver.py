@@ -10,8 +10,10 @@ ignored, whatever it holds.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
+from typing import Final
 
 from hilos.errors import NetworkError
 from hilos.probes.udp_payloads import PORT_KINDS, id_matches
@@ -23,6 +25,11 @@ __all__ = ["UdpReceiver", "Validator"]
 
 _RCVBUF = 8 << 20
 _UNREACH = REASON_CODE["unreach"]
+# The kernel's arrival time of each packet (CLOCK_REALTIME, struct timespec): round trips are
+# then the path's, not inflated by this thread's backlog after a burst of answers.
+SO_TIMESTAMPNS: Final = 35  # = SCM_TIMESTAMPNS (Linux; not in Python's socket module)
+_TIMESPEC = struct.Struct("@qq")
+_ANC = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class Validator:
@@ -32,8 +39,11 @@ class Validator:
         self.state = state
         self.targets = state.targets
 
-    def datagram(self, family: int, addr: int, sport: int, dport: int, payload: bytes) -> bool:
-        """A datagram from `addr`:`sport` to our `dport`: True when it answers one of our probes."""
+    def datagram(
+        self, family: int, addr: int, sport: int, dport: int, payload: bytes, at: int | None = None
+    ) -> bool:
+        """A datagram from `addr`:`sport` to our `dport`: True when it answers one of our probes.
+        `at`: when it arrived (time.monotonic_ns(); None: now)."""
         h = self.targets.lookup(family, addr)
         pi = self.state.port_index[sport]
         if h is None or pi < 0 or dport != self.targets.sport(h, sport):
@@ -43,16 +53,18 @@ class Validator:
             value = self.targets.value(h, sport)
             if not any(id_matches(k, value, payload) for k in kinds):
                 return False
-        self.state.answer(h, pi, OPEN, payload)
+        self.state.answer(h, pi, OPEN, payload, at)
         return True
 
-    def icmp(self, family: int, addr: int, sport: int, dport: int, reason: str) -> bool:
+    def icmp(
+        self, family: int, addr: int, sport: int, dport: int, reason: str, at: int | None = None
+    ) -> bool:
         """An ICMP error quoting a datagram to `addr`:`dport` from our `sport`."""
         h = self.targets.lookup(family, addr)
         pi = self.state.port_index[dport]
         if h is None or pi < 0 or sport != self.targets.sport(h, dport):
             return False
-        self.state.answer(h, pi, REASON_CODE.get(reason, _UNREACH), None)
+        self.state.answer(h, pi, REASON_CODE.get(reason, _UNREACH), None, at)
         return True
 
 
@@ -85,6 +97,7 @@ class UdpReceiver:
 
     def _add(self, s: socket.socket, kind: int) -> socket.socket:
         enlarge_rcvbuf(s, _RCVBUF)
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._recv.append((s, kind))
         return s
 
@@ -118,38 +131,59 @@ class UdpReceiver:
         stop, mono = self._stop, time.monotonic
         while not stop.is_set():
             t0 = mono()
-            events = poller.poll(10)
+            # Short polls: the sender's waits end on `idle_at`, which a quiet poll moves on.
+            events = poller.poll(3)
             if not events:
                 self.idle_at = mono()
                 continue
             drained = True
             for fd, _ev in events:
                 s, kind = by_fd[fd]
-                for _ in range(4096):  # drain, but let the other sockets and `stop` get a turn
-                    try:
-                        n, addr = s.recvfrom_into(buf)
-                    except (BlockingIOError, InterruptedError):
-                        break
-                    except OSError:
-                        if stop.is_set():
-                            return
-                        break
-                    self.handle(kind, addr[0], bytes(buf[:n]))
-                else:
+                if not self.drain(s, kind, buf):
                     drained = False
+                if stop.is_set():
+                    return
             if drained:
                 self.idle_at = t0
 
-    def handle(self, kind: int, src: str, data: bytes) -> bool:
-        """One packet from socket `kind` (4, 6: UDP; 1, 58: ICMP, ICMPv6); True if it counted."""
+    def drain(self, s: socket.socket, kind: int, buf: bytearray, most: int = 4096) -> bool:
+        """Handle what `s` holds (at most `most` packets, so the other sockets get a turn);
+        True when it was emptied. Each packet's round trip ends at its kernel arrival time."""
+        offset = time.time_ns() - time.monotonic_ns()  # realtime -> monotonic, this round
+        unpack, level = _TIMESPEC.unpack_from, socket.SOL_SOCKET
+        view = [memoryview(buf)]
+        for _ in range(most):
+            try:
+                n, anc, _flags, addr = s.recvmsg_into(view, _ANC)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return True
+            at = None
+            for lvl, typ, data in anc:
+                if lvl == level and typ == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+                    sec, nsec = unpack(data)
+                    at = sec * 1_000_000_000 + nsec - offset
+            self.handle(kind, addr[0], bytes(buf[:n]), at)
+        return False
+
+    def handle(self, kind: int, src: str, data: bytes, at: int | None = None) -> bool:
+        """One packet from socket `kind` (4, 6: UDP; 1, 58: ICMP, ICMPv6); True if it counted.
+        `at`: its arrival (time.monotonic_ns(); None: now)."""
         v = self.validator
         n = len(data)
         if kind == 4:
             d = parse_udp4(data, n)
-            return d is not None and v.datagram(4, d.addr, d.sport, d.dport, data[d.offset : d.end])
+            return d is not None and v.datagram(
+                4, d.addr, d.sport, d.dport, data[d.offset : d.end], at
+            )
         if kind == 6:
             a6 = int.from_bytes(socket.inet_pton(socket.AF_INET6, src.split("%")[0]), "big")
             d = parse_udp6(a6, data, n)
-            return d is not None and v.datagram(6, d.addr, d.sport, d.dport, data[d.offset : d.end])
+            return d is not None and v.datagram(
+                6, d.addr, d.sport, d.dport, data[d.offset : d.end], at
+            )
         q = parse_icmp4(data, n) if kind == 1 else parse_icmp6(data, n)
-        return q is not None and v.icmp(4 if kind == 1 else 6, q.addr, q.sport, q.dport, q.reason)
+        return q is not None and v.icmp(
+            4 if kind == 1 else 6, q.addr, q.sport, q.dport, q.reason, at
+        )

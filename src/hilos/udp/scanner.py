@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from hilos.errors import UsageError
 from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, kind_for
@@ -28,14 +29,16 @@ from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
 from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
-from hilos.udp.vsend import VectorSend
 from hilos.validate import MAX_RETRIES
 from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.senders import send_failed
 from hilos.wire.sockets import can_raw
 
-__all__ = ["DEFAULT_RETRIES", "UdpScanner"]
+if TYPE_CHECKING:
+    from hilos.udp.vsend import VectorSend
+
+__all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
 _BATCH = 32
@@ -129,6 +132,8 @@ class UdpScanner:
             self._rx = UdpReceiver(self.state, self.targets.family_set).start()
             if self._batched and 4 in self.targets.family_set:
                 # IPv4 probes by the batched engine (numpy frames, sendmmsg); IPv6 per probe.
+                from hilos.udp.vsend import VectorSend
+
                 self._vector = VectorSend(self)
             target = self._send_all
         self._thread = threading.Thread(target=self._main, args=(target,), daemon=True)
@@ -279,7 +284,21 @@ class UdpScanner:
             rx.check()
             if rx.idle_at >= last + (st.wait if final else st.resend_after):
                 return
-            time.sleep(0.005)
+            time.sleep(0.002)
+
+
+def preload_batched() -> None:
+    """Start importing numpy (the batched sender's, ~0.1 s) in a background thread, so a caller
+    with other work first (host discovery) does not wait for it later. Only numpy, which
+    imports no hilos module: no module import lock is shared with the caller's thread."""
+    threading.Thread(target=_import_numpy, daemon=True, name="hilos-udp-preload").start()
+
+
+def _import_numpy() -> None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return  # VectorSend's own import says so, where it is needed
 
 
 def _send_error(exc: OSError, sock: socket.socket, pkt: bytes, addr: tuple[str, int]) -> None:

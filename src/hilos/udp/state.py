@@ -51,7 +51,7 @@ HOST_LEVEL = frozenset(
     REASON_CODE[r]
     for r in ("net-unreach", "host-unreach", "net-prohibited", "host-prohibited", "no-route")
 )
-_TICK_SHIFT = 20  # send times in ~1.05 ms ticks, 16 bits: RTTs up to ~68 s
+_TICK_SHIFT = 20  # send times in ~1.05 ms ticks, 16 bits: RTTs up to ~34 s (the rest: early)
 REPLY_KEEP = 1024  # bytes of an open port's reply kept for naming it
 
 
@@ -86,7 +86,7 @@ class UdpState:
         self.rtt: dict[int, float] = {}
         self.peak_ms = 0.0  # the longest round trip seen (a queue on the path, once)
         self.min_ms = float("inf")  # the shortest: the path itself, without any queue
-        self.est = RttEstimator(initial=1.0, minimum=0.05, maximum=3.0, fixed=timeout, margin=0.01)
+        self.est = RttEstimator(initial=1.0, minimum=0.02, maximum=3.0, fixed=timeout, margin=0.01)
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
@@ -105,13 +105,13 @@ class UdpState:
 
     @property
     def resend_after(self) -> float:
-        """How long to wait before resending to the silent: the timeout, but at most twice the
-        shortest round trip (+10 ms). Samples include our own receiver's backlog after a burst,
-        which the sender already waits out (the receiver's idle time); an answer later than
-        this costs one resend, never a state (the last pass waits `wait`)."""
+        """How long to wait before resending to the silent: the timeout, but at most 1.25x the
+        shortest round trip + 5 ms (samples are the kernel's arrival times, and the sender also
+        waits until the receiver has handled everything that arrived, its idle time); an
+        answer later than this costs one resend, never a state (the last pass waits `wait`)."""
         if self.est.fixed is not None or self.min_ms == float("inf"):
             return self.est.timeout
-        return min(self.est.timeout, max(0.01, 2 * self.min_ms / 1000.0 + 0.01))
+        return min(self.est.timeout, max(0.005, 1.25 * self.min_ms / 1000.0 + 0.005))
 
     def set_expected(self, expected: list[int]) -> None:
         self.expected = expected
@@ -123,12 +123,18 @@ class UdpState:
     def mark_sent(self, idx: int) -> None:
         self.ticks[idx] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
 
-    def answer(self, h: int, pi: int, code: int, payload: bytes | None) -> None:
-        """Runs in the receiver thread for each validated reply or ICMP error."""
+    def answer(
+        self, h: int, pi: int, code: int, payload: bytes | None, at: int | None = None
+    ) -> None:
+        """Runs in the receiver thread for each validated reply or ICMP error; `at`: when it
+        arrived (time.monotonic_ns(), the kernel's timestamp; None: now)."""
         idx = h * self.np + pi
         byte, bit = idx >> 3, 1 << (idx & 7)
-        now = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
-        rtt_ms = ((now - self.ticks[idx]) & 0xFFFF) * ((1 << _TICK_SHIFT) / 1e6)
+        now = ((time.monotonic_ns() if at is None else at) >> _TICK_SHIFT) & 0xFFFF
+        ticks = (now - self.ticks[idx]) & 0xFFFF
+        # "Before the send": the kernel's clock against ours, or an answer to the same probe's
+        # earlier payload (sent again since); 0, not a 68 s round trip.
+        rtt_ms = (0 if ticks & 0x8000 else ticks) * ((1 << _TICK_SHIFT) / 1e6)
         with self.lock:
             if self.final[byte] & bit:
                 return  # a duplicate, or an answer after the probe was given up

@@ -75,17 +75,18 @@ class VectorSend:
             idx, h, pi = idx[keep], h[keep], pi[keep]
             if not len(idx):
                 continue
-            self.ticks[idx] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
             # A port without a payload of its own, on a host that answered: every payload.
             every = (self.answered[h] == 1) & self.rotating[pi] if attempt else None
             for k, kind in enumerate(kinds):
                 sel = base_arr[pi] == k
                 if every is not None and kind in ROTATION[1:]:
                     sel |= every
-                sent += self._send(kind, h[sel], pi[sel], bucket)
+                sent += self._send(kind, idx[sel], h[sel], pi[sel], bucket)
         return sent
 
-    def _send(self, kind: str, h: np.ndarray, pi: np.ndarray, bucket: TokenBucket) -> int:
+    def _send(
+        self, kind: str, idx: np.ndarray, h: np.ndarray, pi: np.ndarray, bucket: TokenBucket
+    ) -> int:
         if not len(h):
             return 0
         batch = self._batch(kind)
@@ -96,5 +97,7 @@ class VectorSend:
             n = len(addrs[part])
             if not bucket.unlimited:
                 bucket.take(n)
+            # Send times per batch, just before it goes: round trips exclude our own queue.
+            self.ticks[idx[part]] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
             sent += batch.send(addrs[part], ports[part])
         return sent
