@@ -39,6 +39,19 @@ def _fail_unprivileged_in_ci() -> None:
     pytest.fail("lab/root test ran unprivileged in CI: CI must run as root")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Checkpoints of stdout-only runs go to $XDG_STATE_HOME/hilos: a temporary one, never the
+    user's home (subprocesses inherit it)."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 # --- The lab (hilos.lab): a session lab for every lab test, and a factory for special ones. ----
 
 LAB_NAME = f"ht{os.getpid() % 100000}"  # unique per pytest process; "ht" = hilos test

@@ -27,7 +27,16 @@ from hilos.errors import UsageError
 if TYPE_CHECKING:  # the library is imported lazily, inside run()
     from hilos.output.progress import Progress
 
-__all__ = ["add_options", "explicit", "run", "wanted"]
+__all__ = [
+    "add_options",
+    "explicit",
+    "open_appended",
+    "output_files",
+    "resumable_files",
+    "run",
+    "saved_options",
+    "wanted",
+]
 
 # Options a resumed run takes from the command line rather than from its checkpoint.
 _RUNTIME = ("resume", "handler", "quiet")
@@ -81,7 +90,7 @@ def wanted(args: argparse.Namespace) -> bool:
     return explicit(args)
 
 
-def _output_files(args: argparse.Namespace) -> list[str]:
+def output_files(args: argparse.Namespace) -> list[str]:
     """The output files the options name (not stdout), -oA's base first."""
     files = [p for p in (args.output or []) if p != "-"]
     files += [p for _fmt, p in (getattr(args, "nmap_outputs", None) or []) if p != "-"]
@@ -90,7 +99,7 @@ def _output_files(args: argparse.Namespace) -> list[str]:
     return files
 
 
-def _saved_options(args: argparse.Namespace) -> dict[str, Any]:
+def saved_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in vars(args).items():
         if key in _RUNTIME:
@@ -110,7 +119,7 @@ def _default_checkpoint(args: argparse.Namespace) -> str | None:
         return str(args.checkpoint)
     if getattr(args, "no_checkpoint", False) or not args.cluster:
         return None
-    files = _output_files(args)
+    files = output_files(args)
     return f"{files[0]}.checkpoint" if files else None
 
 
@@ -156,7 +165,7 @@ def _new_job(args: argparse.Namespace, kind: str, scan_type: str) -> Any:
     keep = path is not None
     if path is None:
         path = str(Path(tempfile.gettempdir()) / "hilos-unsaved.checkpoint")
-    saved = _saved_options(args)
+    saved = saved_options(args)
     saved["checkpoint"] = path if keep else None
     return Checkpoint(path, spec, saved, names), keep
 
@@ -215,7 +224,7 @@ def _load(
     return args, ckpt, keep
 
 
-def _resumable(args: argparse.Namespace, kind: Literal["scan", "sweep"]) -> list[str]:
+def resumable_files(args: argparse.Namespace, kind: Literal["scan", "sweep"]) -> list[str]:
     """The output files a resumed run continues (not stdout; not HTML, written at close)."""
     from hilos.output import plan_outputs
 
@@ -240,19 +249,32 @@ def _open(
     resumed job's, each cut to the length the checkpoint pairs with the hosts written."""
     import time
 
-    from hilos.cli.options import OPENED
-    from hilos.output import open_outputs
-
     meta: dict[str, object] = {"start": time.time()}
     if kind == "scan":
         meta.update(scan_type=ckpt.spec.scan_type, ports=ckpt.spec.ports)
     if not resumed:
         out = open_cli_outputs(kind, args, progress, meta)
-        ckpt.offsets = _sizes(_resumable(args, kind))
+        ckpt.offsets = _sizes(resumable_files(args, kind))
         return out
-    for path in _resumable(args, kind):
-        if path not in ckpt.offsets or not Path(path).is_file():
-            raise UsageError(f"--resume: output {path} is gone (or was not saved); cannot append")
+    return open_appended(args, kind, progress, meta, ckpt.path, ckpt.offsets)
+
+
+def open_appended(
+    args: argparse.Namespace,
+    kind: Literal["scan", "sweep"],
+    progress: Progress,
+    meta: dict[str, object],
+    path: Any,
+    offsets: dict[str, int],
+) -> Any:
+    """A resumed run's outputs (checkpoint `path`): each file cut to its length in `offsets`
+    (holding exactly the hosts written) and appended to, without a header."""
+    from hilos.cli.options import OPENED
+    from hilos.output import open_outputs
+
+    for name in resumable_files(args, kind):
+        if name not in offsets or not Path(name).is_file():
+            raise UsageError(f"--resume: output {name} is gone (or was not saved); cannot append")
     out = open_outputs(
         kind,
         args.format,
@@ -260,11 +282,11 @@ def _open(
         args.output_all,
         show_all=args.show_all,
         stdout=sys.stdout,
-        meta={"args": f"hilos {kind} --resume {ckpt.path}", **meta},
+        meta={"args": f"hilos {kind} --resume {path}", **meta},
         progress=progress,
         explicit=getattr(args, "nmap_outputs", None),
         only_open=bool(getattr(args, "only_open", False)),
-        append=ckpt.offsets,
+        append=offsets,
     )
     OPENED.append(out)
     return out
@@ -303,7 +325,7 @@ def run(args: argparse.Namespace, kind: Literal["scan", "sweep"], pick_type: Any
     except BaseException:
         getattr(executor, "close", lambda: None)()
         raise
-    files = _resumable(args, kind)
+    files = resumable_files(args, kind)
 
     def on_hosts(hosts: list[Any]) -> dict[str, int]:
         for host in hosts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hilos.cli import baseline, chunked
+from hilos.cli import baseline, chunked, keep
 from hilos.cli.aliases import add_nmap_options
 from hilos.cli.options import (
     Subcommands,
@@ -13,8 +13,6 @@ from hilos.cli.options import (
     add_probe_options,
     add_target_options,
     notifier,
-    open_cli_outputs,
-    parse_cli_targets,
     positive_int,
 )
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
@@ -65,17 +63,18 @@ def run(args: argparse.Namespace) -> int:
     from hilos.targets import parse_shard
     from hilos.targets.ports import exclude_ports
 
+    args, resumed = keep.resume(args, "scan")  # --resume FILE of a one-piece run
     tcp_type, udp = _types(args)
-    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+    if resumed is None and chunked.wanted(args):  # --checkpoint, --resume, --cluster
         if args.baseline:
             raise UsageError("--baseline with --checkpoint/--resume/--cluster: use hilos diff")
         return chunked.run(args, "scan", _pick_type)
     base = baseline.Baseline(args)  # read first: a bad file exits 2 before anything runs
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
-    targets = parse_cli_targets(args, notice)
-    if targets.size == 0:
-        raise UsageError("no targets to scan (give addresses, CIDR ranges, names or -iL FILE)")
+    targets = keep.targets(args, notice, resumed, "no targets to scan")
+    if targets is None:  # resumed, and every host was written already
+        return keep.nothing_left(args, "scan", resumed)
     ports, udp_ports = _ports(args, tcp_type, udp)
     if args.exclude_ports:
         ports = exclude_ports(ports, args.exclude_ports)
@@ -111,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
 
     start_wall = time.time()
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
-    out = open_cli_outputs(
-        "scan",
+    keeper = keep.Keeper.for_run(args, "scan", targets, resumed)
+    out = keeper.open(
         args,
         progress,
         {"start": start_wall, "scan_type": scan_type, "ports": ports, "udp_ports": udp_ports},
     )
+    keeper.start()
     finished = threading.Event()
 
     def tick() -> None:
@@ -133,27 +133,31 @@ def run(args: argparse.Namespace) -> int:
         threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
     try:
         for host in job:
-            out.write(host)
+            keeper.write(out, host)
             base.add(host)
     except KeyboardInterrupt:
         finished.set()
         job.cancel()
+        keeper.stop()  # saved before the unfinished hosts: a resumed run cuts them off
         # Every result found so far goes to the outputs; unfinished hosts are marked so.
         for host in job.drain():
             out.write(host)
         progress.close()
         out.close(summary(), error="interrupted")
         sys.stderr.write("hilos: interrupted\n")
+        keeper.tell()
         return EXIT_INTERRUPTED
     except BaseException:
         finished.set()
         job.cancel()
+        keeper.stop()
         progress.close()
         out.close(error="failed")
         raise
     finished.set()
     progress.close()
     out.close(summary())
+    keeper.finish()
     base.report(args)
     return EXIT_OK
 

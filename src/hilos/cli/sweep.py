@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hilos.cli import chunked
+from hilos.cli import chunked, keep
 from hilos.cli.aliases import add_nmap_options
 from hilos.cli.options import (
     Subcommands,
@@ -13,8 +13,6 @@ from hilos.cli.options import (
     add_probe_options,
     add_target_options,
     notifier,
-    open_cli_outputs,
-    parse_cli_targets,
 )
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
 from hilos.errors import UsageError
@@ -47,15 +45,16 @@ def run(args: argparse.Namespace) -> int:
     from hilos.output.progress import Progress
     from hilos.sweep import Sweeper, SweepProgress
 
-    if chunked.wanted(args):  # --checkpoint, --resume, --cluster
+    args, resumed = keep.resume(args, "sweep")  # --resume FILE of a one-piece run
+    if resumed is None and chunked.wanted(args):  # --checkpoint, --resume, --cluster
         return chunked.run(args, "sweep")
     quiet = bool(getattr(args, "quiet", False))
     notice = notifier(args)
-    if not args.targets and not args.input_file:
+    if not args.targets and not args.input_file:  # (a resumed run has its own)
         raise UsageError("no targets given (addresses, CIDR ranges, names or -iL FILE)")
-    targets = parse_cli_targets(args, notice)
-    if targets.size == 0:
-        raise UsageError("no targets left to sweep (every name failed or all were excluded)")
+    targets = keep.targets(args, notice, resumed, "no targets left to sweep")
+    if targets is None:  # resumed, and every host was written already
+        return keep.nothing_left(args, "sweep", resumed)
     if args.method == "icmp":
         _check_icmp({a.version for pair in targets.iter_ranges() for a in pair} or {4})
     start_wall = time.time()
@@ -80,22 +79,27 @@ def run(args: argparse.Namespace) -> int:
         on_progress=on_progress if progress.enabled else None,
         on_notice=notice,
     )
-    out = open_cli_outputs("sweep", args, progress, {"start": start_wall})
+    keeper = keep.Keeper.for_run(args, "sweep", targets, resumed)
+    out = keeper.open(args, progress, {"start": start_wall})
+    keeper.start()
     stream = sweeper.batches()  # one write (and flush) per batch of hosts found together
     try:
         for hosts in stream:
-            out.write_many(hosts)
+            keeper.write_many(out, hosts)
     except KeyboardInterrupt:
         # Stop the senders, then every result found so far still reaches the outputs.
         sweeper.cancel()
+        keeper.stop()  # saved before the drained hosts: a resumed run probes them again
         out.write_many(sweeper.drain())
         progress.close()
         summary = _summary(sweeper.probed, out.up, sweeper.started or time.monotonic())
         out.close(summary, error="interrupted")
         sys.stderr.write("hilos: interrupted\n")
+        keeper.tell()
         return EXIT_INTERRUPTED
     except BaseException:
         sweeper.cancel()
+        keeper.stop()
         progress.close()
         out.close(error="failed")
         raise
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     summary = _summary(targets.size, out.up, sweeper.started or time.monotonic())
     out.close(summary)
+    keeper.finish()
     if not quiet and sweeper.dense is not None:
         sys.stderr.write(_rate_line(sweeper.dense.sent, sum(sweeper.pass_seconds), args.rate,
                                     sweeper.dense.drops))  # fmt: skip

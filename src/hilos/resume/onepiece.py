@@ -1,0 +1,266 @@
+"""The default checkpoint of a scan or sweep run in one piece: its job and the hosts written.
+
+Every scan and sweep keeps one (unless --no-checkpoint). The run itself is unchanged: one
+engine run, no chunks (each chunk paid an engine start and its last answers' wait again, which
+doubled a short scan). Beside it the checkpoint holds what `--resume` needs: the options, the
+targets (excludes applied, as address intervals), the names given, the seed and a hash of all
+of these, then the hosts written so far (a bitmap over the IPv4 range, a set for IPv6) and each
+output file's length holding exactly those hosts. It is rewritten atomically (temporary file,
+fsync, rename) by a timer at most once a second, only when hosts were written, and at once on
+a signal. A resumed run scans the targets minus the hosts written, cuts the outputs at those
+lengths and appends: each host once, JSON Lines whole, XML closed once. Hosts in flight (not
+written yet) are probed again: a chunked run (--checkpoint FILE) bounds that to a second.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hilos.errors import UsageError
+from hilos.targets import TargetSpace
+from hilos.targets.intervals import Interval, merge, subtract
+
+__all__ = ["FORMAT", "HostLog", "RunCheckpoint", "is_run_checkpoint"]
+
+FORMAT = "hilos-run-checkpoint/1"
+#: Hosts written are a bitmap over the targets' IPv4 range up to this many addresses (32 MB
+#: at most); a wider range keeps a set of the addresses written.
+MAX_BITMAP = 1 << 28
+
+
+class HostLog:
+    """The hosts written, appended from the writing thread at the cost of a list append; the
+    saving thread folds them into a bitmap over the IPv4 range (a set for IPv6, and for IPv4
+    spans above MAX_BITMAP) when it saves."""
+
+    def __init__(self, v4: Sequence[Interval]) -> None:
+        self.base = v4[0][0] if v4 else 0
+        span = v4[-1][1] - self.base + 1 if v4 else 0
+        self.bits: bytearray | None = bytearray((span + 7) // 8) if span <= MAX_BITMAP else None
+        self.v4: set[int] = set()  # without a bitmap
+        self.v6: set[int] = set()
+        self.new: list[str] = []
+        self.count = 0
+
+    def fold(self, upto: int) -> None:
+        """Move the first `upto` addresses of `new` into the bitmap and sets."""
+        fresh, base, bits = self.new[:upto], self.base, self.bits
+        aton = socket.inet_aton
+        for addr in fresh:
+            try:
+                ip = int.from_bytes(aton(addr), "big")
+            except OSError:
+                self.v6.add(int(ipaddress.ip_address(addr)))
+                continue
+            if bits is None:
+                self.v4.add(ip)
+            else:
+                i = ip - base
+                bits[i >> 3] |= 1 << (i & 7)
+        del self.new[:upto]
+        self.count += len(fresh)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.count, "v6": sorted(self.v6)}
+        if self.bits is not None:
+            packed = zlib.compress(bytes(self.bits), 1)
+            out.update(base=self.base, bits=base64.b64encode(packed).decode("ascii"))
+        else:
+            out["v4"] = sorted(self.v4)
+        return out
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.count = int(data.get("count", 0))
+        self.v6 = {int(x) for x in data.get("v6", ())}
+        if "bits" in data:
+            bits = zlib.decompress(base64.b64decode(data["bits"]))
+            if self.bits is None or len(bits) != len(self.bits) or data["base"] != self.base:
+                raise ValueError("the bitmap does not fit the targets")
+            self.bits[:] = bits
+        else:
+            self.v4 = {int(x) for x in data.get("v4", ())}
+
+    def intervals(self) -> tuple[list[Interval], list[Interval]]:
+        """The addresses written, as merged intervals per family."""
+        v4 = [(x, x) for x in self.v4]
+        bits = self.bits
+        if bits is not None:
+            base, start = self.base, -1
+            for byte_i, byte in enumerate(bits):
+                if byte == 0xFF and start >= 0:
+                    continue
+                if byte == 0 and start < 0:
+                    continue
+                for bit in range(8):
+                    i = byte_i * 8 + bit
+                    if byte >> bit & 1:
+                        if start < 0:
+                            start = i
+                    elif start >= 0:
+                        v4.append((base + start, base + i - 1))
+                        start = -1
+            if start >= 0:
+                v4.append((base + start, base + len(bits) * 8 - 1))
+        return merge(v4), merge((x, x) for x in self.v6)
+
+
+class RunCheckpoint:
+    """One run's checkpoint at `path` (see the module docstring). The writing thread calls
+    `wrote()` holding `lock`, right after the outputs took the hosts; `save()` (the timer, a
+    signal) reads the output files' lengths under the same lock, so the two always agree."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        kind: str,
+        space: TargetSpace,
+        options: Mapping[str, Any],
+        seed: int | None = None,
+        files: Sequence[str] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.files = list(files)
+        v4: list[Interval] = []
+        v6: list[Interval] = []
+        for first, last in space.iter_ranges():
+            (v4 if first.version == 4 else v6).append((int(first), int(last)))
+        self.v4, self.v6 = merge(v4), merge(v6)
+        static = {
+            "kind": kind,
+            "options": dict(options),
+            "seed": seed,
+            "targets": {"v4": self.v4, "v6": self.v6},
+            "names": {str(a): n for a, n in space.names.items()},
+        }
+        # The job never changes during a run: serialized once, not at every save.
+        self._static = json.dumps(static, sort_keys=True, separators=(",", ":"))
+        self.digest = hashlib.sha256(self._static.encode()).hexdigest()
+        self.options: dict[str, Any] = static["options"]  # type: ignore[assignment]
+        self.seed = seed
+        self.names: dict[str, str] = static["names"]  # type: ignore[assignment]
+        self.log = HostLog(self.v4)
+        self.offsets: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self._saved_at = -1  # hosts written at the last save (-1: never saved)
+
+    def wrote(self, hosts: Iterable[str]) -> None:
+        """These hosts are in the outputs now (the caller holds `lock`)."""
+        self.log.new.extend(hosts)
+
+    def written(self) -> int:
+        return self.log.count + len(self.log.new)
+
+    def remaining(self) -> TargetSpace:
+        """The targets minus the hosts written, with the names the user gave."""
+        done4, done6 = self.log.intervals()
+        space = TargetSpace.from_intervals(subtract(self.v4, done4), subtract(self.v6, done6))
+        space.names = {ipaddress.ip_address(a): n for a, n in self.names.items()}
+        return space
+
+    # ---------------------------------------------------------------- file
+
+    def tick(self) -> None:
+        """Save if hosts were written since the last save (the timer's call, once a second)."""
+        if self.written() != self._saved_at:
+            self.save()
+
+    def save(self) -> None:
+        """Write the state now, atomically; the output lengths are read with the hosts."""
+        with self.lock:
+            upto = len(self.log.new)
+            offsets = {p: _size(p) for p in self.files}
+        self.log.fold(upto)
+        self.offsets = offsets
+        dynamic = json.dumps(
+            {
+                "written": self.log.to_json(),
+                "offsets": offsets,
+                "saved": time.time(),
+            },
+            separators=(",", ":"),
+        )
+        head = f'{{"format":"{FORMAT}","hash":"{self.digest}","job":{self._static},'
+        _replace(self.path, head + dynamic[1:])
+        self._saved_at = self.log.count
+
+    def remove(self) -> None:
+        """The run finished: its checkpoint goes (the outputs stay)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> RunCheckpoint:
+        """Read a checkpoint this module wrote; a damaged or foreign one is a UsageError."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT:
+                raise UsageError(f"--resume {path}: not a hilos checkpoint")
+            job = data["job"]
+            tg = job["targets"]
+            space = TargetSpace.from_intervals(
+                [(int(a), int(b)) for a, b in tg["v4"]], [(int(a), int(b)) for a, b in tg["v6"]]
+            )
+            space.names = {ipaddress.ip_address(a): str(n) for a, n in job["names"].items()}
+            ckpt = cls(path, str(job["kind"]), space, job["options"], job["seed"])
+            if ckpt.digest != data["hash"]:
+                raise UsageError(f"--resume {path}: the configuration does not match its hash")
+            ckpt.log.load(data["written"])
+            ckpt.offsets = {str(k): int(v) for k, v in data["offsets"].items()}
+        except (OSError, KeyError, TypeError, ValueError, zlib.error) as exc:
+            raise UsageError(f"--resume {path}: damaged checkpoint ({exc!r})") from None
+        ckpt.files = list(ckpt.offsets)
+        ckpt._saved_at = ckpt.log.count
+        return ckpt
+
+
+def is_run_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Is `path` a one-piece run's checkpoint (not a chunked job's)? Its format comes first."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return head.startswith(f'{{"format":"{FORMAT}"'.encode())
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: a temporary file beside it, fsync, rename."""
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself survives a power cut
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,240 @@
+"""The default checkpoint of a scan or sweep run in one piece (hilos.resume.onepiece, cli.keep):
+where it lives, what it holds, gone when the run completes, written on a signal, and kill -9
+then --resume gives the uninterrupted run's result, each host once. Loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.dom.minidom
+from pathlib import Path
+
+import pytest
+
+from hilos.cli import build_parser, keep
+from hilos.errors import UsageError
+from hilos.resume.onepiece import HostLog, RunCheckpoint, is_run_checkpoint
+from hilos.targets import parse_targets
+
+HILOS = [sys.executable, "-m", "hilos"]
+# 40 loopback hosts x 5 ports at 60 probes a second: about three and a half seconds, hosts
+# completing one after another all along.
+SLOW = ["127.0.0.1-40", "-p", "1-5", "--type", "connect", "--rate", "60"]
+
+
+def _args(*argv: str) -> object:
+    return build_parser().parse_args(list(argv))
+
+
+def _keeper(tmp_path: Path, *argv: str) -> keep.Keeper:
+    args = _args(*argv)
+    return keep.Keeper.for_run(args, args.command, parse_targets(args.targets), None)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- the state
+
+
+def test_the_hosts_written_come_back_as_intervals_after_a_round_trip() -> None:
+    log = HostLog([(100, 200), (300, 400)])
+    log.new.extend(["0.0.0.101", "0.0.0.102", "0.0.0.103", "0.0.1.44", "::1", "fd18::5"])
+    log.fold(5)  # the sixth stays pending
+    assert log.count == 5 and log.new == ["fd18::5"]
+    again = HostLog([(100, 200), (300, 400)])
+    again.load(json.loads(json.dumps(log.to_json())))
+    assert again.intervals() == ([(101, 103), (300, 300)], [(1, 1)])
+
+
+def test_a_range_too_wide_for_a_bitmap_keeps_a_set() -> None:
+    log = HostLog([(0, (1 << 32) - 1)])
+    assert log.bits is None
+    log.new.extend(["10.0.0.1", "10.0.0.2"])
+    log.fold(2)
+    data = json.loads(json.dumps(log.to_json()))
+    assert "bits" not in data
+    again = HostLog([(0, (1 << 32) - 1)])
+    again.load(data)
+    assert again.intervals()[0] == [(0x0A000001, 0x0A000002)]
+
+
+def test_a_checkpoint_holds_the_job_and_resumes_with_what_was_not_written(
+    tmp_path: Path,
+) -> None:
+    space = parse_targets(["127.0.0.1-8", "::1", "localhost"])
+    ck = RunCheckpoint(tmp_path / "c", "scan", space, {"ports": "22"}, 7, [])
+    with ck.lock:
+        ck.wrote(["127.0.0.2", "127.0.0.3", "::1"])
+    ck.save()
+    assert is_run_checkpoint(ck.path)
+    back = RunCheckpoint.load(ck.path)
+    assert (back.kind, back.options, back.seed, back.digest) == (
+        "scan",
+        {"ports": "22"},
+        7,
+        ck.digest,
+    )
+    rest = back.remaining()
+    assert [str(a) for a in rest] == ["127.0.0.1", *(f"127.0.0.{i}" for i in range(4, 9))]
+    assert rest.hostname("127.0.0.1") == "localhost"  # the names given stay with the hosts
+
+
+def test_a_checkpoint_whose_job_was_edited_is_refused(tmp_path: Path) -> None:
+    ck = RunCheckpoint(tmp_path / "c", "sweep", parse_targets(["127.0.0.1"]), {}, None)
+    ck.save()
+    text = ck.path.read_text().replace('"kind":"sweep"', '"kind":"scan"')
+    ck.path.write_text(text)
+    with pytest.raises(UsageError, match="does not match"):
+        RunCheckpoint.load(ck.path)
+    chunked_format = tmp_path / "old"
+    chunked_format.write_text('{"format":"hilos-checkpoint/1"}')
+    assert not is_run_checkpoint(chunked_format)
+
+
+# ---------------------------------------------------------------- where it lives
+
+
+def test_the_checkpoint_sits_beside_the_first_output_file(tmp_path: Path) -> None:
+    k = _keeper(tmp_path, "scan", "127.0.0.1", "-o", str(tmp_path / "out.jsonl"), "-oX", "x")
+    assert k.ckpt is not None and k.ckpt.path == tmp_path / "out.jsonl.checkpoint"
+    k = _keeper(tmp_path, "sweep", "127.0.0.1", "-oA", str(tmp_path / "base"))
+    assert k.ckpt is not None and k.ckpt.path == tmp_path / "base.checkpoint"
+
+
+def test_with_only_stdout_it_goes_to_the_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    k = _keeper(tmp_path, "scan", "127.0.0.1", "-p", "22")
+    assert k.ckpt is not None
+    assert k.ckpt.path.parent == tmp_path / "state" / "hilos"
+    assert k.ckpt.path.name == f"scan-{k.ckpt.digest[:16]}.checkpoint"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    k = _keeper(tmp_path, "sweep", "127.0.0.1")
+    assert k.ckpt is not None
+    assert k.ckpt.path.parent == tmp_path / "home" / ".local" / "state" / "hilos"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--no-checkpoint"], ["--shard", "1/2"], ["--baseline", "old.jsonl"]],
+)
+def test_some_runs_keep_none(tmp_path: Path, extra: list[str]) -> None:
+    assert _keeper(tmp_path, "scan", "127.0.0.1", "-o", "o.jsonl", *extra).ckpt is None
+
+
+# ---------------------------------------------------------------- runs
+
+
+def _run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HILOS, *argv], capture_output=True, text=True, timeout=60, cwd=cwd, check=False
+    )
+
+
+def test_a_completed_run_removes_its_checkpoint(tmp_path: Path) -> None:
+    state = Path(os.environ["XDG_STATE_HOME"]) / "hilos"
+    before = set(state.iterdir()) if state.exists() else set()
+    done = _run("scan", "127.0.0.1", "-p", "1-20", "--type", "connect", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (set(state.iterdir()) if state.exists() else set()) == before
+    done = _run("sweep", "127.0.0.1-3", "-q", "-o", "h.jsonl", "-oX", "h.xml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.jsonl", "h.xml"]
+
+
+def _written(ck: Path, proc: subprocess.Popen[str], deadline: float = 20.0) -> None:
+    """Until the checkpoint counts a host written (the kill then lands inside the run)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        try:
+            if json.loads(ck.read_text())["written"]["count"]:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("no host written in time")
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _canon(path: Path) -> list[str]:
+    return sorted(json.dumps(o, sort_keys=True) for o in _lines(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["scan", "sweep"])
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, kind: str) -> None:
+    argv = (
+        [kind, *SLOW]
+        if kind == "scan"
+        else ["sweep", "127.0.0.1-80", "--method", "tcp", "--rate", "30"]
+    )
+    ref = _run(*argv, "-q", "--no-checkpoint", "-o", "ref.jsonl", cwd=tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    ck = tmp_path / "out.jsonl.checkpoint"
+    proc = subprocess.Popen(
+        [*HILOS, *argv, "-q", "-o", "out.jsonl", "-oX", "out.xml"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _written(ck, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    first = {o["host"] for o in _lines(tmp_path / "out.jsonl")}
+    assert first  # the kill landed after some hosts were written
+    resumed = _run(kind, "--resume", str(ck), "-q", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    hosts = [o["host"] for o in _lines(tmp_path / "out.jsonl")]
+    assert len(hosts) == len(set(hosts))  # nothing twice
+    assert _canon(tmp_path / "out.jsonl") == _canon(tmp_path / "ref.jsonl")
+    doc = xml.dom.minidom.parse(str(tmp_path / "out.xml"))  # closed once, well formed
+    assert len(doc.getElementsByTagName("host")) == len(hosts)
+    assert not ck.exists()
+
+
+@pytest.mark.slow
+def test_sigterm_saves_the_checkpoint_and_names_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    proc = subprocess.Popen(
+        [*HILOS, "scan", *SLOW],  # every output on stdout: the checkpoint in the state dir
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err
+    (ck,) = (state / "hilos").iterdir()
+    assert f"hilos: continue with: hilos scan --resume {ck}\n" in err
+    resumed = subprocess.run(
+        [*HILOS, "scan", "--resume", str(ck), "-q"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert not ck.exists()
+    assert "scan report for 127.0.0." in resumed.stdout
+
+
+def test_resume_of_a_scan_checkpoint_as_a_sweep_is_refused(tmp_path: Path) -> None:
+    ck = RunCheckpoint(tmp_path / "c", "scan", parse_targets(["127.0.0.1"]), {}, None)
+    ck.save()
+    done = _run("sweep", "--resume", str(ck.path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "hilos scan --resume" in done.stderr
