@@ -95,3 +95,19 @@ def test_clean_port_of_plain_ports_is_cached_and_cleaned() -> None:
     assert clean_port(hostile, 100) is got  # the same few combinations are cleaned once
     probed = PortResult(22, "open", "syn-ack", service="ssh", product="Open\x07SSH")
     assert clean_port(probed, 100).product == "OpenSSH"
+
+
+def test_write_without_flush_holds_the_line_until_flush() -> None:
+    """OutputSet.write(..., flush=False) leaves the line buffered (a burst of results costs one
+    flush); flush() puts it out; the default write flushes at once."""
+    stream = _Counting()
+    out = open_outputs("sweep", ["json"], ["-"], None, show_all=False, stdout=stream, meta={})
+    before = stream.flushes
+    out.write(HOSTS[1], flush=False)
+    out.write(HOSTS[2], flush=False)
+    assert stream.flushes == before
+    out.flush()
+    assert stream.flushes == before + 1
+    out.write(HOSTS[4])
+    assert stream.flushes == before + 2 and len(stream.getvalue().splitlines()) == 3
+    out.close()

@@ -280,3 +280,15 @@ def test_send_errors_follow_the_wire_policy() -> None:
     bad.net.errors = [errno.EMSGSIZE]
     with pytest.raises(NetworkError, match="sending SYN probes"):
         list(bad.results())
+
+
+@pytest.mark.timeout(60)
+def test_ready_says_whether_another_host_waits() -> None:
+    """ready() is what lets the CLI hold its flush through a burst of finished hosts."""
+    hosts = [f"127.0.2.{i}" for i in range(1, 31)]
+    sc = SimScanner(hosts, [22, 80], retries=0, timeout=0.05, seed=2, open_=set(), silent=set())
+    seen = []
+    for _ in sc.results():
+        seen.append(sc.ready())
+        time.sleep(0.002)  # let the others finish: they are then all waiting
+    assert len(seen) == 30 and any(seen) and seen[-1] is False

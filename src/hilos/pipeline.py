@@ -168,6 +168,14 @@ class Scan:
         end = self._ended if self._ended is not None else time.monotonic()
         return ScanSummary(self._probed_now(), self._up, end - (self._started or end))
 
+    def ready(self) -> bool:
+        """Whether the next result is already waiting (so a writer may hold its flush). Only
+        the SYN scan says so; banners and the other scanners always answer False."""
+        scanner = self._scanner
+        if scanner is None or self.banners or not hasattr(scanner, "ready"):
+            return False
+        return bool(scanner.ready())
+
     def cancel(self) -> None:
         """Stop discovery, the scan and banner reads; the iterator ends soon after."""
         self._cancel.set()

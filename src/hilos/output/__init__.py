@@ -133,17 +133,31 @@ class OutputSet:
     def closed(self) -> bool:
         return self._closed
 
-    def write(self, result: Result) -> None:
-        """Write one result to every output and flush each."""
+    def write(self, result: Result, flush: bool = True) -> None:
+        """Write one result to every output and flush each. `flush=False` when more results
+        are ready at once (then `flush()` after the last): a /16 -Pn scan ends with 65,536
+        hosts in a burst. Stdout shared with the progress line is always flushed."""
         with self._lock:
             shown = self._admit(result)
             if shown is None:
                 return
             try:
-                self._each(lambda w: w.write(shown))
+                self._each(lambda w: w.write(shown, flush or self._shares_progress(w)))
             except OutputError as exc:
                 self.failure = self.failure or exc
                 raise
+
+    def flush(self) -> None:
+        """Flush every output (what `write(..., flush=False)` left buffered)."""
+        with self._lock:
+            try:
+                self._each(lambda w: w.flush())
+            except OutputError as exc:
+                self.failure = self.failure or exc
+                raise
+
+    def _shares_progress(self, w: Writer) -> bool:
+        return w.name == STDOUT and self._progress is not None
 
     def write_many(self, results: Sequence[Result]) -> None:
         """write() for a batch (a batched sweep's): each output flushed once for all of them,

@@ -223,11 +223,15 @@ class Writer:
     def open(self) -> None:
         self._guard(self._header)
 
-    def write(self, result: Result) -> None:
+    def write(self, result: Result, flush: bool = True) -> None:
         # Down hosts are listed only with --all (every format agrees on this).
         if self.failed or (result.status != "up" and not self.show_all):
             return
-        self._guard(lambda: self._write(result))
+        self._guard(lambda: self._write(result), flush)
+
+    def flush(self) -> None:
+        if not self.failed and not self.closed:
+            self._guard(lambda: None)
 
     def write_many(self, results: list[Result]) -> None:
         """Write several results, then flush once."""
@@ -263,11 +267,12 @@ class Writer:
                 with contextlib.suppress(OSError):
                     self.stream.close()
 
-    def _guard(self, action: Callable[[], None]) -> None:
+    def _guard(self, action: Callable[[], None], flush: bool = True) -> None:
         """Run one write and the flush after it; an OSError becomes one OutputError."""
         try:
             action()
-            self.stream.flush()
+            if flush:
+                self.stream.flush()
         except OSError as exc:
             self.failed = True
             raise OutputError(self.name, exc) from exc

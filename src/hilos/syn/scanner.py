@@ -170,6 +170,10 @@ class SynScanner:
         finally:
             self.cancel()
 
+    def ready(self) -> bool:
+        """Whether `results()` has another host ready now, without waiting."""
+        return not self._state.completed.empty()
+
     def _raise_error(self) -> None:
         err = self._error or self._forked.error
         if err is None:
