@@ -109,7 +109,7 @@ class DenseSweep:
             grow_rcvbuf(sock, 256 << 20)
             self._rx.append((sock, probe))
         self.error: BaseException | None = None  # a receiver's failure
-        self._loops = [0] * len(self._rx)
+        self._busy = [False] * len(self._rx)  # a receiver holds a batch not yet marked
         self._threads = [
             threading.Thread(target=self._receive, args=(*rx, k), name="hilos-rx", daemon=True)
             for k, rx in enumerate(self._rx)
@@ -217,10 +217,18 @@ class DenseSweep:
         rx = RxBatch(sock, 1024, 128)
         try:
             while not self._stop.is_set():
-                self._loops[slot] += 1  # settle() waits for a loop after the queue emptied
-                n = rx.recv(0.05)
-                if n:
-                    self._mark(probe.validate(rx.pkts[:n], rx.lens(n)), time.monotonic_ns())
+                if not rx.wait(0.05):
+                    continue
+                # Busy from before the queue is read until its batch is marked: settle() sees
+                # either packets queued or a receiver busy, never a batch in between.
+                self._busy[slot] = True
+                try:
+                    n = rx.take()
+                    if n:
+                        now = time.monotonic_ns()
+                        self._mark(probe.validate(rx.pkts[:n], rx.lens(n)), now)
+                finally:
+                    self._busy[slot] = False
         except BaseException as exc:
             if not self._stop.is_set():
                 self.error = exc
@@ -231,19 +239,12 @@ class DenseSweep:
         receiver failed with."""
         deadline = time.monotonic() + limit
         while not stop.is_set() and time.monotonic() < deadline and self.error is None:
-            if any(_queued(sock) for sock, _probe in self._rx):
-                time.sleep(0.005)
-                continue
-            seen = list(self._loops)  # then one more loop of each: a batch in hand is marked
-            while (
-                time.monotonic() < deadline
-                and self.error is None
-                and any(
-                    now - was < 2 and t.is_alive()
-                    for now, was, t in zip(self._loops, seen, self._threads, strict=True)
-                )
+            # Queue first, then busy: a batch taken after the first check was queued at it.
+            if any(_queued(sock) for sock, _probe in self._rx) or any(
+                busy and t.is_alive() for busy, t in zip(self._busy, self._threads, strict=True)
             ):
-                time.sleep(0.002)
+                time.sleep(0.001)
+                continue
             break
         self.drops = sum(raw_drops(sock) or 0 for sock, _probe in self._rx)
         if self.error is not None:

@@ -109,9 +109,15 @@ class RxBatch:
     def recv(self, timeout: float) -> int:
         """Wait up to `timeout` s for packets, then take as many as are queued (up to
         `count`) without blocking; returns how many (0 on timeout)."""
+        return self.take() if self.wait(timeout) else 0
+
+    def wait(self, timeout: float) -> bool:
+        """Whether packets are queued, waiting up to `timeout` s for the first."""
         ready, _, _ = select.select([self._fd], [], [], timeout)
-        if not ready:
-            return 0
+        return bool(ready)
+
+    def take(self) -> int:
+        """Take as many packets as are queued (up to `count`) without blocking; how many."""
         n = self._fn(self._fd, self._addr, self.count, _MSG_DONTWAIT, None)
         if n >= 0:
             return int(n)
