@@ -259,3 +259,28 @@ def test_numpy_loads_in_the_background_while_discovery_runs() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_drain_round_sends_one_datagram_per_silent_port() -> None:
+    """Behind an ICMP rate limit a second datagram to the same port would spend the host's
+    next token on an answer already had: the slow rounds send one payload per port."""
+
+    class Tx:
+        def __init__(self) -> None:
+            self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+        def sendto(self, pkt: bytes, addr: tuple[str, int]) -> None:
+            self.sent.append((pkt, addr))
+
+    class Rx:
+        tx4 = Tx()
+        tx6 = None
+
+    scanner = UdpScanner(["198.18.0.1", "198.18.0.2"], [40001, 40002, 40003], batched=False)
+    scanner.state.answered[0] = scanner.state.answered[1] = 1  # both hosts answered before
+    rx = Rx()
+    scanner.send_pass(rx, 3)  # type: ignore[arg-type]
+    assert len(rx.tx4.sent) > 6  # a regular pass: every payload to a host that answered
+    rx.tx4.sent.clear()
+    scanner.send_pass(rx, 9, [0, 1, 4, 5])  # type: ignore[arg-type]
+    assert len(rx.tx4.sent) == 4

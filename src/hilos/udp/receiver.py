@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Final
+from typing import Any, Final
 
 from hilos.errors import NetworkError
 from hilos.probes.udp_payloads import PORT_KINDS, id_matches
@@ -73,15 +73,21 @@ class UdpReceiver:
     errors) and the thread that reads them. `idle_at`: everything that arrived before this
     monotonic time has been handled."""
 
-    def __init__(self, state: UdpState, families: frozenset[int]) -> None:
+    def __init__(self, state: UdpState, families: frozenset[int], batched: bool = False) -> None:
+        """`batched`: ICMP errors over IPv4 by recvmmsg and numpy (hilos.udp.rx4)."""
         self.validator = Validator(state)
+        self._batch: Any = None
         self.tx4: socket.socket | None = None
         self.tx6: socket.socket | None = None
         self._recv: list[tuple[socket.socket, int]] = []
         try:
             if 4 in families:
                 self.tx4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_UDP, "UDP"), 4)
-                self._add(raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "ICMP"), 1)
+                icmp4 = self._add(raw_socket(socket.AF_INET, socket.IPPROTO_ICMP, "ICMP"), 1)
+                if batched:
+                    from hilos.udp.rx4 import Icmp4Batch
+
+                    self._batch = Icmp4Batch(icmp4, state)
             if 6 in families:
                 s6 = raw_socket(socket.AF_INET6, socket.IPPROTO_UDP, "UDP")
                 s6.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, 6)  # the kernel sums it
@@ -139,7 +145,10 @@ class UdpReceiver:
             drained = True
             for fd, _ev in events:
                 s, kind = by_fd[fd]
-                if not self.drain(s, kind, buf):
+                if kind == 1 and self._batch is not None:
+                    if not self._batch.drain():
+                        drained = False
+                elif not self.drain(s, kind, buf):
                     drained = False
                 if stop.is_set():
                     return

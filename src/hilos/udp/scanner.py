@@ -129,8 +129,9 @@ class UdpScanner:
                 run_unprivileged(self, self.retries, self._bucket, self._cancel)
 
         else:
-            self._rx = UdpReceiver(self.state, self.targets.family_set).start()
-            if self._batched and 4 in self.targets.family_set:
+            batched = self._batched and 4 in self.targets.family_set
+            self._rx = UdpReceiver(self.state, self.targets.family_set, batched).start()
+            if batched:
                 # IPv4 probes by the batched engine (numpy frames, sendmmsg); IPv6 per probe.
                 from hilos.udp.vsend import VectorSend
 
@@ -234,7 +235,8 @@ class UdpScanner:
         A port without a payload of its own gets the empty datagram first; from the second
         attempt on, one payload of the rotation per attempt, or, once its host has answered
         anything (it is up, so the silence is the port's), every protocol's payload at each
-        attempt: on a lossy path each then gets every retry, not one try."""
+        attempt: on a lossy path each then gets every retry, not one try. `indices` (the
+        drain's rounds): only those, one payload each."""
         st, tg = self.state, self.targets
         ports, np_, final = st.ports, st.np, st.final
         families, sockaddrs = tg.families, tg.sockaddrs
@@ -245,7 +247,9 @@ class UdpScanner:
             ROTATION[1:] if attempt and p not in PORT_KINDS else kinds[i]
             for i, p in enumerate(ports)
         ]
-        answered = st.answered
+        # A drain round (chosen indices, behind an ICMP rate limit): one payload per port, else
+        # a second datagram to a port could spend the host's next token on a known answer.
+        answered = st.answered if indices is None else bytearray(len(tg))
         vector = self._vector is not None
         if indices is not None:
             vector = False  # a few chosen probes: all of them here
