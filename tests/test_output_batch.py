@@ -111,3 +111,23 @@ def test_write_without_flush_holds_the_line_until_flush() -> None:
     out.write(HOSTS[4])
     assert stream.flushes == before + 2 and len(stream.getvalue().splitlines()) == 3
     out.close()
+
+
+def test_a_background_flush_failure_is_raised_by_the_next_write() -> None:
+    """A checkpoint's timer flushes from its own thread: a full disk found there is reported
+    by the main thread's next write (one error, in the thread that exits with it)."""
+    import errno
+
+    from hilos.errors import OutputError
+
+    class Full(io.StringIO):
+        def flush(self) -> None:
+            if self.getvalue():
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = open_outputs("sweep", ["json"], ["-"], None, show_all=False, stdout=Full(), meta={})
+    out.write(HOSTS[1], flush=False)
+    out.flush(background=True)  # no exception in the timer's thread
+    with pytest.raises(OutputError, match="No space left"):
+        out.write(HOSTS[2])
+    assert out.failure is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -139,8 +140,12 @@ class Keeper:
             out = open_cli_outputs(self.kind, args, progress, meta)
             if ckpt is not None:
                 ckpt.files = chunked.resumable_files(args, self.kind)
-            return out
-        return chunked.open_appended(args, self.kind, progress, meta, ckpt.path, ckpt.offsets)
+        else:
+            out = chunked.open_appended(args, self.kind, progress, meta, ckpt.path, ckpt.offsets)
+        if ckpt is not None:
+            # write(..., flush=False) may hold lines back; a failure is the main thread's
+            ckpt.before_save = functools.partial(out.flush, background=True)
+        return out
 
     def start(self) -> None:
         if self.ckpt is None:
@@ -163,13 +168,13 @@ class Keeper:
             except OSError:
                 return  # the disk is full or gone: the run goes on, the last save stays
 
-    def write(self, out: OutputSet, host: Any) -> None:
+    def write(self, out: OutputSet, host: Any, flush: bool = True) -> None:
         ckpt = self.ckpt
         if ckpt is None:
-            out.write(host)
+            out.write(host, flush)
             return
         with ckpt.lock:
-            out.write(host)
+            out.write(host, flush)
             ckpt.log.new.append(host.host)
 
     def write_many(self, out: OutputSet, hosts: Sequence[Any]) -> None:

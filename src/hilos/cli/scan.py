@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
     try:
         for host in job:
-            keeper.write(out, host)
+            # A burst of finished hosts (the end of a /16 -Pn scan) costs one flush.
+            keeper.write(out, host, flush=not job.ready())
             base.add(host)
     except KeyboardInterrupt:
         finished.set()

@@ -121,6 +121,7 @@ class OutputSet:
         self.seen = 0
         self.up = 0
         self.failure: OutputError | None = None  # the first write that failed
+        self._unreported: OutputError | None = None  # a background flush's, for the next call
         self.summary: Summary | None = None  # what close() wrote
         self._type = ScanHostResult if kind == "scan" else HostResult
 
@@ -138,6 +139,7 @@ class OutputSet:
         are ready at once (then `flush()` after the last): a /16 -Pn scan ends with 65,536
         hosts in a burst. Stdout shared with the progress line is always flushed."""
         with self._lock:
+            self._raise_unreported()
             shown = self._admit(result)
             if shown is None:
                 return
@@ -147,14 +149,23 @@ class OutputSet:
                 self.failure = self.failure or exc
                 raise
 
-    def flush(self) -> None:
-        """Flush every output (what `write(..., flush=False)` left buffered)."""
+    def flush(self, *, background: bool = False) -> None:
+        """Flush every output (what `write(..., flush=False)` left buffered). `background`:
+        called from another thread (a checkpoint's timer), a failure is raised by the next
+        write or close instead, in the thread that reports it."""
         with self._lock:
             try:
                 self._each(lambda w: w.flush())
             except OutputError as exc:
                 self.failure = self.failure or exc
-                raise
+                if not background:
+                    raise
+                self._unreported = exc
+
+    def _raise_unreported(self) -> None:
+        exc, self._unreported = self._unreported, None
+        if exc is not None:
+            raise exc
 
     def _shares_progress(self, w: Writer) -> bool:
         return w.name == STDOUT and self._progress is not None
@@ -207,6 +218,7 @@ class OutputSet:
                 return
             self._closed = True
             error = self._reason(error)
+            unreported, self._unreported = self._unreported, None
             fallback = Summary(self.seen, self.up, max(time.time() - self._start, 0.0), error)
             final = fallback if summary is None else Summary.from_mapping(summary, fallback)
             self.summary = final
@@ -215,6 +227,8 @@ class OutputSet:
             except OutputError as exc:
                 self.failure = self.failure or exc
                 raise
+            if unreported is not None:
+                raise unreported
 
     def _reason(self, error: str | None) -> str | None:
         if error != "failed":

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,10 @@ class RunCheckpoint:
         self.path = Path(path)
         self.kind = kind
         self.files = list(files)
+        # Called under the lock before the outputs' lengths are read: writes may leave lines
+        # buffered (a burst of results flushes once), and the lengths must hold every host
+        # the log names.
+        self.before_save: Callable[[], None] | None = None
         v4: list[Interval] = []
         v6: list[Interval] = []
         for first, last in space.iter_ranges():
@@ -181,6 +185,8 @@ class RunCheckpoint:
     def save(self) -> None:
         """Write the state now, atomically; the output lengths are read with the hosts."""
         with self.lock:
+            if self.before_save is not None:
+                self.before_save()
             upto = len(self.log.new)
             offsets = {p: _size(p) for p in self.files}
         self.log.fold(upto)
