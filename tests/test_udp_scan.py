@@ -284,3 +284,38 @@ def test_a_drain_round_sends_one_datagram_per_silent_port() -> None:
     rx.tx4.sent.clear()
     scanner.send_pass(rx, 9, [0, 1, 4, 5])  # type: ignore[arg-type]
     assert len(rx.tx4.sent) == 4
+
+
+def test_retries_stop_after_two_quiet_passes_when_the_host_answers() -> None:
+    """A silent port on a host that answers (its closed port does): nothing is lost, so after
+    attempts 0, 1 and 2 (two retry passes without a new answer, and one full wait) it is
+    open|filtered, not after all six; a silent host still gets every retry."""
+    if not ROOT:
+        pytest.skip("raw sockets need root")
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))  # bound, never read: no reply, no port unreachable
+    try:
+        port = silent.getsockname()[1]
+        scanner = UdpScanner(["127.0.0.1"], [port, _closed_port()], privileged=True)
+        attempts: list[int] = []
+        real = scanner.send_pass
+
+        def counted(rx: UdpReceiver, attempt: int, indices: object = None) -> float:
+            if indices is None:
+                attempts.append(attempt)
+            return real(rx, attempt, indices)  # type: ignore[arg-type]
+
+        scanner.send_pass = counted  # type: ignore[method-assign]
+        (host,) = list(scanner.results())
+        assert [p.state for p in host.ports] == ["open|filtered", "closed"]
+        assert attempts == [0, 1, 2]
+        # Alone, the silent port's host answers nothing: every payload of the rotation.
+        scanner = UdpScanner(["127.0.0.1"], [port], privileged=True, timeout=0.05)
+        attempts.clear()
+        real = scanner.send_pass
+        scanner.send_pass = counted  # type: ignore[method-assign]
+        (host,) = list(scanner.results())
+        assert host.ports[0].state == "open|filtered"
+        assert attempts == [0, 1, 2, 3, 4, 5]
+    finally:
+        silent.close()

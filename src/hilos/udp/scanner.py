@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
+QUIET_PASSES = 2  # retry passes in a row without a new answer: nothing is being lost
 _BATCH = 32
 
 
@@ -203,21 +204,35 @@ class UdpScanner:
         self.state.completed.put(-1)
 
     def _send_all(self) -> None:
-        """Every pass, then open|filtered for what is still silent."""
+        """Every pass, then open|filtered for what is still silent.
+
+        Fewer passes when nothing is lost (as nmap stops retrying past the last try that
+        brought an answer): after `QUIET_PASSES` retry passes in a row without a new answer,
+        while every silent port's host answers (so the silence is the ports', and the payload
+        rotation for a silent host is not cut short), one full wait, and if that brings
+        nothing either, the rest is open|filtered. A lossy path keeps bringing answers and
+        gets every retry."""
         rx = self._rx
         assert rx is not None
+        st, quiet = self.state, 0
         for attempt in range(self.retries + 1):
+            before = st.final_count
             if self._vector is not None:
                 sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
-                with self.state.lock:
-                    self.state.sent += sent
+                with st.lock:
+                    st.sent += sent
             last = self.send_pass(rx, attempt)
             # Between passes the estimator's timeout (a late answer costs one resend); the
             # last pass waits long enough for the longest round trip seen (a late answer
             # there would be a wrong state).
             self.wait_answers(rx, last, final=attempt == self.retries)
-            if self._cancel.is_set() or self.state.final_count >= self.state.goal:
+            if self._cancel.is_set() or st.final_count >= st.goal:
                 break
+            quiet = quiet + 1 if attempt and st.final_count == before else 0
+            if quiet >= QUIET_PASSES and attempt < self.retries and self._silent_hosts_answer():
+                self.wait_answers(rx, last, final=True)
+                if st.final_count == before:
+                    break
         if not self._cancel.is_set() and self.state.final_count < self.state.goal:
 
             def send_round(indices: list[int], attempt: int) -> None:
@@ -226,6 +241,14 @@ class UdpScanner:
             drain_rate_limited(self, send_round, self._cancel)
         if not self._cancel.is_set():
             self.state.give_up(self.walk())
+
+    def _silent_hosts_answer(self) -> bool:
+        """Whether every port still silent is on a host that answered something."""
+        st, np_ = self.state, self.state.np
+        answered, final = st.answered, st.final
+        return all(
+            answered[idx // np_] for idx in self.walk() if not final[idx >> 3] >> (idx & 7) & 1
+        )
 
     def send_pass(
         self, rx: UdpReceiver, attempt: int, indices: Iterable[int] | None = None
@@ -282,11 +305,18 @@ class UdpScanner:
         return time.monotonic()
 
     def wait_answers(self, rx: UdpReceiver, last: float, final: bool) -> None:
-        """Until the receiver has handled everything up to `last` + the timeout."""
+        """Until the receiver has handled everything up to `last` + the timeout, and no new
+        answer came for a quarter of the resend time: answers still streaming in (a queue on
+        the path drains them after a big pass) are not resent to."""
         st = self.state
+        seen, seen_at = st.final_count, time.monotonic()
         while not self._cancel.is_set() and st.final_count < st.goal:
             rx.check()
-            if rx.idle_at >= last + (st.wait if final else st.resend_after):
+            now = time.monotonic()
+            if st.final_count != seen:
+                seen, seen_at = st.final_count, now
+            due = rx.idle_at >= last + (st.wait if final else st.resend_after)
+            if due and now - seen_at >= st.resend_after / 4 + 0.003:
                 return
             time.sleep(0.002)
 
