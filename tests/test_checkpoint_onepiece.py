@@ -238,3 +238,39 @@ def test_resume_of_a_scan_checkpoint_as_a_sweep_is_refused(tmp_path: Path) -> No
     done = _run("sweep", "--resume", str(ck.path), cwd=tmp_path)
     assert done.returncode == 2
     assert "hilos scan --resume" in done.stderr
+
+
+class _Out:
+    """Outputs that take hosts into a list; the `n`-th write is cut by Ctrl-C halfway."""
+
+    def __init__(self, path: Path, n: int) -> None:
+        self.path, self.n, self.calls = path, n, 0
+
+    def write(self, host: object, flush: bool = True) -> None:
+        self.calls += 1
+        with self.path.open("a") as f:
+            f.write(f"{host.host}\n" if self.calls != self.n else "half a li")  # type: ignore[attr-defined]
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_inside_a_write_keeps_the_last_consistent_save(tmp_path: Path) -> None:
+    from hilos.results import ScanHostResult
+
+    out_file = tmp_path / "out.txt"
+    out_file.write_text("")
+    ck = RunCheckpoint(tmp_path / "c", "scan", parse_targets(["127.0.0.1-9"]), {}, None)
+    ck.files = [str(out_file)]
+    keeper = keep.Keeper("scan", ck)
+    keeper.start()
+    out = _Out(out_file, 3)
+    hosts = [ScanHostResult(f"127.0.0.{i}", "up", "user-set", ()) for i in (1, 2, 3)]
+    keeper.write(out, hosts[0])  # type: ignore[arg-type]
+    keeper.write(out, hosts[1])  # type: ignore[arg-type]
+    ck.save()  # the timer's save: two hosts, the file's length after them
+    with pytest.raises(KeyboardInterrupt):
+        keeper.write(out, hosts[2])  # type: ignore[arg-type]
+    keeper.stop()  # no save: the file holds part of a host the checkpoint cannot name
+    back = RunCheckpoint.load(ck.path)
+    assert back.offsets == {str(out_file): len("127.0.0.1\n127.0.0.2\n")}
+    assert [str(a) for a in back.remaining()] == [f"127.0.0.{i}" for i in range(3, 10)]

@@ -1,7 +1,8 @@
 """`hilos scan`/`sweep` as chunked jobs: --checkpoint FILE, --resume FILE, --cluster ADDR.
 
-A scan or sweep runs as a chunked job when asked: --checkpoint FILE, --resume FILE or --cluster
-(its checkpoint next to the first output file unless --no-checkpoint). Not by default: chunks
+A scan or sweep runs as a chunked job when asked: --checkpoint FILE, --resume FILE (of a
+chunked job's checkpoint) or --cluster (its checkpoint next to the first output file unless
+--no-checkpoint). Otherwise it runs in one piece with the default checkpoint (cli.keep): chunks
 cost a short scan up to 2x (-p- of one host: 1.2 -> 2.4-3.1 s). The job (targets with
 excludes applied, ports, type, options, one seed) runs as chunks of the keyed walk, here or on a
 Dask cluster; every completed chunk lands in the checkpoint. A host is written as soon as every
@@ -61,19 +62,20 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="FILE",
-        help="keep a checkpoint in FILE so --resume FILE can continue after a crash (deleted "
-        "once the run completes; with --cluster the default is FILE.checkpoint next to the first "
-        "output file; otherwise none)",
+        help="run in chunks of about a second and keep their checkpoint in FILE: --resume FILE "
+        "then sends at most a chunk again (deleted once the run completes; without it a run "
+        "keeps a lighter one next to its first output file, or in $XDG_STATE_HOME/hilos)",
     )
     p.add_argument(
         "--no-checkpoint",
         action="store_true",
-        help="with --cluster: keep no checkpoint next to the outputs (no --resume after a crash)",
+        help="keep no checkpoint (no --resume after a crash)",
     )
     p.add_argument(
         "--resume",
         metavar="FILE",
-        help="continue the run saved in checkpoint FILE (no other options needed)",
+        help="continue the run saved in checkpoint FILE (no other options needed; the outputs "
+        "are appended to)",
     )
 
 

@@ -105,6 +105,7 @@ class Keeper:
         self.ckpt = ckpt
         self.resumed = resumed
         self._done = threading.Event()
+        self._torn = False  # a write of the outputs in progress (its hosts not recorded yet)
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -174,8 +175,10 @@ class Keeper:
             out.write(host, flush)
             return
         with ckpt.lock:
+            self._torn = True  # until the host is recorded too (an interrupt may land between)
             out.write(host, flush)
             ckpt.log.new.append(host.host)
+            self._torn = False
 
     def write_many(self, out: OutputSet, hosts: Sequence[Any]) -> None:
         ckpt = self.ckpt
@@ -183,16 +186,20 @@ class Keeper:
             out.write_many(hosts)
             return
         with ckpt.lock:
+            self._torn = True
             out.write_many(hosts)
             ckpt.wrote(h.host for h in hosts)
+            self._torn = False
 
     def stop(self) -> None:
         """An interrupted or failed run: save now, before the unfinished hosts are written
-        (a resumed run cuts them off again and probes them)."""
+        (a resumed run cuts them off again and probes them). Not when the interrupt landed
+        inside a write: the outputs may hold part of a host the checkpoint does not list, so
+        the last save (at most a second old) stays, and a resumed run cuts the files there."""
         self._done.set()
         if self._thread is not None:
             self._thread.join()
-        if self.ckpt is not None:
+        if self.ckpt is not None and not self._torn:
             with contextlib.suppress(OSError):
                 self.ckpt.save()
 
