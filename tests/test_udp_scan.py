@@ -319,3 +319,22 @@ def test_retries_stop_after_two_quiet_passes_when_the_host_answers() -> None:
         assert attempts == [0, 1, 2, 3, 4, 5]
     finally:
         silent.close()
+
+
+def test_ports_nothing_was_learned_from_are_built_once_for_all_hosts() -> None:
+    """6,000 closed ports of a /24 are a few distinct frozen results, not 6,000 objects; a
+    port that answered is still described from its own reply."""
+    from hilos.udp.state import CLOSED, OPEN
+
+    state = UdpState(UdpTargets(["198.18.0.1", "198.18.0.2"], Cookie()), [53, 9], None,
+                     namer=lambda port, data: {"product": data.decode()})  # fmt: skip
+    for h in (0, 1):
+        state.answer(h, 1, CLOSED, None)
+    state.answer(0, 0, OPEN, b"bind")
+    state.answer(1, 0, OPEN, b"unbound")
+    names = {53: "domain", 9: "discard"}.get
+    a, b = (state.build(h, names) for h in (0, 1))
+    assert a.ports[1] is b.ports[1]
+    assert (a.ports[1].state, a.ports[1].reason, a.ports[1].service) == (
+        "closed", "port-unreach", "discard")  # fmt: skip
+    assert (a.ports[0].product, b.ports[0].product) == ("bind", "unbound")

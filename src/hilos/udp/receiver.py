@@ -24,6 +24,7 @@ from hilos.wire.sockets import IPV6_CHECKSUM, enlarge_rcvbuf, poll_readable, raw
 __all__ = ["UdpReceiver", "Validator"]
 
 _RCVBUF = 8 << 20
+_SMALL = 64  # ICMP errors per batched read below which the reader pauses 1 ms
 _UNREACH = REASON_CODE["unreach"]
 # The kernel's arrival time of each packet (CLOCK_REALTIME, struct timespec): round trips are
 # then the path's, not inflated by this thread's backlog after a burst of answers.
@@ -148,6 +149,10 @@ class UdpReceiver:
                 if kind == 1 and self._batch is not None:
                     if not self._batch.drain():
                         drained = False
+                    elif self._batch.last < _SMALL:
+                        # A trickle (answers arriving as the sender sends): let a batch
+                        # gather instead of waking per packet; arrival times are the kernel's.
+                        stop.wait(0.001)
                 elif not self.drain(s, kind, buf):
                     drained = False
                 if stop.is_set():

@@ -107,6 +107,7 @@ class Icmp4Batch:
         self._fn: Any = fn
         self._fd = sock.fileno()
         self._addr = ctypes.addressof(self._msgs)
+        self.last = 0  # packets the last recvmmsg took
 
     def drain(self, rounds: int = 8) -> bool:
         """Take what the socket holds (at most `rounds` batches); True when it was emptied."""
@@ -119,6 +120,7 @@ class Icmp4Batch:
                     return True
                 exc = OSError(err, os.strerror(err))
                 raise from_oserror(exc, "receiving ICMP errors") from exc
+            self.last = n
             if n:
                 self.handle(self.pkts[:n], self._lens[:n].astype(np.int64), self._arrivals(n))
             if n < COUNT:

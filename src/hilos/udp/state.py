@@ -91,6 +91,7 @@ class UdpState:
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
         self.namer = namer
+        self._plain: dict[tuple[int, int, Callable[[int], str | None]], PortResult] = {}
         self.final_count = 0
         self.hosts_done = 0
         self.sent = 0
@@ -186,15 +187,26 @@ class UdpState:
     # ---------------------------------------------------------------- results
 
     def _port(self, idx: int, pi: int, code: int, names: Callable[[int], str | None]) -> PortResult:
-        state, reason = CODES[code]
-        port = self.ports[pi]
-        result = PortResult(port, state, reason, proto="udp", service=names(port))  # type: ignore[arg-type]
         data = self.replies.pop(idx, None)
-        if data is not None and self.namer is not None:
-            fields = dict(self.namer(port, data))
+        if data is None:
+            # Nothing learned from the port (closed, filtered, silent): the same frozen result
+            # for every host, built once (a /24 x 100 ports is 6,000 alike, mostly closed).
+            key = (pi, code, names)
+            cached = self._plain.get(key)
+            if cached is None:
+                cached = self._plain[key] = self._new_port(pi, code, names)
+            return cached
+        result = self._new_port(pi, code, names)
+        if self.namer is not None:
+            fields = dict(self.namer(self.ports[pi], data))
             if fields:
                 result = replace(result, **fields)  # type: ignore[arg-type]
         return result
+
+    def _new_port(self, pi: int, code: int, names: Callable[[int], str | None]) -> PortResult:
+        state, reason = CODES[code]
+        port = self.ports[pi]
+        return PortResult(port, state, reason, proto="udp", service=names(port))  # type: ignore[arg-type]
 
     def build(
         self, h: int, names: Callable[[int], str | None], partial: bool = False
