@@ -338,3 +338,23 @@ def test_ports_nothing_was_learned_from_are_built_once_for_all_hosts() -> None:
     assert (a.ports[1].state, a.ports[1].reason, a.ports[1].service) == (
         "closed", "port-unreach", "discard")  # fmt: skip
     assert (a.ports[0].product, b.ports[0].product) == ("bind", "unbound")
+
+
+def test_the_last_wait_follows_the_small_passes_not_the_first_passes_queue() -> None:
+    """A big first pass queues on a slow path (its answers 40-300 ms late); the retries'
+    answers come in 40 ms: the final wait is sized for those, not for the queue."""
+    import time
+
+    from hilos.udp.state import CLOSED
+
+    state = UdpState(UdpTargets(["198.18.0.1"], Cookie()), list(range(1, 101)), None)
+    now = time.monotonic_ns()
+    for pi in range(90):  # the first pass: the queue grows as it drains
+        state.mark_sent(pi)
+        state.answer(0, pi, CLOSED, None, at=now + (40 + 3 * pi) * 1_000_000)
+    assert state.wait > 0.3
+    state.small_pass = True
+    for pi in range(90, 95):
+        state.mark_sent(pi)
+        state.answer(0, pi, CLOSED, None, at=now + 41_000_000)
+    assert 0.04 < state.wait < 0.1

@@ -42,6 +42,7 @@ __all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
 QUIET_PASSES = 2  # retry passes in a row without a new answer: nothing is being lost
+_SMALL_PASS = 256  # probes still unanswered at most for a pass to time the unqueued path
 _BATCH = 32
 
 
@@ -217,6 +218,8 @@ class UdpScanner:
         st, quiet = self.state, 0
         for attempt in range(self.retries + 1):
             before = st.final_count
+            # A small pass: its answers time the path without a queue (UdpState.wait).
+            st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
             if self._vector is not None:
                 sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
                 with st.lock:

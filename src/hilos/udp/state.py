@@ -87,6 +87,11 @@ class UdpState:
         self.peak_ms = 0.0  # the longest round trip seen (a queue on the path, once)
         self.min_ms = float("inf")  # the shortest: the path itself, without any queue
         self.est = RttEstimator(initial=1.0, minimum=0.02, maximum=3.0, fixed=timeout, margin=0.01)
+        # Round trips of answers to small passes (the retries): the path without the queue a
+        # big first pass builds on it (a slow router, a shaper); what a last pass will see.
+        self.small_pass = False  # the sender says whether the pass in flight is small
+        self.small = RttEstimator(initial=1.0, minimum=0.02, maximum=3.0, margin=0.01)
+        self.small_peak_ms = 0.0
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
@@ -99,9 +104,13 @@ class UdpState:
     @property
     def wait(self) -> float:
         """How long to wait for answers after a pass: the estimator's timeout, and at least 1.5x
-        the longest round trip seen (which the smoothed estimate forgets); at most 3 s."""
+        the longest round trip seen (which the smoothed estimate forgets); at most 3 s. Once
+        small passes were answered, from their round trips only: the last pass is small too,
+        and a queue the first pass built (its samples) is gone by then."""
         if self.est.fixed is not None:
             return self.est.timeout
+        if self.small.measured:
+            return max(self.small.timeout, min(3.0, 1.5 * self.small_peak_ms / 1000.0))
         return max(self.est.timeout, min(3.0, 1.5 * self.peak_ms / 1000.0))
 
     @property
@@ -151,6 +160,9 @@ class UdpState:
             self.est.sample(rtt_ms / 1000.0)
             if rtt_ms > self.peak_ms:
                 self.peak_ms = rtt_ms
+            if self.small_pass:
+                self.small.sample(rtt_ms / 1000.0)
+                self.small_peak_ms = max(self.small_peak_ms, rtt_ms)
             if rtt_ms < self.min_ms:
                 self.min_ms = rtt_ms
             old = self.rtt.get(h)
