@@ -76,3 +76,42 @@ def test_finalize_of_a_big_list_counts_like_one_by_one() -> None:
         states.append((bytes(st.final), st.final_count, st.hosts_done, st.done, sorted(done)))
     assert states[0] == states[1]
     assert states[1][1] == len(set(picks))
+
+
+def test_a_batch_of_answers_counts_like_one_by_one() -> None:
+    """on_replies (the batched receiver's) against on_reply: the same final bits, codes,
+    completed hosts, per-host RTTs, with duplicates, strangers and unscanned ports mixed in."""
+    import random
+
+    import numpy as np
+
+    hosts = [f"127.0.{i >> 8}.{i & 255}" for i in range(1, 400)]
+    ports = [22, 80, 443, 8080, 3306]
+    rng = random.Random(3)
+    replies = []
+    for _ in range(3000):
+        a = 0x7F000000 + rng.randrange(1, 420)  # some are not scanned
+        p = rng.choice([*ports, 9999])
+        k = rng.choice((KIND_SYN_ACK, KIND_RST))
+        replies.append(Reply(4, a, p, 16400, k, "syn-ack" if k == KIND_SYN_ACK else "reset",
+                             round(rng.uniform(0.1, 9.0), 3)))  # fmt: skip
+    seen = []
+    for batched in (False, True):
+        st = ScanState(HostTable(hosts, Cookie(1)), ports, Control(None), len(hosts) * len(ports))
+        if batched:
+            for i in range(0, len(replies), 700):
+                part = replies[i : i + 700]
+                st.on_replies(
+                    np.array([r.addr for r in part], dtype=np.uint32),
+                    np.array([r.port for r in part], dtype=np.uint16),
+                    np.array([r.kind for r in part], dtype=np.uint8),
+                    np.array([r.rtt_ms for r in part], dtype=np.float64),
+                )
+        else:
+            for r in replies:
+                st.on_reply(r)
+        done = sorted(st.completed.get_nowait() for _ in range(st.completed.qsize()))
+        seen.append((bytes(st.final), st.codes, st.final_count, st.answered, done, st.rtt,
+                     bytes(st.has_code), st.control.rtt_min))  # fmt: skip
+    assert seen[0] == seen[1]
+    assert seen[1][2] > 1000 and seen[1][4]

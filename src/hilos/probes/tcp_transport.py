@@ -36,7 +36,7 @@ from hilos.wire.sockets import (
 )
 
 if TYPE_CHECKING:
-    from hilos.probes.tcp_batch import BatchDrain
+    from hilos.probes.tcp_batch import BatchDrain, OnBatch
 
 __all__ = ["TcpProber", "TcpTransport"]
 
@@ -65,6 +65,7 @@ class TcpTransport:
         cookie: Cookie | None = None,
         rcvbuf: int = 32 << 20,
         batched: bool = False,
+        on_batch: OnBatch | None = None,
     ) -> None:
         self.cookie = cookie or Cookie()
         self.on_reply = on_reply
@@ -74,7 +75,7 @@ class TcpTransport:
         if batched and 4 in set(families):
             from hilos.probes.tcp_batch import BatchDrain
 
-            self._batch = BatchDrain(self.cookie, on_reply)
+            self._batch = BatchDrain(self.cookie, on_reply, on_batch)
         fams = set(families)
         self._socks: list[socket.socket] = []
         self._recv: list[tuple[socket.socket, int]] = []  # (socket, handler kind)

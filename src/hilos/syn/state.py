@@ -15,12 +15,17 @@ import mmap
 import queue
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from hilos.probes.base import KIND_SYN_ACK, KIND_UNREACH, Reply
 from hilos.results import PortResult, ScanHostResult
 from hilos.syn.control import Control
 from hilos.syn.hosts import HostTable
 from hilos.targets.ports import service_name
+
+if TYPE_CHECKING:  # numpy only when answers come in batches
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = ["ScanState"]
 
@@ -82,6 +87,8 @@ class ScanState:
         self.answered = 0
         self.sent = 0
         self._silent: tuple[PortResult, ...] | None = None
+        # on_replies' lookup tables (sorted IPv4 keys, their host indices, port -> index)
+        self._v4: tuple[Any, Any, Any] | None = None
         # Immutable PortResult objects shared by every host: (port index, code) -> result.
         self._port_results: dict[tuple[int, int], PortResult] = {}
 
@@ -163,16 +170,96 @@ class ScanState:
             final = np.frombuffer(self.final, np.uint8)
             idx = idx[(final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1 == 0]
             np.bitwise_or.at(final, idx >> 3, (1 << (idx & 7)).astype(np.uint8))
-            per_host = np.bincount(idx // self.np)
-            hosts = np.flatnonzero(per_host)
-            counts = per_host[hosts]
-            done, expected = self.done, self.expected
-            for h, n in zip(hosts.tolist(), counts.tolist(), strict=True):
-                self.final_count += n
-                done[h] += n
-                if done[h] == (self.np if expected is None else expected[h]):
-                    self.hosts_done += 1
-                    self.completed.put(h)
+            self._count_many(idx // self.np)
+
+    def _count_many(self, hosts: npt.NDArray[np.int64]) -> None:
+        """_count_final for one newly final index per element of `hosts` (lock held)."""
+        import numpy as np
+
+        per_host = np.bincount(hosts)
+        some = np.flatnonzero(per_host)
+        done, expected = self.done, self.expected
+        for h, n in zip(some.tolist(), per_host[some].tolist(), strict=True):
+            self.final_count += n
+            done[h] += n
+            if done[h] == (self.np if expected is None else expected[h]):
+                self.hosts_done += 1
+                self.completed.put(h)
+
+    def on_replies(
+        self,
+        addr: npt.NDArray[np.uint32],
+        port: npt.NDArray[np.uint16],
+        kind: npt.NDArray[np.uint8],
+        rtt_ms: npt.NDArray[np.float64],
+    ) -> None:
+        """on_reply for a batch of validated IPv4 SYN-ACKs and RSTs (the batched receiver's:
+        a -p- scan gets a RST per closed port, 65,535 a host). The first answer of an index
+        counts, as one by one; the RTT estimator gets one sample a batch, its median."""
+        import numpy as np
+
+        h, pi, ok = self._locate(addr, port)
+        h, pi, kind, rtt = h[ok], pi[ok], kind[ok], rtt_ms[ok]
+        if not len(h):
+            return
+        self._rtt_batch(h, rtt)
+        idx = h * self.np + pi
+        order = np.argsort(idx, kind="stable")
+        idx, code = idx[order], np.where(kind[order] == KIND_SYN_ACK, OPEN, CLOSED)
+        first = np.concatenate(([True], idx[1:] != idx[:-1]))
+        idx, code = idx[first], code[first]
+        with self.lock:
+            final = np.frombuffer(self.final, np.uint8)
+            fresh = (final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1 == 0
+            idx, code = idx[fresh], code[fresh]
+            if not len(idx):
+                return
+            np.bitwise_or.at(final, idx >> 3, (1 << (idx & 7)).astype(np.uint8))
+            self.codes.update(zip(idx.tolist(), code.tolist(), strict=True))
+            hosts = idx // self.np
+            np.frombuffer(self.has_code, np.uint8)[hosts] = 1
+            self.answered += len(idx)
+            self._count_many(hosts)
+
+    def _locate(
+        self, addr: npt.NDArray[np.uint32], port: npt.NDArray[np.uint16]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """(host index, port index, known) per answer: a sorted copy of the IPv4 index."""
+        import numpy as np
+
+        if self._v4 is None:
+            index4 = self.hosts.index4
+            keys = np.fromiter(index4.keys(), dtype=np.int64, count=len(index4))
+            vals = np.fromiter(index4.values(), dtype=np.int64, count=len(index4))
+            order = np.argsort(keys)
+            self._v4 = (keys[order], vals[order], np.array(self.port_index, dtype=np.int64))
+        keys, vals, pindex = self._v4
+        if not len(keys):
+            none = np.zeros(len(addr), dtype=np.int64)
+            return none, none, np.zeros(len(addr), dtype=bool)
+        a = addr.astype(np.int64)
+        pos = np.minimum(np.searchsorted(keys, a), len(keys) - 1)
+        pi = pindex[port.astype(np.int64)]
+        return vals[pos], pi, (keys[pos] == a) & (pi >= 0)
+
+    def _rtt_batch(self, h: npt.NDArray[np.int64], rtt_ms: npt.NDArray[np.float64]) -> None:
+        import numpy as np
+
+        ctl = self.control
+        lo, hi = float(rtt_ms.min()) / 1000.0, float(rtt_ms.max()) / 1000.0
+        if ctl.rtt_min is None or lo < ctl.rtt_min:
+            ctl.rtt_min = lo
+        ctl.rtt_max = max(ctl.rtt_max, hi)
+        ctl.rtt_sum += float(rtt_ms.sum()) / 1000.0
+        ctl.rtt_count += len(rtt_ms)
+        ctl.est.sample(float(np.median(rtt_ms)) / 1000.0)
+        order = np.lexsort((rtt_ms, h))  # by host, then RTT: each host's smallest first
+        hs, rs = h[order], rtt_ms[order]
+        first = np.concatenate(([True], hs[1:] != hs[:-1]))
+        for host, r in zip(hs[first].tolist(), rs[first].tolist(), strict=True):
+            old = self.rtt.get(host)
+            if old is None or r < old:
+                self.rtt[host] = r
 
     def add_sent(self, n: int) -> None:
         with self.lock:
