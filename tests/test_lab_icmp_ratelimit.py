@@ -86,3 +86,39 @@ def test_without_the_option_every_probe_gets_its_port_unreachable(make_lab: Any)
     assert lab.truth["icmp_ratelimit"] is None
     addr = next(h["addr"] for h in lab.truth["hosts"] if h["family"] == 4)
     assert _burst(lab, addr, 0.0)[0] == 20
+
+
+def test_a_host_is_drained_only_when_its_answers_came_at_a_limiters_pace() -> None:
+    from hilos.udp.drain import looks_rate_limited
+
+    assert looks_rate_limited(closed=6, silent=4, elapsed=0.2)  # the burst, then silence
+    assert looks_rate_limited(closed=40, silent=54, elapsed=35.0)  # 1/s since
+    assert not looks_rate_limited(closed=97, silent=3, elapsed=0.3)  # too fast: dropped ports
+    assert not looks_rate_limited(closed=2, silent=3, elapsed=0.2)  # the burst covered all
+    assert not looks_rate_limited(closed=0, silent=20, elapsed=0.2)  # nothing closed seen
+
+
+SCAN = r"""
+import json, sys, time
+from hilos.udp import UdpScanner
+a = json.loads(sys.argv[1])
+t = time.monotonic()
+(h,) = list(UdpScanner([a["host"]], a["ports"], privileged=a["privileged"]).results())
+print(json.dumps({"states": [p.state for p in h.ports], "elapsed": time.monotonic() - t}))
+"""
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("privileged", [True, False], ids=["raw", "unprivileged"])
+def test_ten_closed_ports_behind_a_hosts_rate_limit_all_come_out_closed(
+    make_lab: Any, privileged: bool
+) -> None:
+    """6 answer at once, the other 4 one a second later: still closed, not open|filtered."""
+    lab = make_lab(dense=2, sparse=0, ipv6=0, icmp_ratelimit=True)
+    addr = next(h["addr"] for h in lab.truth["hosts"] if h["family"] == 4)
+    arg = {"host": addr, "ports": _closed(lab.truth, addr)[:10], "privileged": privileged}
+    proc = lab.run([sys.executable, "-c", SCAN, json.dumps(arg)], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    assert got["states"] == ["closed"] * 10
+    assert 3.0 <= got["elapsed"] < 15
