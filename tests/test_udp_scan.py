@@ -358,3 +358,40 @@ def test_the_last_wait_follows_the_small_passes_not_the_first_passes_queue() -> 
         state.mark_sent(pi)
         state.answer(0, pi, CLOSED, None, at=now + 41_000_000)
     assert 0.04 < state.wait < 0.1
+
+
+def test_unprivileged_retries_send_every_payload_but_drain_rounds_one() -> None:
+    """As on the raw path: a retry to a silent port of a host that answered carries every
+    protocol's payload; a drain round carries one (a rate limiter's next token)."""
+    import threading
+    import time
+
+    from hilos.probes.udp_payloads import ROTATION
+    from hilos.udp.unpriv import probe_round
+    from hilos.wire.ratelimit import TokenBucket
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))  # silent: takes the datagrams, answers nothing
+    sink.settimeout(0.2)
+    try:
+        scanner = UdpScanner(["127.0.0.1"], [sink.getsockname()[1]], privileged=False,
+                             timeout=0.05)  # fmt: skip
+        scanner.state.answered[0] = 1
+        bucket, cancel = TokenBucket(None, burst=64), threading.Event()
+
+        def datagrams() -> int:
+            n, end = 0, time.monotonic() + 0.3
+            while time.monotonic() < end:
+                try:
+                    sink.recv(2048)
+                    n += 1
+                except TimeoutError:
+                    break
+            return n
+
+        probe_round(scanner, [0], 0, 1, bucket, cancel)
+        assert datagrams() == 1 + len(ROTATION) - 1
+        probe_round(scanner, [0], 7, 0, bucket, cancel, every=False)
+        assert datagrams() == 1
+    finally:
+        sink.close()

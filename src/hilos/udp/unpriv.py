@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from hilos.probes.base import unreach_reason
-from hilos.probes.udp_payloads import PORT_KINDS, build_payload, id_matches, kind_for
+from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, id_matches, kind_for
 from hilos.udp.drain import drain_rate_limited
 from hilos.udp.state import OPEN, REASON_CODE, UdpState
 from hilos.udp.targets import UdpTargets
@@ -83,7 +83,7 @@ def run_unprivileged(
     probe_round(scanner, scanner.walk(), 0, retries, bucket, cancel)
 
     def send_round(indices: list[int], attempt: int) -> None:
-        probe_round(scanner, indices, attempt, 0, bucket, cancel)
+        probe_round(scanner, indices, attempt, 0, bucket, cancel, every=False)
 
     if not cancel.is_set():
         drain_rate_limited(scanner, send_round, cancel)
@@ -98,9 +98,13 @@ def probe_round(
     retries: int,
     bucket: TokenBucket,
     cancel: threading.Event,
+    every: bool = True,
 ) -> None:
     """Attempts `first` .. `first + retries` to each of `indices`, `WINDOW` sockets at a time;
-    what stays silent is left for the caller to give up."""
+    what stays silent is left for the caller to give up. As on the raw path, a retry to a port
+    without a payload of its own on a host that answered sends every protocol's payload (on
+    a lossy path each is one more chance at its ICMP error), unless `every` is False (the
+    drain's rounds: one datagram per port, not to spend a rate-limited host's tokens twice)."""
     st, tg = scanner.state, scanner.targets
     walk = iter(indices)
     poller = select.poll()
@@ -109,12 +113,16 @@ def probe_round(
     def send(p: _Probe) -> None:
         h, pi = divmod(p.idx, st.np)
         port = st.ports[pi]
-        bucket.take(1)
+        kinds: tuple[str, ...] = (kind_for(port, p.attempt),)
+        if every and p.attempt and port not in PORT_KINDS and st.answered[h]:
+            kinds = ROTATION[1:]
+        bucket.take(len(kinds))
         st.mark_sent(p.idx)
         p.deadline = time.monotonic() + st.wait
-        # An error here is one queued from an earlier datagram: read on POLLERR.
-        with contextlib.suppress(OSError):
-            p.sock.send(build_payload(kind_for(port, p.attempt), tg.value(h, port)))
+        for kind in kinds:
+            # An error here is one queued from an earlier datagram: read on POLLERR.
+            with contextlib.suppress(OSError):
+                p.sock.send(build_payload(kind, tg.value(h, port)))
 
     def close(fd: int) -> None:
         poller.unregister(fd)
