@@ -101,6 +101,9 @@ def test_the_checkpoint_sits_beside_the_first_output_file(tmp_path: Path) -> Non
     assert k.ckpt is not None and k.ckpt.path == tmp_path / "out.jsonl.checkpoint"
     k = _keeper(tmp_path, "sweep", "127.0.0.1", "-oA", str(tmp_path / "base"))
     assert k.ckpt is not None and k.ckpt.path == tmp_path / "base.checkpoint"
+    # A device is no place for it (root would write into /dev): the next output file.
+    k = _keeper(tmp_path, "scan", "127.0.0.1", "-o", "/dev/null", "-oX", str(tmp_path / "x"))
+    assert k.ckpt is not None and k.ckpt.path == tmp_path / "x.checkpoint"
 
 
 def test_with_only_stdout_it_goes_to_the_state_directory(

@@ -1,20 +1,19 @@
 """`hilos scan`/`sweep` as chunked jobs: --checkpoint FILE, --resume FILE, --cluster ADDR.
 
-A scan or sweep runs as a chunked job when asked: --checkpoint FILE, --resume FILE (of a
-chunked job's checkpoint) or --cluster (its checkpoint next to the first output file unless
---no-checkpoint). Otherwise it runs in one piece with the default checkpoint (cli.keep): chunks
-cost a short scan up to 2x (-p- of one host: 1.2 -> 2.4-3.1 s). The job (targets with
-excludes applied, ports, type, options, one seed) runs as chunks of the keyed walk, here or on a
-Dask cluster; every completed chunk lands in the checkpoint. A host is written as soon as every
-one of its ports is in; the checkpoint pairs the hosts written with each output file's length,
-so a resumed run cuts the files there and appends: each host once, JSON Lines whole, XML closed
-once at the end.
+Only when asked: --checkpoint FILE, --resume FILE (a chunked job's) or --cluster (checkpoint
+next to the first output file unless --no-checkpoint); else a run is one piece with the default
+checkpoint (cli.keep): chunks cost a short scan up to 2x. The job (targets with excludes
+applied, ports, type, options, one seed) runs as chunks of the keyed walk, here or on a Dask
+cluster; every completed chunk lands in the checkpoint. A host is written as soon as every one
+of its ports is in; the checkpoint pairs the hosts written with each output file's length, so a
+resumed run cuts the files there and appends: each host once, JSON Lines whole, XML closed once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -227,7 +226,8 @@ def _load(
 
 
 def resumable_files(args: argparse.Namespace, kind: Literal["scan", "sweep"]) -> list[str]:
-    """The output files a resumed run continues (not stdout; not HTML, written at close)."""
+    """The output files a resumed run continues (not stdout; not HTML, written at close; not
+    a device or pipe such as /dev/null: nothing to cut)."""
     from hilos.output import plan_outputs
 
     plan = plan_outputs(
@@ -237,7 +237,12 @@ def resumable_files(args: argparse.Namespace, kind: Literal["scan", "sweep"]) ->
         args.output_all,
         explicit=getattr(args, "nmap_outputs", None),
     )
-    return [s.path for s in plan if not s.to_stdout and s.format != "html"]
+    return [s.path for s in plan if not s.to_stdout and s.format != "html" and _regular(s.path)]
+
+
+def _regular(path: str) -> bool:
+    """A regular file, or none yet (it will be one)."""
+    return os.path.isfile(path) or not os.path.lexists(path)
 
 
 def _open(

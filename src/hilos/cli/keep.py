@@ -83,7 +83,8 @@ def targets(
 
 
 def _default_path(args: argparse.Namespace, kind: Kind, digest: str) -> Path | None:
-    files = chunked.output_files(args)
+    # Beside the first output that is a file (-o /dev/null: not in /dev).
+    files = [f for f in chunked.output_files(args) if os.path.isfile(f) or not os.path.lexists(f)]
     if files:
         return Path(f"{files[0]}.checkpoint")
     folder = state_dir()
