@@ -115,3 +115,23 @@ def test_a_batch_of_answers_counts_like_one_by_one() -> None:
                      bytes(st.has_code), st.control.rtt_min))  # fmt: skip
     assert seen[0] == seen[1]
     assert seen[1][2] > 1000 and seen[1][4]
+
+
+def test_an_answer_after_the_give_up_counts_until_the_host_is_reported() -> None:
+    """A queue held the RST past the timeout: the port is closed, not filtered, as long as
+    its host has not been written yet; after that, nothing changes."""
+    import numpy as np
+
+    st = _state()
+    st.finalize([0, 1, 2, 3])  # every probe given up
+    st.on_reply(Reply(4, LO1, 80, 16400, KIND_RST, "reset", 50.0))
+    st.on_replies(
+        np.array([LO1], dtype=np.uint32), np.array([22], dtype=np.uint16),
+        np.array([KIND_SYN_ACK], dtype=np.uint8), np.array([60.0]),
+    )  # fmt: skip
+    r = st.build(0)
+    assert [(p.port, p.state) for p in r.ports] == [(22, "open"), (80, "closed")]
+    assert r.status == "up" and st.final_count == 4
+    st.build(1)
+    st.on_reply(Reply(4, LO2, 80, 16400, KIND_RST, "reset", 50.0))  # host 1 already written
+    assert st.codes == {} and not st.has_code[1]

@@ -35,13 +35,11 @@ __all__ = ["BATCH", "CHUNK", "Sender"]
 
 CHUNK = 256  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
 BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
-EXTRA_ROUNDS = 3  # more tries for unanswered ports of live hosts once losses are seen
+EXTRA_ROUNDS = 3  # late tries for unanswered probes once losses are seen (at least retries)
 FEW_SILENT = 4096  # silent hosts' probes resent even without evidence of loss (cheap)
 
 # One chunk's record: (time sent, indices consumed, the indices sent when it is the last pass).
 Chunk = tuple[float, int, list[int] | None]
-# One extra round's record: (time sent, indices, round number).
-Extra = tuple[float, list[int], int]
 # One late round's record: (time sent, indices, tries left after this one).
 Late = tuple[float, list[int], int]
 
@@ -73,6 +71,8 @@ class Sender:
         self.link: LinkTx | None = None
         self.vector: VectorSend | None = None  # batched frames, when the link covers all hosts
         self.recovered = 0  # probes answered only after a resend
+        self._deferred: bytearray | None = None  # probes for the late rounds (see `run`)
+        self._held: bytearray | None = None  # live hosts' probes unanswered after every pass
         self._pace_next = 0.0
 
     # ---------------------------------------------------------------- the hot loop
@@ -180,16 +180,18 @@ class Sender:
         deferred probes of hosts that answered since get their resends, and those of hosts
         still silent get them only when the scan has seen loss (an answer to a resend) or when
         they are few: without loss, a live host that lost every probe is all but impossible.
+        Once loss is seen, the unanswered probes of hosts that answered elsewhere are kept for
+        the late rounds too (EXTRA_ROUNDS tries): resent in the middle of the first pass's
+        flood, they were dropped again where the first try was (a full router queue).
         """
         passes = self.retries + 1
         # A pass's walk is made only when it first has something to resend.
         walks: list[Iterator[int] | None] = [None] * passes
         walks[0] = self.plan.walk(part)
         pending: list[deque[Chunk]] = [deque() for _ in range(passes)]
-        # Extra rounds for live hosts once losses are seen.
-        extra: deque[Extra] = deque()
         late: deque[Late] = deque()
-        deferred = bytearray(len(self.state.final)) if passes > 1 else None
+        deferred = self._deferred = bytearray(len(self.state.final)) if passes > 1 else None
+        self._held = bytearray(len(self.state.final)) if passes > 1 else None
         late_started = deferred is None
         first_done = False
         coord = self.coord
@@ -198,7 +200,7 @@ class Sender:
             if status is None:
                 break
             idle, timeout = status
-            worked = self._settle_due(pending[-1], extra, idle, timeout)
+            worked = self._settle_due(pending[-1], idle, timeout)
             worked = self._late_due(late, idle, timeout) or worked
             worked = self._resend_due(part, walks, pending, idle, timeout, deferred) or worked
             if not first_done:
@@ -214,7 +216,7 @@ class Sender:
             coord.tick(now)
             # Done when nothing is outstanding, or when every probe is answered (a scan of open
             # ports ends at once, not after (retries+1) x timeout).
-            if first_done and not any(pending) and not extra and not late_started:
+            if first_done and not any(pending) and not late_started:
                 assert deferred is not None
                 self._start_late(deferred, late)
                 late_started = worked = True
@@ -223,26 +225,18 @@ class Sender:
             if not worked:
                 # Nothing due yet: sleep until the oldest deadline (or a short while when the
                 # receiver has not caught up yet).
-                heads = [q[0][0] for q in pending if q]
-                heads += [q[0][0] for q in (extra, late) if q]
+                heads = [q[0][0] for q in pending if q] + ([late[0][0]] if late else [])
                 wait = min(heads) + timeout - now if heads else 0.005
                 time.sleep(min(0.01, max(0.0005, wait)))
         coord.finish()
 
-    def _settle_due(
-        self, last: deque[Chunk], extra: deque[Extra], idle: float, timeout: float
-    ) -> bool:
-        """Give up on last-pass probes (and extra rounds) whose deadline the receiver has fully
-        caught up with."""
+    def _settle_due(self, last: deque[Chunk], idle: float, timeout: float) -> bool:
+        """Settle last-pass probes whose deadline the receiver has fully caught up with."""
         worked = False
         while last and last[0][0] + timeout <= idle:
             sent_last = last.popleft()[2]
             assert sent_last is not None
-            self._settle(sent_last, 0, extra)
-            worked = True
-        while extra and extra[0][0] + timeout <= idle:
-            _t, again, rnd = extra.popleft()
-            self._settle(again, rnd, extra)
+            self._settle(sent_last)
             worked = True
         return worked
 
@@ -277,14 +271,28 @@ class Sender:
         import numpy as np  # a million deferred probes in a /16 -Pn: bits, not lists
 
         state = self.state
-        bits = np.frombuffer(deferred, np.uint8) & ~np.frombuffer(state.final, np.uint8)
-        todo = np.flatnonzero(np.unpackbits(bits, bitorder="little"))
-        live = np.frombuffer(state.has_code, np.uint8)[todo // state.np] != 0
+        final = np.frombuffer(state.final, np.uint8)
+        has = np.frombuffer(state.has_code, np.uint8)
+        todo = np.flatnonzero(
+            np.unpackbits(np.frombuffer(deferred, np.uint8) & ~final, bitorder="little")
+        )
+        live = has[todo // state.np] != 0
         silent = todo[~live]
-        if len(silent) and not (self.recovered or len(silent) <= FEW_SILENT):
+        if len(silent) and (self.recovered or len(silent) <= FEW_SILENT):
+            self._late_round(silent.tolist(), self.retries, late)
+        elif len(silent):
             self.coord.give_up(silent.tolist())
-            todo = todo[live]
-        self._late_round(todo.tolist(), self.retries, late)
+        # Hosts that answered elsewhere are up: their probes skipped by a resend pass get the
+        # resends they missed, and once loss is seen EXTRA_ROUNDS tries, as do their probes
+        # unanswered after every pass (`_held`; given up at once without loss): a lost
+        # answer would misreport an open port as filtered.
+        extra = EXTRA_ROUNDS if self.recovered else 0
+        self._late_round(todo[live].tolist(), max(self.retries, extra), late)
+        if self._held is not None:
+            held = np.frombuffer(self._held, np.uint8) & ~final
+            self._late_round(
+                np.flatnonzero(np.unpackbits(held, bitorder="little")).tolist(), extra, late
+            )
 
     def _late_round(self, todo: list[int], tries: int, late: deque[Late]) -> None:
         if not todo:
@@ -306,24 +314,23 @@ class Sender:
             worked = True
         return worked
 
-    def _settle(self, sent: list[int], rnd: int, extra: deque[Extra]) -> None:
-        """The deadline of probes sent by the last pass (or an extra round) has passed.
+    def _settle(self, sent: list[int]) -> None:
+        """The deadline of probes sent by the last pass has passed.
 
-        Any of them answered now was lost or late before: evidence of loss. Once there is
-        some, the still unanswered probes of hosts that did answer elsewhere (so they are up)
-        get up to EXTRA_ROUNDS more tries before they count as filtered; silent hosts do not
-        (that would resend every probe of every dead address).
+        Any of them answered now was lost or late before: evidence of loss. The still
+        unanswered probes of hosts that did answer elsewhere (so they are up) wait for the
+        late rounds, which resend them if loss is seen by then; the others count as filtered.
         """
         final, has = self.state.final, self.state.has_code
         unanswered = [i for i in sent if not final[i >> 3] >> (i & 7) & 1]
         self.recovered += len(sent) - len(unanswered)
-        if unanswered and self.retries and self.recovered and rnd < EXTRA_ROUNDS:
+        held = self._held
+        if unanswered and held is not None:
             np_ = self.state.np
-            again = [i for i in unanswered if has[i // np_]]
-            if again:
-                self.send_chunk(iter(again), len(again), True, None)
-                extra.append((time.monotonic(), again, rnd + 1))
-                unanswered = [i for i in unanswered if not has[i // np_]]
+            for i in unanswered:
+                if has[i // np_]:
+                    held[i >> 3] |= 1 << (i & 7)
+            unanswered = [i for i in unanswered if not has[i // np_]]
         self.coord.give_up(unanswered)
 
     # ---------------------------------------------------------------- the link layer

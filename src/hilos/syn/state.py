@@ -127,12 +127,25 @@ class ScanState:
         final = self.final
         with self.lock:
             if final[byte] & bit:
+                if code in (OPEN, CLOSED):
+                    self._late_answer(idx, code)
                 return  # a duplicate, or an answer after the probe was given up
             final[byte] |= bit
             self.codes[idx] = code
             self.has_code[h] = 1
             self.answered += 1
             self._count_final(h)
+
+    def _late_answer(self, idx: int, code: int) -> None:
+        """A SYN-ACK or RST for a probe already final (lock held): a duplicate, or the answer
+        to a probe given up as filtered. The port's real state still counts while its host is
+        not reported (a queue somewhere held the answer past the timeout)."""
+        h = idx // self.np
+        if idx in self.codes or self.reported[h]:
+            return
+        self.codes[idx] = code
+        self.has_code[h] = 1
+        self.answered += 1
 
     def _count_final(self, h: int) -> None:
         # Called with the lock held.
@@ -211,6 +224,8 @@ class ScanState:
         with self.lock:
             final = np.frombuffer(self.final, np.uint8)
             fresh = (final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1 == 0
+            for i, c in zip(idx[~fresh].tolist(), code[~fresh].tolist(), strict=True):
+                self._late_answer(i, c)
             idx, code = idx[fresh], code[fresh]
             if not len(idx):
                 return
