@@ -84,7 +84,7 @@ def test_dense_ranges_serves_only_loopback_ipv4() -> None:
 @pytest.mark.root
 def test_index_and_address_maps_and_down_list() -> None:
     ranges = [(0x7F000000, 0x7F0000FF), (0x7F000300, 0x7F000302), (0x7F100000, 0x7F100009)]
-    dense = DenseSweep(ranges, "icmp", Cookie(1), TokenBucket(None), lambda a, r, t: None,  # type: ignore
+    dense = DenseSweep(ranges, "icmp", Cookie(1), TokenBucket(None), lambda a, r, t: [],  # type: ignore
                        lambda rs: None, lambda s: None, None)  # fmt: skip
     try:
         assert dense.size == 256 + 3 + 10

