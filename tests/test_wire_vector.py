@@ -97,3 +97,24 @@ def test_frame_batch_patches_slots_and_sends_them() -> None:
         bad = _Probe()
         bad.template = b"short"
         FrameBatch(bad, a, 1)  # type: ignore[arg-type]
+
+
+def test_median_of_the_finite_values_without_numpy_ma() -> None:
+    import random
+    import subprocess
+    import sys
+
+    from hilos.wire.vector import median
+
+    rng = random.Random(4)
+    for n in range(1, 30):
+        vals = [rng.random() for _ in range(n)]
+        srt = sorted(vals)
+        want = srt[n // 2] if n % 2 else (srt[n // 2 - 1] + srt[n // 2]) / 2
+        got = median(np.array(vals + [float("nan")] * rng.randrange(3)))
+        assert abs(got - want) < 1e-12
+    assert median(np.array([float("nan")])) != median(np.array([float("nan")]))  # nan
+    code = "import sys, numpy as np; from hilos.wire.vector import median; "
+    code += "median(np.array([1.0, 2.0])); print('numpy.ma' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

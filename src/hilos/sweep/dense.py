@@ -24,7 +24,7 @@ from hilos.wire.bpf import attach, reply_filter
 from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
 from hilos.wire.rx import RxBatch, grow_rcvbuf, raw_drops
-from hilos.wire.vector import U16, Answers, FrameBatch, VectorProbe, walk_batches
+from hilos.wire.vector import U16, Answers, FrameBatch, VectorProbe, median, walk_batches
 
 __all__ = ["BATCH", "DenseSweep"]
 
@@ -273,7 +273,7 @@ class DenseSweep:
         rtt_ns = now - sent[fresh][first].astype(np.int64)
         rtt = np.where((sent[fresh][first] > 0) & (rtt_ns >= 0), rtt_ns / 1e6, np.nan).tolist()
         if rtt and rtt[0] == rtt[0]:
-            self.on_rtt(float(np.nanmedian(rtt)) / 1000.0)
+            self.on_rtt(median(np.asarray(rtt)) / 1000.0)
         names = ("", "echo-reply", "syn-ack", "reset")
         reasons = [names[c] for c in codes.tolist()]
         rtts = [None if r != r else round(r, 3) for r in rtt]

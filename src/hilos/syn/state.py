@@ -260,6 +260,8 @@ class ScanState:
     def _rtt_batch(self, h: npt.NDArray[np.int64], rtt_ms: npt.NDArray[np.float64]) -> None:
         import numpy as np
 
+        from hilos.wire.vector import median
+
         ctl = self.control
         lo, hi = float(rtt_ms.min()) / 1000.0, float(rtt_ms.max()) / 1000.0
         if ctl.rtt_min is None or lo < ctl.rtt_min:
@@ -267,7 +269,7 @@ class ScanState:
         ctl.rtt_max = max(ctl.rtt_max, hi)
         ctl.rtt_sum += float(rtt_ms.sum()) / 1000.0
         ctl.rtt_count += len(rtt_ms)
-        ctl.est.sample(float(np.median(rtt_ms)) / 1000.0)
+        ctl.est.sample(median(rtt_ms) / 1000.0)
         order = np.lexsort((rtt_ms, h))  # by host, then RTT: each host's smallest first
         hs, rs = h[order], rtt_ms[order]
         first = np.concatenate(([True], hs[1:] != hs[:-1]))

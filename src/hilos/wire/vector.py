@@ -44,6 +44,7 @@ __all__ = [
     "VectorProbe",
     "echo_cookies",
     "fold",
+    "median",
     "tcp_cookies",
     "walk_batches",
 ]
@@ -84,6 +85,18 @@ def tcp_cookies(
 def echo_cookies(cookie: Cookie, addrs: npt.NDArray[Any]) -> U32:
     """`Cookie.echo(a)` (the TCP cookie with both ports 0) for every IPv4 address in `addrs`."""
     return _values(tcp_seeds(cookie, addrs), _u64(0))
+
+
+def median(values: npt.NDArray[np.float64]) -> float:
+    """The median of the finite values (nan when none). np.median and np.nanmedian import
+    numpy.ma (~14 ms of every run's start) for what a partition does."""
+    v = values[np.isfinite(values)]
+    n = len(v)
+    if not n:
+        return float("nan")
+    half = n // 2
+    part = np.partition(v, [half - 1, half] if n % 2 == 0 else [half])
+    return float(part[half] if n % 2 else (part[half - 1] + part[half]) / 2)
 
 
 def fold(total: npt.NDArray[Any]) -> U16:
