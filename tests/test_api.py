@@ -254,3 +254,13 @@ def test_closing_a_named_sweep_closes_the_scan() -> None:
     assert next(named).hostname == "localhost"
     named.close()  # type: ignore[attr-defined]
     assert closed == [True]
+
+
+def test_the_pool_names_load_on_first_use() -> None:
+    import hilos
+    from hilos import Pool, PoolStats, TaskResult, run_all
+    from hilos.pool import Pool as P
+
+    assert Pool is P and callable(run_all) and PoolStats and TaskResult
+    with pytest.raises(AttributeError):
+        _ = hilos.no_such_name  # type: ignore[attr-defined]

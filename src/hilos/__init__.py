@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from hilos.errors import (
     HilosError,
     InputError,
@@ -17,11 +19,25 @@ from hilos.errors import (
     TooLargeError,
     UsageError,
 )
-from hilos.pool import Pool, PoolStats, TaskResult, run_all
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.targets import Permutation, TargetSpace, parse_ports, parse_targets, top_ports
 
+if TYPE_CHECKING:
+    from hilos.pool import Pool, PoolStats, TaskResult, run_all
+
 __version__ = "0.1.0"
+
+# The worker pool loads on first use: a sweep or scan from the command line never needs it
+# (~20 ms of every start).
+_LAZY = {"Pool", "PoolStats", "TaskResult", "run_all"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import hilos.pool
+
+        return getattr(hilos.pool, name)
+    raise AttributeError(f"module 'hilos' has no attribute {name!r}")
 
 __all__ = [
     "HilosError",
