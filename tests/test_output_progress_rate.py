@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import io
 
-from hilos.cli.sweep import _rate_line
-from hilos.output.progress import Progress
+from hilos.output.progress import Progress, rate_line
 
 
 class _Tty(io.StringIO):
@@ -27,8 +26,12 @@ def test_progress_shows_packets_per_second_and_the_requested_rate() -> None:
 
 
 def test_rate_line() -> None:
-    assert _rate_line(1000, 0.5, None, 3) == (
+    assert rate_line(1000, 0.5, None, 3) == (
         "hilos: sent 1000 packets in 0.50 s (2000 packets/s; no --rate cap); "
         "3 replies dropped by the kernel\n"
     )
-    assert "(0 packets/s; --rate 10)" in _rate_line(0, 0.0, 10.0, 0)
+    assert "(0 packets/s; --rate 10)" in rate_line(0, 0.0, 10.0, 0)
+    assert (
+        rate_line(10, 1.0, None)
+        == "hilos: sent 10 packets in 1.00 s (10 packets/s; no --rate cap)\n"
+    )

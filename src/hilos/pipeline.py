@@ -55,6 +55,7 @@ class ScanProgress:
     done: int
     total: int | None
     up: int
+    sent: int | None = None  # packets sent by a raw scan (SYN, UDP), resends included
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ class Scan:
             return ScanProgress("discovery", sw.done, sw.total, max(up, sw.up))
         if scanner is not None:
             st = scanner.stats
-            return ScanProgress("scan", st.done, st.total or None, up)
+            return ScanProgress("scan", st.done, st.total or None, up, st.sent or None)
         return ScanProgress(self._phase, 0, None, up)
 
     @property

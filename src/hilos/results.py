@@ -74,6 +74,7 @@ class ScanStats:
     hosts_total: int
     elapsed: float
     window: int
+    sent: int = 0  # packets sent, resends included (the packets/s beside --rate)
 
     @property
     def rate(self) -> float:

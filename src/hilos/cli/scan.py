@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from hilos.output.progress import Progress
+    from hilos.output.progress import Progress, rate_line
     from hilos.pipeline import scan
     from hilos.targets import parse_shard
     from hilos.targets.ports import exclude_ports
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     start_wall = time.time()
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
+    progress.requested_rate = args.rate
     keeper = keep.Keeper.for_run(args, "scan", targets, resumed)
     out = keeper.open(
         args,
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         # Discovery, then the scan: a line for each, with the hosts up found so far.
         while not finished.wait(0.1):
             st = job.stats
-            progress.update(st.done, st.total, found=st.up)
+            progress.update(st.done, st.total, found=st.up, sent=st.sent)
 
     def summary() -> dict[str, object]:
         s = job.summary
@@ -159,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     out.close(summary())
     keeper.finish()
+    sent = job.stats.sent
+    if not quiet and sent:  # a raw scan (SYN, UDP): the packets/s it achieved
+        sys.stderr.write(rate_line(sent, job.summary.elapsed, args.rate))
     base.report(args)
     return EXIT_OK
 

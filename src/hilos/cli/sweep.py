@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     """hilos sweep: targets, the best probes this process may send, streamed outputs."""
     import time
 
-    from hilos.output.progress import Progress
+    from hilos.output.progress import Progress, rate_line
     from hilos.sweep import Sweeper, SweepProgress
 
     args, resumed = keep.resume(args, "sweep")  # --resume FILE of a one-piece run
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     out.close(summary)
     keeper.finish()
     if not quiet and sweeper.dense is not None:
-        sys.stderr.write(_rate_line(sweeper.dense.sent, sum(sweeper.pass_seconds), args.rate,
+        sys.stderr.write(rate_line(sweeper.dense.sent, sum(sweeper.pass_seconds), args.rate,
                                     sweeper.dense.drops))  # fmt: skip
     if not quiet and not _text_on_stdout(args):
         # The text report ends with its own summary; anything else gets one on stderr.
@@ -119,16 +119,6 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['elapsed']:.2f} s\n"
         )
     return EXIT_OK
-
-
-def _rate_line(sent: int, seconds: float, asked: float | None, drops: int) -> str:
-    """`hilos: sent N packets in S s (R packets/s; --rate X); D replies dropped`."""
-    pps = sent / seconds if seconds > 0 else 0.0
-    cap = f"--rate {asked:g}" if asked else "no --rate cap"
-    return (
-        f"hilos: sent {sent} packets in {seconds:.2f} s ({pps:.0f} packets/s; {cap}); "
-        f"{drops} replies dropped by the kernel\n"
-    )
 
 
 def _check_icmp(families: set[int]) -> None:

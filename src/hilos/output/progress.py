@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["Progress", "format_duration", "rate_line"]
 
 _CLEAR = "\r\x1b[K"  # back to column 0, erase to end of line (ECMA-48 EL)
 
@@ -189,3 +189,14 @@ class Progress:
         except (OSError, ValueError):
             # A progress line is never worth failing the run for (closed or broken stderr).
             self.enabled = False
+
+
+def rate_line(sent: int, seconds: float, asked: float | None, drops: int | None = None) -> str:
+    """`hilos: sent N packets in S s (R packets/s; --rate X)[; D replies dropped ...]`: what a
+    raw sweep or scan achieved beside what was asked, once at the end."""
+    pps = sent / seconds if seconds > 0 else 0.0
+    cap = f"--rate {asked:g}" if asked else "no --rate cap"
+    line = f"hilos: sent {sent} packets in {seconds:.2f} s ({pps:.0f} packets/s; {cap})"
+    if drops is not None:
+        line += f"; {drops} replies dropped by the kernel"
+    return line + "\n"

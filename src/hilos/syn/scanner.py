@@ -101,6 +101,7 @@ class SynScanner:
         self._started = 0.0
         self._engine: TcpTransport | None = None
         self._sender: Sender | None = None
+        self._forks = 0  # sender processes forked (their live sent counts are in _ctl)
         self._prepared = False  # _prepare ran (before a fork, or in the sender thread)
         self._thread: threading.Thread | None = None
 
@@ -136,6 +137,7 @@ class SynScanner:
                 # Batched frames too: most of a send is the kernel's work per packet (and the
                 # lab's, on one machine), done on the sending core; two senders ~1.9x.
                 self._forked.fork(self._plan.parts(self._processes), self._child_run)
+                self._forks = self._processes
                 target = self._coordinate
             except BaseException:
                 self.cancel()
@@ -220,6 +222,7 @@ class SynScanner:
             hosts_total=len(self._hosts),
             elapsed=time.monotonic() - self._started,
             window=state.sent - state.final_count,
+            sent=max(state.sent, self._ctl.sent(self._forks)),
         )
 
     @property

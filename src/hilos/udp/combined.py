@@ -98,4 +98,5 @@ class Combined:
             hosts_total=max(a.hosts_total, b.hosts_total),
             elapsed=max(a.elapsed, b.elapsed),
             window=a.window + b.window,
+            sent=a.sent + b.sent,
         )

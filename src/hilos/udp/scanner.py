@@ -187,6 +187,7 @@ class UdpScanner:
             hosts_total=len(self.targets),
             elapsed=time.monotonic() - self._started if self._started else 0.0,
             window=max(0, st.sent - st.final_count),
+            sent=st.sent,
         )
 
     # ---------------------------------------------------------------- sending
