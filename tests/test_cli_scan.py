@@ -18,6 +18,7 @@ import pytest
 
 from hilos.sanitize import BANNER_DATA_LIMIT, clean
 from hilos.targets.ports import service_name
+from hilos.wire.sockets import can_raw
 
 if TYPE_CHECKING:
     from hilos.lab import Lab
@@ -325,3 +326,17 @@ def test_lab_emfile_low_ulimit_exact(lab: Lab) -> None:
     assert out.returncode == 0, out.stderr
     hosts = ["198.18.0.1", "198.18.0.4"]
     assert scan_states(out.stdout) == truth_states(lab, hosts, 1, 65535)
+
+
+@pytest.mark.skipif(not can_raw(), reason="needs CAP_NET_RAW")
+def test_a_syn_scan_closes_with_the_packets_per_second_it_achieved() -> None:
+    """The raw scan's closing line on stderr: packets sent, time, packets/s, the --rate asked;
+    -q leaves it out."""
+    proc = hilos("scan", "127.0.0.1", "-p", "1-300", "--type", "syn", "--rate", "100000",
+                 "--format", "json", "--timeout", "0.2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    line = [s for s in proc.stderr.splitlines() if s.startswith("hilos: sent ")]
+    assert len(line) == 1 and "packets/s; --rate 100000)" in line[0], proc.stderr
+    assert int(line[0].split()[2]) >= 300
+    quiet = hilos("scan", "127.0.0.1", "-p", "1-3", "--type", "syn", "-q", "--format", "json")
+    assert "packets/s" not in quiet.stderr
