@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BATCH", "CHUNK", "Sender"]
 
-CHUNK = 256  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
+CHUNK = 1024  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
 BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
 EXTRA_ROUNDS = 3  # late tries for unanswered probes once losses are seen (at least retries)
 FEW_SILENT = 4096  # silent hosts' probes resent even without evidence of loss (cheap)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VECTOR_BATCH", "VectorSend"]
 
-VECTOR_BATCH: Final = 256  # probes per numpy fill and sendmmsg
+VECTOR_BATCH: Final = 1024  # probes per numpy fill and sendmmsg
 _PACE_STEP: Final = 32  # Sender.pace_wait accounts this many packets a call (send.BATCH)
 
 
