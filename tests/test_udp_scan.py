@@ -300,10 +300,12 @@ def test_retries_stop_after_two_quiet_passes_when_the_host_answers() -> None:
         attempts: list[int] = []
         real = scanner.send_pass
 
-        def counted(rx: UdpReceiver, attempt: int, indices: object = None) -> float:
-            if indices is None:
+        def counted(
+            rx: UdpReceiver, attempt: int, indices: object = None, all_payloads: bool = False
+        ) -> float:
+            if indices is None or all_payloads:  # a regular pass, not a drain round
                 attempts.append(attempt)
-            return real(rx, attempt, indices)  # type: ignore[arg-type]
+            return real(rx, attempt, indices, all_payloads)  # type: ignore[arg-type]
 
         scanner.send_pass = counted  # type: ignore[method-assign]
         (host,) = list(scanner.results())

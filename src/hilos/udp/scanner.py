@@ -217,15 +217,24 @@ class UdpScanner:
         rx = self._rx
         assert rx is not None
         st, quiet = self.state, 0
+        pending: list[int] | None = None
         for attempt in range(self.retries + 1):
             before = st.final_count
-            # A small pass: its answers time the path without a queue (UdpState.wait).
+            # A small pass: its answers time the path without a queue (UdpState.wait), and
+            # it goes over the few silent indices, not the whole walk (vectorised or not).
             st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
-            if self._vector is not None:
+            if st.small_pass:
+                final = st.final
+                pending = [
+                    i
+                    for i in (self.walk() if pending is None else pending)
+                    if not final[i >> 3] >> (i & 7) & 1
+                ]
+            elif self._vector is not None:
                 sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
                 with st.lock:
                     st.sent += sent
-            last = self.send_pass(rx, attempt)
+            last = self.send_pass(rx, attempt, pending, all_payloads=True)
             # Between passes the estimator's timeout (a late answer costs one resend); the
             # last pass waits long enough for the longest round trip seen (a late answer
             # there would be a wrong state).
@@ -240,7 +249,8 @@ class UdpScanner:
         if not self._cancel.is_set() and self.state.final_count < self.state.goal:
 
             def send_round(indices: list[int], attempt: int) -> None:
-                self.wait_answers(rx, self.send_pass(rx, attempt, indices), final=False)
+                last = self.send_pass(rx, attempt, indices)
+                self.wait_answers(rx, last, final=False)
 
             drain_rate_limited(self, send_round, self._cancel)
         if not self._cancel.is_set():
@@ -255,15 +265,20 @@ class UdpScanner:
         )
 
     def send_pass(
-        self, rx: UdpReceiver, attempt: int, indices: Iterable[int] | None = None
+        self,
+        rx: UdpReceiver,
+        attempt: int,
+        indices: Iterable[int] | None = None,
+        all_payloads: bool = False,
     ) -> float:
         """Send attempt `attempt` to every index not yet final; returns the last send time.
 
         A port without a payload of its own gets the empty datagram first; from the second
         attempt on, one payload of the rotation per attempt, or, once its host has answered
         anything (it is up, so the silence is the port's), every protocol's payload at each
-        attempt: on a lossy path each then gets every retry, not one try. `indices` (the
-        drain's rounds): only those, one payload each."""
+        attempt: on a lossy path each then gets every retry, not one try. `indices`: only
+        those, all here (not the batched engine); one payload each unless `all_payloads` (drain
+        rounds: a second datagram to a port would spend a rate-limited host's next token)."""
         st, tg = self.state, self.targets
         ports, np_, final = st.ports, st.np, st.final
         families, sockaddrs = tg.families, tg.sockaddrs
@@ -276,7 +291,7 @@ class UdpScanner:
         ]
         # A drain round (chosen indices, behind an ICMP rate limit): one payload per port, else
         # a second datagram to a port could spend the host's next token on a known answer.
-        answered = st.answered if indices is None else bytearray(len(tg))
+        answered = st.answered if indices is None or all_payloads else bytearray(len(tg))
         vector = self._vector is not None
         if indices is not None:
             vector = False  # a few chosen probes: all of them here
