@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,9 @@ import pytest
 
 from helpers_tcp import tcp_discover
 from hilos.errors import NetworkError
-from hilos.probes.tcp_transport import TcpProber
-from hilos.wire.frames import ACK, SYN
+from hilos.probes.tcp_transport import TcpProber, TcpTransport
+from hilos.wire.frames import ACK, SYN, build_tcp_segment
+from hilos.wire.sockets import can_raw
 
 if TYPE_CHECKING:
     from conftest import Unprivileged
@@ -113,3 +115,41 @@ def test_prober_sends_the_probe_modules_packets_under_the_wire_policy() -> None:
     with pytest.raises(NetworkError, match=r"sending TCP probes to 127\.0\.0\.1"):
         prober.probe(lo)
     prober.close()
+
+
+@pytest.mark.skipif(not can_raw(), reason="needs CAP_NET_RAW")
+def test_filter_replies_drops_what_cannot_answer_us_in_the_kernel() -> None:
+    """After filter_replies(src): TCP to src on one of our source ports is queued; TCP to
+    another local address, or to a port outside the range, never reaches the socket."""
+    import time as _time
+
+    from hilos.probes.base import SPORT_BASE
+
+    t = TcpTransport(lambda r: None, families=(4,))
+    try:
+        rx = next(s for s, kind in t._recv if kind == 4)
+        rx.setblocking(False)
+        t.filter_replies(0x7F000009)
+        tx = t.tx4
+        assert tx is not None
+        for dst, dport in (
+            ("127.0.0.8", SPORT_BASE + 5),
+            ("127.0.0.9", 80),
+            ("127.0.0.9", SPORT_BASE + 5),
+        ):
+            seg = build_tcp_segment("127.0.0.1", dst, 40000, dport, 1)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 0, 0, 64, 6, 0,
+                             socket.inet_aton("127.0.0.1"), socket.inet_aton(dst))  # fmt: skip
+            tx.sendto(ip + seg, (dst, 0))
+        _time.sleep(0.05)
+        got = []
+        while True:
+            try:
+                got.append(rx.recv(2048))
+            except BlockingIOError:
+                break
+        assert [(socket.inet_ntoa(p[16:20]), int.from_bytes(p[22:24], "big")) for p in got] == [
+            ("127.0.0.9", SPORT_BASE + 5)
+        ]
+    finally:
+        t.close()

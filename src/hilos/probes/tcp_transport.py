@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from hilos.errors import NetworkError
-from hilos.probes.base import Reply, send_tick
+from hilos.probes.base import SPORT_BASE, SPORT_COUNT, Reply, send_tick
 from hilos.probes.tcp_ack import AckProbe
 from hilos.probes.tcp_reply import parse_icmp4, parse_icmp6, parse_ipv4, parse_tcp6
 from hilos.probes.tcp_syn import SynProbe
@@ -119,6 +119,19 @@ class TcpTransport:
         except BaseException:
             self.close()
             raise
+
+    def filter_replies(self, source4: int) -> None:
+        """Let the kernel drop, before they are queued to us, IPv4 packets that cannot answer
+        a probe sent from `source4`: TCP to a port outside our source-port range, ICMP other
+        than destination unreachable, anything to another address (classic BPF)."""
+        from hilos.wire.bpf import attach, reply_filter
+
+        tcp = reply_filter(source4, tcp_ports=(SPORT_BASE, SPORT_BASE + SPORT_COUNT - 1))
+        for s, kind in self._recv:
+            if kind == 4:
+                attach(s, tcp)
+            elif kind == 1:
+                attach(s, reply_filter(source4, icmp_types=(3,)))
 
     def _add(self, s: socket.socket) -> socket.socket:
         self._socks.append(s)

@@ -241,6 +241,11 @@ class SynScanner:
         if 4 in self._hosts.families:
             assert self._sender is not None
             self._sender.attach_link()
+            link = self._sender.link
+            covered = self._sender.vector is not None  # the link sends every host's probes
+            if link is not None and covered and type(self._engine) is TcpTransport:
+                # Every IPv4 probe leaves from the link's address: nothing else is a reply.
+                self._engine.filter_replies(link.source)
 
     def _sender_main(self) -> None:
         try:
