@@ -169,6 +169,11 @@ class Scan:
         end = self._ended if self._ended is not None else time.monotonic()
         return ScanSummary(self._probed_now(), self._up, end - (self._started or end))
 
+    @property
+    def drops(self) -> int | None:
+        """Answers the kernel dropped for a full receive buffer (a raw scan, once it ended)."""
+        return getattr(self._scanner, "drops", None)
+
     def ready(self) -> bool:
         """Whether the next result is already waiting (so a writer may hold its flush). Only
         the SYN scan says so; banners and the other scanners always answer False."""

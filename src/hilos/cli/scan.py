@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     keeper.finish()
     sent = job.stats.sent
     if not quiet and sent:  # a raw scan (SYN, UDP): the packets/s it achieved
-        sys.stderr.write(rate_line(sent, job.summary.elapsed, args.rate))
+        sys.stderr.write(rate_line(sent, job.summary.elapsed, args.rate, job.drops))
     base.report(args)
     return EXIT_OK
 

@@ -31,6 +31,7 @@ from hilos.wire.sockets import (
     enlarge_rcvbuf,
     kernel_lag_ms,
     poll_readable,
+    raw_drops,
     raw_socket,
     rx_timestamps,
 )
@@ -119,6 +120,12 @@ class TcpTransport:
         except BaseException:
             self.close()
             raise
+
+    def drops(self) -> int | None:
+        """Packets the kernel dropped on our receive sockets (full buffers); None if unknown."""
+        counts = [raw_drops(s) for s, _kind in self._recv]
+        known = [c for c in counts if c is not None]
+        return sum(known) if known else None
 
     def filter_replies(self, source4: int) -> None:
         """Let the kernel drop, before they are queued to us, IPv4 packets that cannot answer

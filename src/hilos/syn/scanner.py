@@ -101,6 +101,8 @@ class SynScanner:
         self._started = 0.0
         self._engine: TcpTransport | None = None
         self._sender: Sender | None = None
+        #: answers the kernel dropped for a full receive buffer (known once the scan ends)
+        self.drops: int | None = None
         self._forks = 0  # sender processes forked (their live sent counts are in _ctl)
         self._prepared = False  # _prepare ran (before a fork, or in the sender thread)
         self._thread: threading.Thread | None = None
@@ -201,6 +203,8 @@ class SynScanner:
             self._thread.join(timeout=2.0)
         self._forked.reap()
         if self._engine is not None:
+            if self.drops is None:
+                self.drops = self._engine.drops()
             self._engine.close()
         link = self._sender.link if self._sender is not None else None
         if link is not None and (self._thread is None or not self._thread.is_alive()):

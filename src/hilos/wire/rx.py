@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hilos.errors import from_oserror
+from hilos.wire.sockets import raw_drops
 
 __all__ = ["RxBatch", "grow_rcvbuf", "raw_drops"]
 
@@ -37,23 +38,6 @@ def grow_rcvbuf(sock: socket.socket, want: int = 64 << 20) -> int:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-
-
-def raw_drops(sock: socket.socket) -> int | None:
-    """Packets the kernel dropped for this raw socket (full receive buffer): the `drops`
-    column of /proc/net/raw for its inode; None if not found."""
-    inode = str(os.fstat(sock.fileno()).st_ino)
-    for table in ("/proc/net/raw", "/proc/net/raw6"):
-        try:
-            with open(table) as fh:
-                lines = fh.read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) >= 13 and cols[9] == inode:
-                return int(cols[12])
-    return None
 
 
 class _Iovec(ctypes.Structure):

@@ -39,6 +39,7 @@ __all__ = [
     "open_icmp_socket",
     "ping_group_allows",
     "poll_readable",
+    "raw_drops",
     "raw_socket",
     "rx_timestamps",
     "source_address",
@@ -226,3 +227,20 @@ def kernel_lag_ms(ancdata: list[tuple[int, int, bytes]], offset_ns: int) -> floa
             sec, nsec = _TIMESPEC.unpack_from(data)
             return float(time.monotonic_ns() + offset_ns - sec * 1_000_000_000 - nsec) / 1e6
     return 0.0
+
+
+def raw_drops(sock: socket.socket) -> int | None:
+    """Packets the kernel dropped for this raw socket (full receive buffer): the `drops`
+    column of /proc/net/raw for its inode; None if not found."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/raw", "/proc/net/raw6"):
+        try:
+            with open(table) as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) >= 13 and cols[9] == inode:
+                return int(cols[12])
+    return None
