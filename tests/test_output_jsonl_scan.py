@@ -56,3 +56,25 @@ def test_a_shared_port_tuple_is_encoded_once_per_listing_rule() -> None:
     assert '"port": 22' not in scan_line(a, False)
     assert '"port": 22' in scan_line(b, True)  # the cache keys the rule too
     assert '"port": 22' not in scan_line(b, False)
+
+
+def test_text_reports_of_hosts_sharing_a_port_tuple() -> None:
+    """The text writer keeps the last port table: a table is the same for every host with the
+    same tuple, but "All N scanned ports on HOST" names its own host each time."""
+    from hilos.output.text import scan_report
+
+    shown = (
+        PortResult(22, "open", "syn-ack", service="ssh"),
+        PortResult(80, "filtered", "no-response"),
+    )
+    quiet = (PortResult(22, "closed", "reset"), PortResult(80, "closed", "reset"))
+    for ports in (shown, quiet):
+        a = scan_report(ScanHostResult("198.18.0.1", "up", "syn-ack", ports), False)
+        b = scan_report(ScanHostResult("198.18.0.2", "up", "syn-ack", ports), False)
+        assert [line.replace("198.18.0.1", "X") for line in a] == [
+            line.replace("198.18.0.2", "X") for line in b
+        ]
+    b = scan_report(ScanHostResult("198.18.0.2", "up", "reset", quiet), False)
+    assert "All 2 scanned ports on 198.18.0.2 are in ignored states." in b
+    a = scan_report(ScanHostResult("198.18.0.1", "up", "syn-ack", shown), True)
+    assert a[-2:] == ["22/tcp open     ssh", "80/tcp filtered unknown"]

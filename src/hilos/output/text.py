@@ -13,7 +13,7 @@ from hilos.output.base import (
     hidden_phrase,
     split_ports,
 )
-from hilos.results import HostResult, ScanHostResult
+from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.sanitize import BANNER_TEXT_LIMIT, FIELD_LIMIT, clean
 
 # Address column: wide enough for every IPv4 address; longer (IPv6) addresses just push.
@@ -71,8 +71,20 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
         lines.append(f"Host is up ({format_latency(result.rtt_ms)} latency).")
     else:
         lines.append("Host is up.")
+    lines.extend(_port_section(result, show_all))
+    return lines
+
+
+def _port_section(result: ScanHostResult, show_all: bool) -> list[str]:
+    """The "Not shown" line and the PORT table. A table names no host, and hosts of a big scan
+    share port tuples (every silent host of a -Pn /16): the last tuple's lines are kept."""
+    global _last_section
+    last = _last_section
+    if last is not None and last[0] is result.ports and last[1] == show_all:
+        return last[2]
     view = split_ports(result.ports, show_all, fold_many=True)
     not_shown = [hidden_phrase(s, r, _protos(result, s)) for s, r in view.hidden.items()]
+    lines: list[str] = []
     if not view.shown:
         if result.ports:
             lines.append(
@@ -80,7 +92,7 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
             )
         if not_shown:
             lines.append("Not shown: " + ", ".join(not_shown))
-        return lines
+        return lines  # names the host: not kept
     if not_shown:
         lines.append("Not shown: " + ", ".join(not_shown))
     ports = [clean_port(p, BANNER_TEXT_LIMIT) for p in view.shown]
@@ -99,7 +111,11 @@ def scan_report(result: ScanHostResult, show_all: bool) -> list[str]:
         lines.append(_row(row))
         if p.banner:
             lines.append(f"    banner: {p.banner}")
+    _last_section = (result.ports, show_all, lines)
     return lines
+
+
+_last_section: tuple[tuple[PortResult, ...], bool, list[str]] | None = None
 
 
 class TextWriter(Writer):
