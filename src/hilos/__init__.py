@@ -39,6 +39,7 @@ def __getattr__(name: str) -> Any:
         return getattr(hilos.pool, name)
     raise AttributeError(f"module 'hilos' has no attribute {name!r}")
 
+
 __all__ = [
     "HilosError",
     "HostResult",
