@@ -99,3 +99,18 @@ def test_index_and_address_maps_and_down_list() -> None:
         assert list(dense.down()) == [0x7F000003, 0x7F000302]
     finally:
         dense.close()
+
+
+def test_up_results_text_and_names() -> None:
+    from hilos.results import HostResult
+    from hilos.sweep.base import up_results
+
+    keys = [0x7F000001, 0xC6120A0B, 0xFFFFFFFF]
+    got = up_results(keys, ["echo-reply", "syn-ack", "reset"], [0.5, None, 1.25])
+    assert got == [
+        HostResult("127.0.0.1", "up", "echo-reply", 0.5),
+        HostResult("198.18.10.11", "up", "syn-ack", None),
+        HostResult("255.255.255.255", "up", "reset", 1.25),
+    ]
+    named = up_results(keys[:1], ["echo-reply"], [None], hostname={"127.0.0.1": "lo"}.get)
+    assert named[0].hostname == "lo"

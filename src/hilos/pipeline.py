@@ -28,12 +28,12 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
 from hilos import scanners
 from hilos.errors import UsageError
-from hilos.results import HostResult, PortResult, ScanHostResult
+from hilos.results import HostResult, PortResult, ScanHostResult, ScanProgress, ScanSummary
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
 from hilos.syn import MAX_HOSTS
 from hilos.targets import TargetSpace, parse_targets
@@ -44,27 +44,6 @@ from hilos.wire.limits import check_thread_limit
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
 
 ScanType = Literal["connect", "syn", "udp"]
-
-
-@dataclass(frozen=True, slots=True)
-class ScanProgress:
-    """Where a running scan is: `phase` ("discovery" or "scan"), `done` of `total` probes (or
-    addresses, in discovery; total None while unknown), `up` hosts found so far."""
-
-    phase: str
-    done: int
-    total: int | None
-    up: int
-    sent: int | None = None  # packets sent by a raw scan (SYN, UDP), resends included
-
-
-@dataclass(frozen=True, slots=True)
-class ScanSummary:
-    """`addresses` actually probed (not the space's size when cut short), hosts `up`, seconds."""
-
-    addresses: int
-    up: int
-    elapsed: float
 
 
 class Scan:

@@ -79,3 +79,24 @@ class ScanStats:
     @property
     def rate(self) -> float:
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """Where a running scan is: `phase` ("discovery" or "scan"), `done` of `total` probes (or
+    addresses, in discovery; total None while unknown), `up` hosts found so far."""
+
+    phase: str
+    done: int
+    total: int | None
+    up: int
+    sent: int | None = None  # packets sent by a raw scan (SYN, UDP), resends included
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """`addresses` actually probed (not the space's size when cut short), hosts `up`, seconds."""
+
+    addresses: int
+    up: int
+    elapsed: float

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from hilos.cli import baseline, chunked, keep
 from hilos.cli.aliases import add_nmap_options
@@ -17,6 +18,9 @@ from hilos.cli.options import (
 )
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
 from hilos.errors import UsageError
+
+if TYPE_CHECKING:
+    from hilos.pipeline import Scan
 
 __all__ = ["add", "run"]
 
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from hilos.output.progress import Progress, rate_line
+    from hilos.output.progress import Progress
     from hilos.pipeline import scan
     from hilos.targets import parse_shard
     from hilos.targets.ports import exclude_ports
@@ -160,11 +164,19 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     out.close(summary())
     keeper.finish()
-    sent = job.stats.sent
-    if not quiet and sent:  # a raw scan (SYN, UDP): the packets/s it achieved
-        sys.stderr.write(rate_line(sent, job.summary.elapsed, args.rate, job.drops))
+    if not quiet:
+        _rate(job, args.rate)
     base.report(args)
     return EXIT_OK
+
+
+def _rate(job: Scan, asked: float | None) -> None:
+    """A raw scan (SYN, UDP) closes with the packets/s it achieved beside --rate."""
+    from hilos.output.progress import rate_line
+
+    sent = job.stats.sent
+    if sent:
+        sys.stderr.write(rate_line(sent, job.summary.elapsed, asked, job.drops))
 
 
 def _types(args: argparse.Namespace) -> tuple[str, bool]:

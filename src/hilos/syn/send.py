@@ -206,12 +206,8 @@ class Sender:
             if not first_done:
                 first = walks[0]
                 assert first is not None
-                collect: list[int] | None = [] if passes == 1 else None
-                count = self.send_chunk(first, CHUNK, False, collect)
-                if count:
-                    pending[0].append((time.monotonic(), count, collect))
-                    worked = True
-                first_done = count < CHUNK
+                first_done = self._first_chunk(first, pending, passes == 1)
+                worked = True
             now = time.monotonic()
             coord.tick(now)
             # Done when nothing is outstanding, or when every probe is answered (a scan of open
@@ -223,12 +219,16 @@ class Sender:
             if first_done and ((late_started and not late) or coord.all_final()):
                 break
             if not worked:
-                # Nothing due yet: sleep until the oldest deadline (or a short while when the
-                # receiver has not caught up yet).
-                heads = [q[0][0] for q in pending if q] + ([late[0][0]] if late else [])
-                wait = min(heads) + timeout - now if heads else 0.005
-                time.sleep(min(0.01, max(0.0005, wait)))
+                _nap(pending, late, timeout, now)
         coord.finish()
+
+    def _first_chunk(self, first: Iterator[int], pending: list[deque[Chunk]], last: bool) -> bool:
+        """Send the first pass's next chunk; True once its walk is done."""
+        collect: list[int] | None = [] if last else None
+        count = self.send_chunk(first, CHUNK, False, collect)
+        if count:
+            pending[0].append((time.monotonic(), count, collect))
+        return count < CHUNK
 
     def _settle_due(self, last: deque[Chunk], idle: float, timeout: float) -> bool:
         """Settle last-pass probes whose deadline the receiver has fully caught up with."""
@@ -367,6 +367,14 @@ class Sender:
             self.vector = VectorSend.serving(self)
         else:
             link.close()
+
+
+def _nap(pending: list[deque[Chunk]], late: deque[Late], timeout: float, now: float) -> None:
+    """Nothing due yet: sleep until the oldest deadline (or a short while when the receiver
+    has not caught up yet)."""
+    heads = [q[0][0] for q in pending if q] + ([late[0][0]] if late else [])
+    wait = min(heads) + timeout - now if heads else 0.005
+    time.sleep(min(0.01, max(0.0005, wait)))
 
 
 def _send_error(
