@@ -286,10 +286,11 @@ def test_a_drain_round_sends_one_datagram_per_silent_port() -> None:
     assert len(rx.tx4.sent) == 4
 
 
-def test_retries_stop_after_two_quiet_passes_when_the_host_answers() -> None:
+def test_retries_stop_after_a_pass_without_loss_when_the_host_answers() -> None:
     """A silent port on a host that answers (its closed port does): nothing is lost, so after
-    attempts 0, 1 and 2 (two retry passes without a new answer, and one full wait) it is
-    open|filtered, not after all six; a silent host still gets every retry."""
+    attempts 0 and 1 (a retry pass without a sign of loss, and one full wait) it is
+    open|filtered, not after all six (nmap: one try past the last that answered); a silent
+    host still gets every retry."""
     if not ROOT:
         pytest.skip("raw sockets need root")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -310,7 +311,7 @@ def test_retries_stop_after_two_quiet_passes_when_the_host_answers() -> None:
         scanner.send_pass = counted  # type: ignore[method-assign]
         (host,) = list(scanner.results())
         assert [p.state for p in host.ports] == ["open|filtered", "closed"]
-        assert attempts == [0, 1, 2]
+        assert attempts == [0, 1]
         # Alone, the silent port's host answers nothing: every payload of the rotation.
         scanner = UdpScanner(["127.0.0.1"], [port], privileged=True, timeout=0.05)
         attempts.clear()
@@ -397,3 +398,16 @@ def test_unprivileged_retries_send_every_payload_but_drain_rounds_one() -> None:
         assert datagrams() == 1
     finally:
         sink.close()
+
+
+def test_loss_signs_are_icmp_errors_and_replies_to_a_ports_own_payload() -> None:
+    """What keeps the retries going: an answer a resent probe could only get if the first was
+    lost. A reply on a port without a payload of its own came from another payload."""
+    from hilos.udp.state import CLOSED, OPEN
+
+    state = UdpState(UdpTargets(["198.18.0.1"], Cookie()), [53, 40000, 40001], None)
+    state.answer(0, 1, OPEN, b"hello")  # 40000: a rotation payload found a service
+    assert state.loss_signs == 0
+    state.answer(0, 0, OPEN, b"dns")  # 53: its own DNS query, answered
+    state.answer(0, 2, CLOSED, None)
+    assert state.loss_signs == 2

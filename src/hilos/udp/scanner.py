@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
-QUIET_PASSES = 2  # retry passes in a row without a new answer: nothing is being lost
+QUIET_PASSES = 1  # retry passes in a row without a sign of loss: nothing is being lost
 _SMALL_PASS = 256  # probes still unanswered at most for a pass to time the unqueued path
 _BATCH = 32
 
@@ -208,18 +208,19 @@ class UdpScanner:
     def _send_all(self) -> None:
         """Every pass, then open|filtered for what is still silent.
 
-        Fewer passes when nothing is lost (as nmap stops retrying past the last try that
-        brought an answer): after `QUIET_PASSES` retry passes in a row without a new answer,
-        while every silent port's host answers (so the silence is the ports', and the payload
-        rotation for a silent host is not cut short), one full wait, and if that brings
-        nothing either, the rest is open|filtered. A lossy path keeps bringing answers and
-        gets every retry."""
+        Fewer passes when nothing is lost, as nmap stops retrying one try past the last that
+        brought an answer: after `QUIET_PASSES` retry pass(es) in a row that brought no sign of
+        loss (an ICMP error, or a reply to a port's own payload, to a resent probe; a reply to
+        another payload of the rotation is the payload's doing, not loss), while every silent
+        port's host answers (so the silence is the ports', and the rotation for a silent host
+        is not cut short), one full wait, and if that brings nothing either, the rest is
+        open|filtered. A lossy path keeps answering resent probes and gets every retry."""
         rx = self._rx
         assert rx is not None
         st, quiet = self.state, 0
         pending: list[int] | None = None
         for attempt in range(self.retries + 1):
-            before = st.final_count
+            before, signs = st.final_count, st.loss_signs
             # A small pass: its answers time the path without a queue (UdpState.wait), and
             # it goes over the few silent indices, not the whole walk (vectorised or not).
             st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
@@ -241,7 +242,7 @@ class UdpScanner:
             self.wait_answers(rx, last, final=attempt == self.retries)
             if self._cancel.is_set() or st.final_count >= st.goal:
                 break
-            quiet = quiet + 1 if attempt and st.final_count == before else 0
+            quiet = quiet + 1 if attempt and st.loss_signs == signs else 0
             if quiet >= QUIET_PASSES and attempt < self.retries and self._silent_hosts_answer():
                 self.wait_answers(rx, last, final=True)
                 if st.final_count == before:

@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from hilos.probes.udp_payloads import PORT_KINDS
 from hilos.results import PortResult, ScanHostResult
 from hilos.udp.targets import UdpTargets
 from hilos.wire.rtt import RttEstimator
@@ -98,6 +99,10 @@ class UdpState:
         self.namer = namer
         self._plain: dict[tuple[int, int, Callable[[int], str | None]], PortResult] = {}
         self.final_count = 0
+        # Answers that show a probe was lost when resent: ICMP errors, replies to a port's own
+        # payload (a reply to another payload of the rotation shows the payload, not loss).
+        self.loss_signs = 0
+        self._rotating = bytes(p not in PORT_KINDS for p in self.ports)
         self.hosts_done = 0
         self.sent = 0
 
@@ -150,6 +155,8 @@ class UdpState:
                 return  # a duplicate, or an answer after the probe was given up
             self.final[byte] |= bit
             self.codes[idx] = code
+            if code != OPEN or not self._rotating[pi]:
+                self.loss_signs += 1
             self.answered[h] = 1
             if code == CLOSED:
                 self.closed[h] += 1
