@@ -213,14 +213,14 @@ class UdpScanner:
         loss (an ICMP error, or a reply to a port's own payload, to a resent probe; a reply to
         another payload of the rotation is the payload's doing, not loss), while every silent
         port's host answers (so the silence is the ports', and the rotation for a silent host
-        is not cut short), one full wait, and if that brings nothing either, the rest is
-        open|filtered. A lossy path keeps answering resent probes and gets every retry."""
+        is not cut short), one full wait, and if that brings no sign of loss either, the rest
+        is open|filtered. A lossy path keeps answering resent probes and gets every retry."""
         rx = self._rx
         assert rx is not None
         st, quiet = self.state, 0
         pending: list[int] | None = None
         for attempt in range(self.retries + 1):
-            before, signs = st.final_count, st.loss_signs
+            signs = st.loss_signs
             # A small pass: its answers time the path without a queue (UdpState.wait), and
             # it goes over the few silent indices, not the whole walk (vectorised or not).
             st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
@@ -245,7 +245,7 @@ class UdpScanner:
             quiet = quiet + 1 if attempt and st.loss_signs == signs else 0
             if quiet >= QUIET_PASSES and attempt < self.retries and self._silent_hosts_answer():
                 self.wait_answers(rx, last, final=True)
-                if st.final_count == before:
+                if st.loss_signs == signs:
                     break
         if not self._cancel.is_set() and self.state.final_count < self.state.goal:
 
