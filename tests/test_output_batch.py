@@ -131,3 +131,34 @@ def test_a_background_flush_failure_is_raised_by_the_next_write() -> None:
     with pytest.raises(OutputError, match="No space left"):
         out.write(HOSTS[2])
     assert out.failure is not None
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+def test_scan_write_many_equals_write_per_result(tmp_path: Path, show_all: bool) -> None:
+    """A burst of finished scan hosts is written as one batch: every format the same bytes as
+    one by one (shared port tuples included, as a -Pn scan's silent hosts have)."""
+    from hilos.results import PortResult, ScanHostResult
+
+    silent = (PortResult(22, "filtered", "no-response"), PortResult(80, "filtered", "no-response"))
+    hosts = [
+        ScanHostResult(f"198.18.0.{i}", "up" if i % 4 else "down", "user-set",
+                       silent if i % 3 else (PortResult(22, "open", "syn-ack", service="ssh"),
+                                             PortResult(80, "closed", "reset")),
+                       rtt_ms=None if i % 2 else 0.5)
+        for i in range(1, 60)
+    ]  # fmt: skip
+    formats = ["json", "text", "csv", "xml", "grep"]
+    texts = []
+    for mode in ("one", "many"):
+        paths = [str(tmp_path / f"s{mode}.{f}") for f in formats]
+        out = open_outputs("scan", formats, paths, None, show_all=show_all,
+                           stdout=io.StringIO(), meta={"start": 0.0})  # fmt: skip
+        if mode == "one":
+            for h in hosts:
+                out.write(h)
+        else:
+            out.write_many(hosts[:10])
+            out.write_many(hosts[10:])
+        out.close({"addresses": 59, "up": 45, "elapsed": 1.0})
+        texts.append([Path(p).read_text() for p in paths])
+    assert texts[0] == texts[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hilos.cli import baseline, chunked, keep
 from hilos.cli.aliases import add_nmap_options
@@ -21,6 +21,7 @@ from hilos.errors import UsageError
 
 if TYPE_CHECKING:
     from hilos.pipeline import Scan
+    from hilos.results import ScanHostResult
 
 __all__ = ["add", "run"]
 
@@ -136,14 +137,13 @@ def run(args: argparse.Namespace) -> int:
 
     if progress.enabled:
         threading.Thread(target=tick, name="hilos-progress", daemon=True).start()
+    held: list[ScanHostResult] = []
     try:
-        for host in job:
-            # A burst of finished hosts (the end of a /16 -Pn scan) costs one flush.
-            keeper.write(out, host, flush=not job.ready())
-            base.add(host)
+        _write_all(job, keeper, out, base, held)
     except KeyboardInterrupt:
         finished.set()
         job.cancel()
+        keeper.write_many(out, held)  # finished, not yet written
         keeper.stop()  # saved before the unfinished hosts: a resumed run cuts them off
         # Every result found so far goes to the outputs; unfinished hosts are marked so.
         for host in job.drain():
@@ -168,6 +168,25 @@ def run(args: argparse.Namespace) -> int:
         _rate(job, args.rate)
     base.report(args)
     return EXIT_OK
+
+
+def _write_all(
+    job: Scan,
+    keeper: keep.Keeper,
+    out: Any,
+    base: baseline.Baseline,
+    held: list[ScanHostResult],
+) -> None:
+    """Write each host as it finishes. Hosts ready back to back (a -Pn /16 ends with 65,536 at
+    once) go out as one batch: one format call and one flush per output, not one per host.
+    `held` is the batch being gathered (the caller writes it on Ctrl-C)."""
+    for host in job:
+        held.append(host)
+        base.add(host)
+        if len(held) >= 4096 or not job.ready():
+            batch = held[:]
+            held.clear()
+            keeper.write_many(out, batch)
 
 
 def _rate(job: Scan, asked: float | None) -> None:

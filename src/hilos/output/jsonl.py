@@ -126,6 +126,10 @@ class JsonLinesWriter(Writer):
             self.stream.write(_encode(sweep_object(result)) + "\n")
 
     def _text_many(self, results: list[Result]) -> str | None:
+        scans = [r for r in results if isinstance(r, ScanHostResult)]
+        if scans and len(scans) == len(results):
+            show_all = self.show_all
+            return "".join([scan_line(r, show_all) + "\n" for r in scans])
         hosts = [r for r in results if isinstance(r, HostResult)]
         if len(hosts) != len(results):
             return None

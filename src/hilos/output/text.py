@@ -134,6 +134,9 @@ class TextWriter(Writer):
             self.stream.write(sweep_line(result) + "\n")
 
     def _text_many(self, results: list[Result]) -> str | None:
+        scans = [r for r in results if isinstance(r, ScanHostResult)]
+        if scans and len(scans) == len(results):
+            return "".join(["\n".join(scan_report(r, self.show_all)) + "\n\n" for r in scans])
         hosts = [r for r in results if isinstance(r, HostResult)]
         if len(hosts) != len(results):
             return None
