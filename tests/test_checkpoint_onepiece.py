@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -46,6 +47,26 @@ def test_the_hosts_written_come_back_as_intervals_after_a_round_trip() -> None:
     again = HostLog([(100, 200), (300, 400)])
     again.load(json.loads(json.dumps(log.to_json())))
     assert again.intervals() == ([(101, 103), (300, 300)], [(1, 1)])
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_burst_of_hosts_folds_alike_with_numpy_or_without(v6: bool) -> None:
+    import numpy  # noqa: F401  (loaded, as a SYN scan has it: the vector path)
+
+    rng = random.Random(5)
+    addrs = [f"10.0.{i >> 8}.{i & 255}" for i in rng.sample(range(4096), 1500)]
+    if v6:
+        addrs.append("fd18::9")  # a mixed burst goes through the loop
+    fast = HostLog([(0x0A000000, 0x0A000FFF)])
+    fast.new.extend(addrs)
+    fast.fold(len(addrs))
+    slow = HostLog([(0x0A000000, 0x0A000FFF)])
+    for a in addrs:  # one at a time: below the burst size, the loop
+        slow.new.append(a)
+        slow.fold(1)
+    assert fast.intervals() == slow.intervals()
+    assert fast.count == slow.count == len(addrs) and not fast.new
+    assert sum(b - a + 1 for a, b in fast.intervals()[0]) == 1500
 
 
 def test_a_range_too_wide_for_a_bitmap_keeps_a_set() -> None:
