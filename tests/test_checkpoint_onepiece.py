@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -226,11 +227,16 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path: Path, kind: st
 
 
 @pytest.mark.slow
-def test_sigterm_saves_the_checkpoint_and_names_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("kind", ["scan", "sweep"])
+def test_a_signal_saves_the_checkpoint_and_names_it(
+    tmp_path: Path, kind: str, sig: signal.Signals
+) -> None:
     state = tmp_path / "state"
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    argv = [*SLOW] if kind == "scan" else ["127.0.0.1-80", "--method", "tcp", "--rate", "30"]
     proc = subprocess.Popen(
-        [*HILOS, "scan", *SLOW],  # every output on stdout: the checkpoint in the state dir
+        [*HILOS, kind, *argv],  # every output on stdout: the checkpoint in the state dir
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -238,13 +244,14 @@ def test_sigterm_saves_the_checkpoint_and_names_it(tmp_path: Path) -> None:
         text=True,
     )
     time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 143, err
+    assert proc.returncode == 128 + sig, err
     (ck,) = (state / "hilos").iterdir()
-    assert f"hilos: continue with: hilos scan --resume {ck}\n" in err
+    assert f"hilos: continue with: hilos {kind} --resume {ck}\n" in err
+    written = json.loads(ck.read_text())["written"]["count"]
     resumed = subprocess.run(
-        [*HILOS, "scan", "--resume", str(ck), "-q"],
+        [*HILOS, kind, "--resume", str(ck), "-q"],  # the saved options: text on stdout
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -253,7 +260,9 @@ def test_sigterm_saves_the_checkpoint_and_names_it(tmp_path: Path) -> None:
     )
     assert resumed.returncode == 0, resumed.stderr
     assert not ck.exists()
-    assert "scan report for 127.0.0." in resumed.stdout
+    rest = set(re.findall(r"\b127\.0\.0\.\d+\b", resumed.stdout))
+    # The resumed run reports every host the first had not written before the signal.
+    assert len(rest) == (40 if kind == "scan" else 80) - written
 
 
 def test_resume_of_a_scan_checkpoint_as_a_sweep_is_refused(tmp_path: Path) -> None:
