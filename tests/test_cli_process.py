@@ -208,3 +208,24 @@ def test_any_output_to_a_full_disk_is_one_line_exit_1(argv: list[str]) -> None:
         )
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == ["hilos: error: writing stdout: No space left on device"]
+
+
+def test_the_command_line_exits_without_the_interpreters_teardown() -> None:
+    """python -m hilos ends with os._exit once everything is written (a million probes'
+    objects are not freed one by one), keeping the exit code and every byte of output."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "hilos", "scan", "127.0.0.1", "-p", "1", "-p"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("hilos: error:")
+    code = (
+        "import runpy, sys, os; calls = []; real = os._exit\n"
+        "os._exit = lambda c: (calls.append(c), sys.stdout.write(f'exit {c}'), real(c))\n"
+        "sys.argv = ['hilos', 'scan', '127.0.0.1', '-p', '9', '--type', 'connect', '-q',\n"
+        "            '--format', 'json']\n"
+        "runpy.run_module('hilos', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith("exit 0") and '"host": "127.0.0.1"' in proc.stdout
