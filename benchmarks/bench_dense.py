@@ -22,6 +22,7 @@ import ipaddress
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,9 @@ from bench_syn import Bench, Tool, hilos_states, nmap_states, run_workload
 from hilos.lab import Lab, teardown
 
 NET = "198.18.0.0/16"
+
+
+RUNS = 3  # runs per tool, alternated; medians printed (the /12 and /10 once: they are long)
 
 
 def ratio(name: str, value: float, target: float) -> str:
@@ -99,11 +103,21 @@ def bench_dense(pythons: dict[str, str], workdir: Path, anchors: bool, big: bool
             t, peak = ns.timed(cmd, rss, out)
             return t, peak, _count_up(out)
 
-        t16, _, n16 = hilos(pythons[""], "127.0.0.0/16")
-        print(f"  hilos sweep 127.0.0.0/16: {t16:.2f} s, {n16} up (exact: {n16 == 65536})")
-        if anchors and shutil.which("fping"):
-            tf, _ = ns.timed(["fping", "-a", "-q", "-i0", "-r0", "-g", "127.0.0.0/16"])
-            print(f"  fping -a -q -i0 -r0 -g 127.0.0.0/16: {tf:.2f} s")
+        fping = anchors and shutil.which("fping") is not None
+        t16s, tfs, n16s = [], [], []
+        for _ in range(RUNS):  # alternated, medians
+            t, _, n = hilos(pythons[""], "127.0.0.0/16")
+            t16s.append(t)
+            n16s.append(n)
+            if fping:
+                tfs.append(ns.timed(["fping", "-a", "-q", "-i0", "-r0", "-g", "127.0.0.0/16"])[0])
+        t16 = statistics.median(t16s)
+        print(f"  hilos sweep 127.0.0.0/16: median {t16:.2f} s of {RUNS} "
+              f"({' '.join(f'{t:.2f}' for t in t16s)}), up {n16s} (exact: {set(n16s) == {65536}})")  # fmt: skip
+        if fping:
+            tf = statistics.median(tfs)
+            print(f"  fping -a -q -i0 -r0 -g 127.0.0.0/16: median {tf:.2f} s "
+                  f"({' '.join(f'{t:.2f}' for t in tfs)})")  # fmt: skip
             print("  " + ratio("hilos/fping /16", t16 / tf, 1.0))
         t12, rss12, n12 = hilos(pythons[""], "127.0.0.0/12", rss=True)
         assert rss12 is not None
@@ -195,7 +209,7 @@ def _hilos_syn(
 def _rows(b: Bench, label: str, targets: list[str], ports: str) -> list[Tool]:
     """One hilos row per interpreter (label + "" or " (previous)")."""
     return [
-        (label + suffix, partial(_hilos_syn, b, python, targets, ports, f"{i}-{len(targets)}"), 1)
+        (label + suffix, partial(_hilos_syn, b, python, targets, ports, f"{i}-{len(targets)}"), RUNS)
         for i, (suffix, python) in enumerate(b.pythons.items())
     ]
 
@@ -227,7 +241,7 @@ def bench_lab(rtt: float, pythons: dict[str, str], workdir: Path, anchors: bool)
         hosts = [str(a) for a in ipaddress.ip_network(NET)]
         h16 = "hilos scan --type syn /16 x 16 ports"
         rows = _rows(b, h16, [NET], spec)
-        m16 = run_workload(f"{NET} x 16 ports", rows, hosts, ports16, b.truth, 1)
+        m16 = run_workload(f"{NET} x 16 ports", rows, hosts, ports16, b.truth, RUNS)
         if PREVIOUS in pythons:
             print("  " + ratio("hilos/previous SYN /16 x 16", m16[h16] / m16[h16 + PREVIOUS], 0.35))
         sent = 65536 * len(ports16)
@@ -249,9 +263,9 @@ def bench_lab(rtt: float, pythons: dict[str, str], workdir: Path, anchors: bool)
         if anchors:
             t5 = ["-T5", "--min-rate", "50000"]
             rows.append(("nmap -sS -p- -T5 --min-rate 50000",
-                         lambda r: _nmap_hosts(b, live[:4], t5, workdir), 1))  # fmt: skip
+                         lambda r: _nmap_hosts(b, live[:4], t5, workdir), RUNS))  # fmt: skip
         all_ports = list(range(1, 65536))
-        mp = run_workload(f"-p- of {several}", rows, live[:4], all_ports, b.truth, 1)
+        mp = run_workload(f"-p- of {several}", rows, live[:4], all_ports, b.truth, RUNS)
         if anchors:
             print("  " + ratio(f"hilos/nmap -p- (rtt {rtt:g})",
                                mp[hp] / mp["nmap -sS -p- -T5 --min-rate 50000"], 0.7))  # fmt: skip
