@@ -112,8 +112,10 @@ def bench_dense(pythons: dict[str, str], workdir: Path, anchors: bool, big: bool
             if fping:
                 tfs.append(ns.timed(["fping", "-a", "-q", "-i0", "-r0", "-g", "127.0.0.0/16"])[0])
         t16 = statistics.median(t16s)
-        print(f"  hilos sweep 127.0.0.0/16: median {t16:.2f} s of {RUNS} "
-              f"({' '.join(f'{t:.2f}' for t in t16s)}), up {n16s} (exact: {set(n16s) == {65536}})")  # fmt: skip
+        runs16 = " ".join(f"{t:.2f}" for t in t16s)
+        exact = set(n16s) == {65536}
+        print(f"  hilos sweep 127.0.0.0/16: median {t16:.2f} s of {RUNS} ({runs16}), "
+              f"up {n16s} (exact: {exact})")  # fmt: skip
         if fping:
             tf = statistics.median(tfs)
             print(f"  fping -a -q -i0 -r0 -g 127.0.0.0/16: median {tf:.2f} s "
@@ -209,8 +211,8 @@ def _hilos_syn(
 def _rows(b: Bench, label: str, targets: list[str], ports: str) -> list[Tool]:
     """One hilos row per interpreter (label + "" or " (previous)")."""
     return [
-        (label + suffix, partial(_hilos_syn, b, python, targets, ports, f"{i}-{len(targets)}"), RUNS)
-        for i, (suffix, python) in enumerate(b.pythons.items())
+        (label + suffix, partial(_hilos_syn, b, py, targets, ports, f"{i}-{len(targets)}"), RUNS)
+        for i, (suffix, py) in enumerate(b.pythons.items())
     ]
 
 
