@@ -17,6 +17,7 @@ def test_stamps_give_each_packets_kernel_receive_time() -> None:
     ):
         rx.bind(("127.0.0.1", 0))
         batch = RxBatch(rx, 8, 64, stamps=True)
+        time.sleep(0.1)  # stamping is switched on by deferred work (see test_wire_sockets)
         for i in range(3):
             tx.sendto(b"x%d" % i, rx.getsockname())
             time.sleep(0.03)

@@ -70,6 +70,9 @@ def test_kernel_receive_stamp_measures_how_long_a_packet_waited() -> None:
     ):
         rx.bind(("127.0.0.1", 0))
         rx_timestamps(rx)
+        # The kernel turns receive stamping on by deferred work when the first socket asks;
+        # until then a packet is stamped when read.
+        time.sleep(0.1)
         tx.sendto(b"x", rx.getsockname())
         time.sleep(0.08)
         _data, anc, _flags, _addr = rx.recvmsg(16, RX_ANCILLARY)

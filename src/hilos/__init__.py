@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
 
 from hilos.errors import (
     HilosError,
@@ -22,7 +22,7 @@ from hilos.errors import (
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.targets import Permutation, TargetSpace, parse_ports, parse_targets, top_ports
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from hilos.pool import Pool, PoolStats, TaskResult, run_all
 
 __version__ = "0.1.0"
@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 _LAZY = {"Pool", "PoolStats", "TaskResult", "run_all"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name in _LAZY:
         import hilos.pool
 

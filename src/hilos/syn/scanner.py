@@ -203,7 +203,7 @@ class SynScanner:
             self._thread.join(timeout=2.0)
         self._forked.reap()
         if self._engine is not None:
-            if self.drops is None:
+            if self.drops is None and isinstance(self._engine, TcpTransport):
                 self.drops = self._engine.drops()
             self._engine.close()
         link = self._sender.link if self._sender is not None else None
