@@ -38,22 +38,7 @@ def scan_object(result: ScanHostResult, show_all: bool) -> dict[str, object]:
     the common case stay exactly those of earlier versions.
     """
     view = split_ports(result.ports, show_all, fold_many=False)
-    ports = []
-    for raw in view.shown:
-        p = clean_port(raw, BANNER_DATA_LIMIT)
-        ports.append(
-            {
-                "port": p.port,
-                "proto": p.proto,
-                "state": p.state,
-                "reason": p.reason,
-                "service": p.service,
-                "product": p.product,
-                "version": p.version,
-                "banner": p.banner,
-                "tls": p.tls,
-            }
-        )
+    ports = [_port_object(clean_port(raw, BANNER_DATA_LIMIT)) for raw in view.shown]
     obj: dict[str, object] = {"host": result.host}
     if result.hostname:
         obj["hostname"] = clean(result.hostname, FIELD_LIMIT)
@@ -101,19 +86,22 @@ def _plain_port_json(p: CleanPort) -> str:
 
 
 def _encode_port(p: CleanPort) -> str:
-    return _encode(
-        {
-            "port": p.port,
-            "proto": p.proto,
-            "state": p.state,
-            "reason": p.reason,
-            "service": p.service,
-            "product": p.product,
-            "version": p.version,
-            "banner": p.banner,
-            "tls": p.tls,
-        }
-    )
+    return _encode(_port_object(p))
+
+
+def _port_object(p: CleanPort) -> dict[str, object]:
+    """{"port", "proto", "state", "reason", "service", "product", "version", "banner", "tls"}."""
+    return {
+        "port": p.port,
+        "proto": p.proto,
+        "state": p.state,
+        "reason": p.reason,
+        "service": p.service,
+        "product": p.product,
+        "version": p.version,
+        "banner": p.banner,
+        "tls": p.tls,
+    }
 
 
 class JsonLinesWriter(Writer):

@@ -29,7 +29,7 @@ from hilos.resume.job import (
     host_to_json,
 )
 
-__all__ = ["FORMAT", "Checkpoint"]
+__all__ = ["FORMAT", "Checkpoint", "write_atomically"]
 
 FORMAT = "hilos-checkpoint/1"
 
@@ -135,20 +135,7 @@ class Checkpoint:
 
     def save(self) -> None:
         """Write the whole state atomically (temporary file, fsync, rename, fsync directory)."""
-        text = json.dumps(self.to_json(), separators=(",", ":"))
-        folder = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(folder)
+        write_atomically(self.path, json.dumps(self.to_json(), separators=(",", ":")))
         self._written = time.monotonic()
         self._dirty = False
 
@@ -157,6 +144,23 @@ class Checkpoint:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         _fsync_dir(self.path.parent)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a crash leaves the old file or the new one, never a part:
+    a temporary file beside it, fsync, rename, fsync of the directory."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

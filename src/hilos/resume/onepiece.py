@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hilos.errors import UsageError
+from hilos.resume.checkpoint import write_atomically
 from hilos.targets import TargetSpace
 from hilos.targets.intervals import Interval, merge, subtract
 
@@ -218,7 +218,7 @@ class RunCheckpoint:
             separators=(",", ":"),
         )
         head = f'{{"format":"{FORMAT}","hash":"{self.digest}","job":{self._static},'
-        _replace(self.path, head + dynamic[1:])
+        write_atomically(self.path, head + dynamic[1:])
         self._saved_at = self.log.count
 
     def remove(self) -> None:
@@ -266,25 +266,3 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: a temporary file beside it, fsync, rename."""
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # the rename itself survives a power cut
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
