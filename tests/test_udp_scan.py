@@ -411,3 +411,33 @@ def test_loss_signs_are_icmp_errors_and_replies_to_a_ports_own_payload() -> None
     state.answer(0, 0, OPEN, b"dns")  # 53: its own DNS query, answered
     state.answer(0, 2, CLOSED, None)
     assert state.loss_signs == 2
+
+
+@pytest.mark.parametrize("lossy", [False, True], ids=["clean", "lossy"])
+def test_a_sign_of_loss_in_a_retry_pass_keeps_every_retry(lossy: bool) -> None:
+    """A clean path stops one pass after the first (attempts 0 and 1); once a resent probe
+    was answered (an ICMP error in pass 1: its first answer was lost), every retry is made."""
+    from hilos.udp.state import CLOSED
+
+    class Rx:
+        idle_at = float("inf")
+
+        def check(self) -> None:
+            pass
+
+    scanner = UdpScanner(["198.18.0.1"], [40001, 40002, 40003], timeout=0.01, batched=False)
+    attempts: list[int] = []
+
+    def send_pass(rx: object, attempt: int, indices: object = None, **kw: object) -> float:
+        attempts.append(attempt)
+        if attempt == 0:
+            scanner.state.answer(0, 0, CLOSED, None)  # the host answers: 40003's silence is its
+        if attempt == 1 and lossy:
+            scanner.state.answer(0, 1, CLOSED, None)  # 40002 answers its resend
+        return 0.0
+
+    scanner.send_pass = send_pass  # type: ignore[method-assign,assignment]
+    scanner._rx = Rx()  # type: ignore[assignment]
+    scanner._send_all()
+    assert attempts == ([0, 1, 2, 3, 4, 5] if lossy else [0, 1])
+    assert scanner.state.final_count == 3

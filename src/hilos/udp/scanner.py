@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
-QUIET_PASSES = 1  # retry passes in a row without a sign of loss: nothing is being lost
 _SMALL_PASS = 256  # probes still unanswered at most for a pass to time the unqueued path
 _BATCH = 32
 
@@ -208,16 +207,17 @@ class UdpScanner:
     def _send_all(self) -> None:
         """Every pass, then open|filtered for what is still silent.
 
-        Fewer passes when nothing is lost, as nmap stops retrying one try past the last that
-        brought an answer: after `QUIET_PASSES` retry pass(es) in a row that brought no sign of
-        loss (an ICMP error, or a reply to a port's own payload, to a resent probe; a reply to
-        another payload of the rotation is the payload's doing, not loss), while every silent
-        port's host answers (so the silence is the ports', and the rotation for a silent host
-        is not cut short), one full wait, and if that brings no sign of loss either, the rest
-        is open|filtered. A lossy path keeps answering resent probes and gets every retry."""
+        Fewer passes on a path that loses nothing (nmap stops one try past the last that
+        needed a resend): when no retry pass so far brought a sign of loss (an ICMP error, or
+        a reply to a port's own payload, for a resent probe; a reply to another payload of the
+        rotation is the payload's doing, not loss), while every silent port's host answers (so
+        the silence is the ports', and the rotation for a silent host is not cut short), one
+        full wait, and if that brings no sign of loss either, the rest is open|filtered. Once
+        a sign of loss was seen, every retry is made: a port that answers only one payload of
+        the rotation (a DNS server on port 5000) needs its tries on a lossy path."""
         rx = self._rx
         assert rx is not None
-        st, quiet = self.state, 0
+        st, lossy = self.state, False
         pending: list[int] | None = None
         for attempt in range(self.retries + 1):
             signs = st.loss_signs
@@ -242,8 +242,8 @@ class UdpScanner:
             self.wait_answers(rx, last, final=attempt == self.retries)
             if self._cancel.is_set() or st.final_count >= st.goal:
                 break
-            quiet = quiet + 1 if attempt and st.loss_signs == signs else 0
-            if quiet >= QUIET_PASSES and attempt < self.retries and self._silent_hosts_answer():
+            lossy = lossy or (attempt > 0 and st.loss_signs != signs)
+            if attempt and not lossy and attempt < self.retries and self._silent_hosts_answer():
                 self.wait_answers(rx, last, final=True)
                 if st.loss_signs == signs:
                     break
