@@ -336,3 +336,15 @@ def test_lab_progress_during_discovery_and_hosts_up_counted(lab: Lab, scan_type:
     assert any(phase == "discovery" and total == 1024 for phase, _d, total, _up in seen)
     assert any(phase == "scan" and up > 0 for phase, _d, _t, up in seen)
     assert data["up"] > 0 and data["summary"] == [1024, data["up"]]
+
+
+def test_finish_without_discovery_equals_replace() -> None:
+    """-Pn: every host up with reason user-set; the direct construction keeps every field."""
+    from dataclasses import replace
+
+    from hilos.results import PortResult, ScanHostResult
+
+    job = Scan(["127.0.0.1"], [1], timeout=0.2, discovery=False)
+    h = ScanHostResult("127.0.0.1", "down", "no-response", (PortResult(1, "filtered", "x"),),
+                       1.5, "lo.example", False)  # fmt: skip
+    assert job._finish(h) == replace(h, status="up", reason="user-set")

@@ -329,7 +329,10 @@ class Scan:
         """Host state as nmap reports it, the port table's names, and the user's host name."""
         if not self.discovery:
             if host.status != "up" or host.reason != "user-set":
-                host = replace(host, status="up", reason="user-set")
+                # Built directly: half the cost of replace(), 65,536 times at a -Pn /16.
+                h = host
+                host = ScanHostResult(h.host, "up", "user-set", h.ports, h.rtt_ms, h.hostname,
+                                      h.complete)  # fmt: skip
         else:
             found = self._found.get(host.host)
             if found is not None and (host.status != "up" or host.reason != found.reason):
