@@ -88,3 +88,20 @@ def test_a_failing_engine_stops_the_pass_and_is_raised() -> None:
     with pytest.raises(RuntimeError, match="engine failed"):
         run_pass(targets, [_Job(), _Job(fail=True)], None, None, {}, stop)  # type: ignore[list-item]
     assert stop.is_set()
+
+
+def test_passes_grow_with_the_loss_measured() -> None:
+    """A lossy path asks for more passes (a host answering one probe kind is missed with a
+    chance under 1e-4); a clean one keeps the default; never more than MAX_LOSS_PASSES."""
+    from hilos.sweep.passes import MAX_LOSS_PASSES, LossCheck
+
+    check = LossCheck()
+    assert check.passes(2) == 2  # nothing measured
+    check.measured = (256, 0)
+    assert check.passes(2) == 2
+    check.measured = (256, 49)  # 19% a round trip: 10% each way
+    assert check.passes(2) == 6 and 0.19**6 < 1e-4 < 0.19**5
+    check.measured = (256, 1)
+    assert check.passes(2) == 2
+    check.measured = (256, 200)
+    assert check.passes(2) == MAX_LOSS_PASSES

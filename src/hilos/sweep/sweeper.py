@@ -237,7 +237,8 @@ class Sweeper:
     def _run_passes(self) -> None:
         passes = self.retries + 1
         last_send = last_pass_start = time.monotonic()
-        for p in range(passes):
+        p = 0
+        while p < passes:
             if self._stop.is_set() or self._all_answered():
                 break
             if p > 0:
@@ -255,6 +256,8 @@ class Sweeper:
                     and not self._loss.retry_needed(self._wait(), self._stop)
                 ):
                     break
+                if p == 1 and self._adaptive:  # as many passes as the measured loss asks
+                    passes = self._loss.passes(passes)
             self._pass = p + 1
             last_pass_start = time.monotonic()
             if self.dense is not None:
@@ -266,6 +269,7 @@ class Sweeper:
             self.pass_seconds.append(last_send - last_pass_start)
             if p == 0 and passes > 1 and self._adaptive and self.dense is None:
                 self._loss.probe(self.engines, self._answered, self._lock)
+            p += 1
         # One wait after the last send, ending early once every target has answered.
         self._sleep_until(functools.partial(self._deadline, last_send))
         if self.dense is not None:  # replies the kernel queued still count; failures raise
@@ -349,8 +353,7 @@ class Sweeper:
             self.elapsed = time.monotonic() - self.started
 
     def _results(self) -> Iterator[list[HostResult]]:
-        """The up hosts as they answer (what is queued at once, as one list), with progress
-        reports, until the run is over."""
+        """The up hosts as they answer (what is queued at once as one list), with progress."""
         next_progress = 0.0
         while True:
             try:
