@@ -11,27 +11,21 @@ the valid answers reach the state.
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import os
 import socket
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from hilos.errors import from_oserror
 from hilos.probes.base import unreach_reason
 from hilos.probes.udp_vector import keyed_sports
 from hilos.udp.state import REASON_CODE, UdpState
+from hilos.wire.rx import RxBatch
 
 __all__ = ["COUNT", "Icmp4Batch", "reason_table"]
 
 COUNT: Final = 512  # packets per recvmmsg
 SNAP: Final = 160  # bytes kept: IP header (options too) + ICMP + quoted IP (options) + UDP
-_CTRL: Final = 32  # one cmsghdr (16 bytes) + struct timespec (16)
-_SCM_TIMESTAMPNS: Final = 35
-_MSG_DONTWAIT: Final = 0x40
 _u64 = np.uint64
 
 
@@ -42,26 +36,6 @@ def reason_table() -> npt.NDArray[np.int16]:
         reason = unreach_reason(4, 3, code)
         out[code] = REASON_CODE.get(reason or "unreach", REASON_CODE["unreach"])
     return out
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = (
-        ("name", ctypes.c_void_p),
-        ("namelen", ctypes.c_uint32),
-        ("iov", ctypes.c_void_p),
-        ("iovlen", ctypes.c_size_t),
-        ("control", ctypes.c_void_p),
-        ("controllen", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
-    )
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = (("hdr", _Msghdr), ("len", ctypes.c_uint))
 
 
 class Icmp4Batch:
@@ -77,52 +51,17 @@ class Icmp4Batch:
         self.port_index = np.array(state.port_index, dtype=np.int64)
         self.reasons = reason_table()
         self.cookie = tg.cookie
-        self._buf = bytearray(COUNT * SNAP)
-        self._ctrl = bytearray(COUNT * _CTRL)
-        self.pkts = np.frombuffer(self._buf, dtype=np.uint8).reshape(COUNT, SNAP)
-        self._stamps = np.frombuffer(self._ctrl, dtype=np.int64).reshape(COUNT, _CTRL // 8)
-        self._keep = [(ctypes.c_char * len(b)).from_buffer(b) for b in (self._buf, self._ctrl)]
-        base, cbase = (ctypes.addressof(k) for k in self._keep)
-        self._iov = (_Iovec * COUNT)()
-        self._msgs = (_Mmsghdr * COUNT)()
-        for k in range(COUNT):
-            self._iov[k].base = base + k * SNAP
-            self._iov[k].len = SNAP
-            hdr = self._msgs[k].hdr
-            hdr.iov = ctypes.addressof(self._iov[k])
-            hdr.iovlen = 1
-            hdr.control = cbase + k * _CTRL
-        size = ctypes.sizeof(_Mmsghdr)
-        words = np.frombuffer(memoryview(self._msgs).cast("B"), dtype=np.uint64)
-        words = words.reshape(COUNT, size // 8)
-        self._controllen = words[:, _Msghdr.controllen.offset // 8]
-        self._lens = (
-            np.frombuffer(memoryview(self._msgs).cast("B"), dtype=np.uint32)
-            .reshape(COUNT, size // 4)[:, _Mmsghdr.len.offset // 4]
-        )  # fmt: skip
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.recvmmsg
-        fn.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p)
-        fn.restype = ctypes.c_int
-        self._fn: Any = fn
-        self._fd = sock.fileno()
-        self._addr = ctypes.addressof(self._msgs)
+        self.rx = RxBatch(sock, COUNT, SNAP, stamps=True)
+        self.pkts = self.rx.pkts
         self.last = 0  # packets the last recvmmsg took
 
     def drain(self, rounds: int = 8) -> bool:
         """Take what the socket holds (at most `rounds` batches); True when it was emptied."""
+        rx = self.rx
         for _ in range(rounds):
-            self._controllen[:] = _CTRL  # the kernel wrote back what it used
-            n = self._fn(self._fd, self._addr, COUNT, _MSG_DONTWAIT, None)
-            if n < 0:
-                err = ctypes.get_errno()
-                if err in (errno.EAGAIN, errno.EINTR):
-                    return True
-                exc = OSError(err, os.strerror(err))
-                raise from_oserror(exc, "receiving ICMP errors") from exc
-            self.last = n
+            n = self.last = rx.take()
             if n:
-                self.handle(self.pkts[:n], self._lens[:n].astype(np.int64), self._arrivals(n))
+                self.handle(self.pkts[:n], rx.lens(n), self._arrivals(n))
             if n < COUNT:
                 return True
         return False
@@ -130,12 +69,7 @@ class Icmp4Batch:
     def _arrivals(self, n: int) -> list[int | None]:
         """Each packet's kernel arrival time as time.monotonic_ns(), None if it had none."""
         offset = time_offset()
-        c = self._stamps[:n]
-        # struct cmsghdr {size_t len; int level; int type;}, then the timespec {sec, nsec}.
-        has = (self._controllen[:n] >= _CTRL) & (c[:, 1] & 0xFFFFFFFF == socket.SOL_SOCKET)
-        has &= c[:, 1] >> 32 == _SCM_TIMESTAMPNS
-        at = c[:, 2] * 1_000_000_000 + c[:, 3] - offset
-        return [int(t) if ok else None for ok, t in zip(has.tolist(), at.tolist(), strict=True)]
+        return [t - offset if t else None for t in self.rx.stamps_ns(n).tolist()]
 
     def handle(
         self, pkts: npt.NDArray[np.uint8], lens: npt.NDArray[np.int64], at: list[int | None]

@@ -247,6 +247,10 @@ class UdpScanner:
                 self.wait_answers(rx, last, final=True)
                 if st.loss_signs == signs:
                     break
+        self._drain_and_give_up(rx)
+
+    def _drain_and_give_up(self, rx: UdpReceiver) -> None:
+        """Slow rounds for hosts behind an ICMP rate limit, then open|filtered for the rest."""
         if not self._cancel.is_set() and self.state.final_count < self.state.goal:
 
             def send_round(indices: list[int], attempt: int) -> None:
