@@ -269,8 +269,11 @@ def bench_lab(rtt: float, pythons: dict[str, str], workdir: Path, anchors: bool)
         all_ports = list(range(1, 65536))
         mp = run_workload(f"-p- of {several}", rows, live[:4], all_ports, b.truth, RUNS)
         if anchors:
-            print("  " + ratio(f"hilos/nmap -p- (rtt {rtt:g})",
-                               mp[hp] / mp["nmap -sS -p- -T5 --min-rate 50000"], 0.7))  # fmt: skip
+            r = mp[hp] / mp["nmap -sS -p- -T5 --min-rate 50000"]
+            if rtt == 0:
+                print("  " + ratio("hilos/nmap -p- (rtt 0)", r, 0.7))
+            else:  # the issue asks only exactness here (the rows above say "wrong 0")
+                print(f"  ratio hilos/nmap -p- (rtt {rtt:g}) = {r:.2f} (target: exact states)")
     finally:
         lab.down()
 
