@@ -307,3 +307,23 @@ def test_an_interrupt_inside_a_write_keeps_the_last_consistent_save(tmp_path: Pa
     back = RunCheckpoint.load(ck.path)
     assert back.offsets == {str(out_file): len("127.0.0.1\n127.0.0.2\n")}
     assert [str(a) for a in back.remaining()] == [f"127.0.0.{i}" for i in range(3, 10)]
+
+
+def test_a_big_batch_goes_into_the_bitmap_at_once(tmp_path: Path) -> None:
+    """A dense sweep's batches are folded as they are written (no million strings kept until
+    the next save), and a save still pairs the hosts with the outputs' lengths."""
+    import numpy  # noqa: F401  (the fast fold needs it loaded, as a dense sweep has)
+
+    space = parse_targets(["127.0.0.0/16"])
+    ck = RunCheckpoint(tmp_path / "c", "sweep", space, {}, None, [])
+    batch = [f"127.0.{i >> 8}.{i & 255}" for i in range(0, 10_000, 2)]
+    with ck.lock:
+        ck.wrote(batch)
+        assert ck.log.new == [] and ck.written() == 5000
+        ck.wrote(["127.0.255.255"])  # small: kept until the save
+        assert ck.log.new == ["127.0.255.255"]
+    ck.save()
+    back = RunCheckpoint.load(ck.path)
+    assert back.written() == 5001
+    rest = {str(a) for a in back.remaining()}
+    assert len(rest) == 65536 - 5001 and "127.0.0.1" in rest and "127.0.0.2" not in rest
