@@ -64,6 +64,24 @@ class ScanHostResult:
         return tuple(p for p in self.ports if p.state == "open")
 
 
+def host_from_ports(
+    host: str, ports: tuple[PortResult, ...], rtt_ms: float | None
+) -> ScanHostResult:
+    """A scanned host as its ports tell it: "up" with the reason of its first open port (else
+    of a closed one) when any port answered; else "down" with the first reason other than
+    no-response (an ICMP unreachable), or no-response."""
+    status, reason = "down", "no-response"
+    for p in ports:
+        if p.state in ("open", "closed"):
+            status, reason = "up", p.reason
+            if p.state == "open":
+                break
+        elif reason == "no-response" and p.reason != "no-response":
+            reason = p.reason
+    rtt = None if rtt_ms is None else round(rtt_ms, 3)
+    return ScanHostResult(host, "up" if status == "up" else "down", reason, ports, rtt)
+
+
 @dataclass(frozen=True, slots=True)
 class ScanStats:
     """Progress of a scan: probes answered (final), probes known so far, hosts finished."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hilos.probes.base import KIND_SYN_ACK, KIND_UNREACH, Reply
-from hilos.results import PortResult, ScanHostResult
+from hilos.results import PortResult, ScanHostResult, host_from_ports
 from hilos.syn.control import Control
 from hilos.syn.hosts import HostTable
 from hilos.targets.ports import service_name
@@ -301,23 +301,7 @@ class ScanState:
         return r
 
     def host_result(self, h: int, ports: tuple[PortResult, ...]) -> ScanHostResult:
-        reason = "no-response"
-        status = "down"
-        for p in ports:
-            if p.state in ("open", "closed"):
-                status, reason = "up", p.reason
-                if p.state == "open":
-                    break
-            elif reason == "no-response" and p.reason != "no-response":
-                reason = p.reason
-        rtt = self.rtt.get(h)
-        return ScanHostResult(
-            self.hosts.names[h],
-            "up" if status == "up" else "down",
-            reason,
-            ports,
-            None if rtt is None else round(rtt, 3),
-        )
+        return host_from_ports(self.hosts.names[h], ports, self.rtt.get(h))
 
     def build(self, h: int) -> ScanHostResult:
         """Host h's result, once all its probes are final."""

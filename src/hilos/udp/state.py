@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from hilos.probes.udp_payloads import PORT_KINDS
-from hilos.results import PortResult, ScanHostResult
+from hilos.results import PortResult, ScanHostResult, host_from_ports
 from hilos.udp.targets import UdpTargets
 from hilos.wire.rtt import RttEstimator
 
@@ -245,22 +245,7 @@ class UdpState:
         return self._host(h, tuple(ports))
 
     def _host(self, h: int, ports: tuple[PortResult, ...]) -> ScanHostResult:
-        status, reason = "down", "no-response"
-        for p in ports:
-            if p.state in ("open", "closed"):
-                status, reason = "up", p.reason
-                if p.state == "open":
-                    break
-            elif reason == "no-response" and p.reason != "no-response":
-                reason = p.reason
-        rtt = self.rtt.get(h)
-        return ScanHostResult(
-            self.targets.names[h],
-            "up" if status == "up" else "down",
-            reason,
-            ports,
-            None if rtt is None else round(rtt, 3),
-        )
+        return host_from_ports(self.targets.names[h], ports, self.rtt.get(h))
 
     def partial(self, names: Callable[[int], str | None]) -> list[ScanHostResult]:
         with self.lock:
