@@ -83,22 +83,7 @@ class MmsgVector:
     ) -> None:
         import ctypes
 
-        class Iovec(ctypes.Structure):
-            _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
-
-        class Msghdr(ctypes.Structure):
-            _fields_ = (
-                ("name", ctypes.c_void_p),
-                ("namelen", ctypes.c_uint32),
-                ("iov", ctypes.c_void_p),
-                ("iovlen", ctypes.c_size_t),
-                ("control", ctypes.c_void_p),
-                ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int),
-            )
-
-        class Mmsghdr(ctypes.Structure):
-            _fields_ = (("hdr", Msghdr), ("len", ctypes.c_uint))
+        from hilos.wire.mmsg import Iovec, Mmsghdr
 
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.sendmmsg

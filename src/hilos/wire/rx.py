@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hilos.errors import from_oserror
+from hilos.wire.mmsg import Iovec, Mmsghdr, Msghdr
 from hilos.wire.sockets import raw_drops
 
 __all__ = ["RxBatch", "grow_rcvbuf", "raw_drops"]
@@ -40,26 +41,6 @@ def grow_rcvbuf(sock: socket.socket, want: int = 64 << 20) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = (
-        ("name", ctypes.c_void_p),
-        ("namelen", ctypes.c_uint32),
-        ("iov", ctypes.c_void_p),
-        ("iovlen", ctypes.c_size_t),
-        ("control", ctypes.c_void_p),
-        ("controllen", ctypes.c_size_t),
-        ("flags", ctypes.c_int),
-    )
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = (("hdr", _Msghdr), ("len", ctypes.c_uint))
-
-
 class RxBatch:
     """Up to `count` packets of at most `snap` bytes per call, into `pkts` (count x snap uint8).
 
@@ -79,17 +60,17 @@ class RxBatch:
         raw = (ctypes.c_char * len(self._buf)).from_buffer(self._buf)
         base = ctypes.addressof(raw)
         self._raw = raw
-        self._iov = (_Iovec * count)()
-        self._msgs = (_Mmsghdr * count)()
+        self._iov = (Iovec * count)()
+        self._msgs = (Mmsghdr * count)()
         for k in range(count):
             self._iov[k].base = base + k * snap
             self._iov[k].len = snap
             self._msgs[k].hdr.iov = ctypes.addressof(self._iov[k])
             self._msgs[k].hdr.iovlen = 1
-        size = ctypes.sizeof(_Mmsghdr)
+        size = ctypes.sizeof(Mmsghdr)
         raw_msgs = memoryview(self._msgs).cast("B")
         words = np.frombuffer(raw_msgs, dtype=np.uint32).reshape(count, size // 4)
-        self._lens = words[:, _Mmsghdr.len.offset // 4]
+        self._lens = words[:, Mmsghdr.len.offset // 4]
         # stamps: the kernel's receive time of each packet (SO_TIMESTAMPNS control messages).
         self._ctl: npt.NDArray[np.void] | None = None
         if stamps:
@@ -100,7 +81,7 @@ class RxBatch:
             for k in range(count):
                 self._msgs[k].hdr.control = ctypes.addressof(ctl) + k * _CMSG
             qwords = np.frombuffer(raw_msgs, dtype=np.uint64).reshape(count, size // 8)
-            self._ctl_len = qwords[:, _Msghdr.controllen.offset // 8]  # reset before each call
+            self._ctl_len = qwords[:, Msghdr.controllen.offset // 8]  # reset before each call
             self._ctl = np.frombuffer(self._ctl_buf, dtype=_CMSG_DTYPE)
         libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.recvmmsg
