@@ -348,3 +348,70 @@ def test_finish_without_discovery_equals_replace() -> None:
     h = ScanHostResult("127.0.0.1", "down", "no-response", (PortResult(1, "filtered", "x"),),
                        1.5, "lo.example", False)  # fmt: skip
     assert job._finish(h) == replace(h, status="up", reason="user-set")
+
+
+# ------------------------------------------------------------------------ staged (hilos.staged)
+
+
+class _FakeSweeper:
+    """Finds 198.18.0.1-2 in its first pass and 198.18.0.3 only after `late` is set."""
+
+    late = threading.Event()
+
+    def __init__(self, *_: object, **__: object) -> None:
+        self.cancelled = False
+        self.sent: float | None = None
+
+    def first_answers_due(self) -> float | None:
+        return self.sent
+
+    def __iter__(self) -> Iterator[Any]:
+        from hilos.results import HostResult
+
+        yield HostResult("198.18.0.1", "up", "echo-reply")
+        yield HostResult("198.18.0.2", "up", "reset")
+        self.sent = time.monotonic()
+        _FakeSweeper.late.wait(5)
+        yield HostResult("198.18.0.3", "up", "echo-reply")
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def drain(self) -> list[Any]:
+        return []
+
+
+def test_raw_scan_starts_on_the_first_pass_hosts_and_scans_late_ones_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hilos import pipeline
+    from hilos.results import PortResult, ScanHostResult
+
+    made: list[list[str]] = []
+
+    class Fake:
+        def __init__(self, hosts: list[str]) -> None:
+            made.append(list(hosts))
+            self.hosts = list(hosts)
+            if len(made) == 1:
+                _FakeSweeper.late.set()  # discovery finds the last host while this one runs
+
+        def results(self) -> Iterator[ScanHostResult]:
+            for h in self.hosts:
+                yield ScanHostResult(h, "up", "syn-ack", (PortResult(22, "open", "syn-ack"),))
+
+        def cancel(self) -> None:
+            pass
+
+    _FakeSweeper.late.clear()
+    monkeypatch.setattr(pipeline, "Sweeper", _FakeSweeper)
+    monkeypatch.setattr(pipeline.scanners, "tcp_scanner", lambda _t, hosts, *a, **k: Fake(hosts))
+    job = scan(["198.18.0.0/30"], [22], scan_type="syn")
+    got = [(h.host, h.status, h.reason) for h in job]
+    assert made == [["198.18.0.1", "198.18.0.2"], ["198.18.0.3"]]
+    # Each host keeps discovery's reason, whichever scan it was in.
+    assert got == [
+        ("198.18.0.1", "up", "echo-reply"),
+        ("198.18.0.2", "up", "reset"),
+        ("198.18.0.3", "up", "echo-reply"),
+    ]

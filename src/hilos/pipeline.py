@@ -14,24 +14,22 @@ is a thin layer over it (parse options, write outputs); the library never prints
         rest = job.drain()  # hosts not finished: complete=False, the ports answered so far
     print(job.summary.addresses, "addresses probed,", job.summary.up, "up")
 
-Host states follow nmap: a host found up by discovery stays up with discovery's reason and RTT,
-whatever its ports said (all filtered included); with ``discovery=False`` (-Pn) every target is
-up with reason "user-set". Hosts found down are listed (after the others) only with `show_all`.
-``shard=(i, n)`` takes the i-th of n disjoint parts of a keyed walk over the whole target space
-x ports: discovery only filters that walk, so shards stay disjoint and complete whatever
-discovery answered and in whatever order. ``known``: discovery's answer, given instead of run.
+Host states follow nmap: a host found up by discovery stays up with its reason and RTT, whatever
+its ports said; with ``discovery=False`` (-Pn) every target is up, reason "user-set". Down hosts
+come last, only with `show_all`. ``shard=(i, n)``: the i-th of n disjoint parts of a keyed walk
+over the whole space x ports, which discovery only filters, so shards stay disjoint and complete.
+``known``: discovery's answer, given instead of run.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from hilos import scanners
+from hilos import scanners, staged
 from hilos.errors import UsageError
 from hilos.results import HostResult, PortResult, ScanHostResult, ScanProgress, ScanSummary
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
@@ -270,16 +268,21 @@ class Scan:
             scanners.preload_udp()  # numpy (~0.1 s to import) loads while discovery runs
         live = self._discover()
         full_walk = self.discovery and self._user_shard and not self._loopback_only()
-        if full_walk or self.scan_type != "connect" or self.udp_ports:
-            # The SYN scan takes its host table whole; a user's shard needs discovery's whole
-            # answer to filter the walk over the full space.
+        raw = self.scan_type != "connect" or bool(self.udp_ports)
+        scanner: Any = None
+        if raw and not full_walk and self._sweeping():
+            # Raw scans take their host table whole: the first pass's hosts go first.
+            scanner = staged.start(live, self._first_answers_due, self._cancel, self._scanner_of)
+            live = iter(())
+        if scanner is None and (full_walk or raw):
+            # A user's shard needs discovery's whole answer to filter the walk over the space.
             for _ in live:
                 if self._cancel.is_set():
                     return
-            if self._cancel.is_set():
-                return
+        if self._cancel.is_set():
+            return
         self._phase = "scan"
-        scanner = self._make_scanner(live, full_walk)
+        scanner = scanner or self._make_scanner(live, full_walk)
         self._scanner = scanner
         if self._cancel.is_set():
             scanner.cancel()
@@ -291,10 +294,23 @@ class Scan:
             stream = self._grabber.enrich(stream)
         yield from stream
 
-    def _make_scanner(self, live: Iterator[HostResult], full_walk: bool) -> Any:
+    def _sweeping(self) -> bool:  # not -Pn, own addresses, or a shared answer
+        return self.discovery and not self._loopback_only() and self._known is None
+
+    def _first_answers_due(self) -> float | None:
+        return self._sweeper.first_answers_due() if self._sweeper is not None else None
+
+    def _scanner_of(self, hosts: list[str]) -> Any:
+        return self._make_scanner(iter(()), False, hosts)
+
+    def _make_scanner(
+        self, live: Iterator[HostResult], full_walk: bool, given: list[str] | None = None
+    ) -> Any:
         hosts: Iterable[Any]
         only: frozenset[str] | None = None
-        if not self.discovery:
+        if given is not None:
+            hosts = given
+        elif not self.discovery:
             hosts = self.targets
         elif full_walk:
             # The walk covers every target; hosts discovery did not find are skipped in it.
@@ -307,14 +323,11 @@ class Scan:
         opts = {"rate": self.rate, "timeout": self.timeout, "seed": self.seed, "shard": self.shard}
         if self.scan_type == "udp" or self.udp_ports:
             hosts = list(hosts)
-            udp = scanners.udp_scanner(
-                hosts,
-                self.udp_ports or self.ports,
-                only=only,
-                retries=self._udp_retries,
-                on_notice=self.on_notice,
-                **opts,
-            )
+            # A second scan of late hosts (hilos.staged) does not say the notice again.
+            notice, self.on_notice = self.on_notice, None
+            udp = scanners.udp_scanner(hosts, self.udp_ports or self.ports, only=only,
+                                       retries=self._udp_retries, on_notice=notice,
+                                       **opts)  # fmt: skip
             if self.scan_type == "udp":
                 return udp
         tcp = scanners.tcp_scanner(
@@ -349,7 +362,7 @@ class Scan:
                 ),
             )
         if host.hostname is None:
-            name = _hostname(self.targets, host.host)
+            name = self.targets.hostname(host.host) if self.targets.names else None
             if name is not None:
                 host = replace(host, hostname=name)
         return host
@@ -373,19 +386,6 @@ def _unnamed(p: PortResult) -> bool:
     # Ports nothing was learned from get the port table's name (nmap's "table" method), closed
     # ones too (nmap: `22/tcp closed ssh`).
     return p.service is None and not (p.banner or p.product) and p.proto == "tcp"
-
-
-def _hostname(space: TargetSpace, addr: str) -> str | None:
-    names = getattr(space, "names", None)
-    if not names:
-        return None
-    lookup = getattr(space, "hostname", None)
-    if lookup is not None:
-        return lookup(addr)  # type: ignore[no-any-return]
-    try:
-        return names.get(ipaddress.ip_address(addr))  # type: ignore[no-any-return]
-    except ValueError:
-        return None
 
 
 #: ``scan(targets, ports, **options)`` sets up a scan (a `Scan`; iterate it to run it). Bad input

@@ -10,7 +10,7 @@ from hilos.results import HostResult
 from hilos.targets import TargetSpace
 from hilos.wire.sockets import can_raw
 
-__all__ = ["dense_ranges", "gather"]
+__all__ = ["dense_ranges", "gather", "queued"]
 
 _LOOPBACK: Final = (0x7F000000, 0x7FFFFFFF)
 
@@ -47,3 +47,17 @@ def gather(
         except queue.Empty:
             item = None
     return batch, False
+
+
+def queued(results: queue.SimpleQueue[object]) -> list[HostResult]:
+    """Every result waiting in `results` now (HostResults or lists of them), as one list."""
+    found: list[HostResult] = []
+    while True:
+        try:
+            item = results.get_nowait()
+        except queue.Empty:
+            return found
+        if isinstance(item, HostResult):
+            found.append(item)
+        elif isinstance(item, list):
+            found.extend(item)

@@ -28,7 +28,7 @@ from hilos.sweep.base import (
     up_results,
 )
 from hilos.sweep.choose import attach_link, choose_engines
-from hilos.sweep.dense_ranges import dense_ranges, gather
+from hilos.sweep.dense_ranges import dense_ranges, gather, queued
 from hilos.sweep.engines import IcmpDiscovery
 from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
@@ -55,7 +55,7 @@ class Sweeper:
     Up hosts are yielded as soon as they answer (each once, with its first answer's reason and
     RTT). With `all_hosts=True` the down hosts follow at the end (reason host-unreach,
     time-exceeded or no-response). `method`: "auto" uses every probe this process may send,
-    "icmp" or "tcp" forces one kind; `notice` says which were chosen (also sent to `on_notice`).
+    "icmp" or "tcp" one kind; `notice` (also to `on_notice`) says which.
 
     Timing: `timeout` is the longest wait for an answer after a probe (default 1.0 s). Without
     an explicit `timeout` the wait adapts as nmap's does: smoothed RTT + 4 x its variation (at
@@ -131,8 +131,9 @@ class Sweeper:
         self._frames: FrameSender | None = None
         self._adaptive = retries is None
         self._loss = LossCheck()
-        #: how long each pass took to send (seconds)
+        #: how long each pass took to send (seconds); when the first ended (time.monotonic())
         self.pass_seconds: list[float] = []
+        self.first_pass_sent: float | None = None
 
     @property
     def loss_measured(self) -> tuple[int, int] | None:
@@ -206,6 +207,14 @@ class Sweeper:
         nmap's srtt + 4 x rttvar (and at least 2 x srtt), within [MIN_WAIT, DEFAULT_TIMEOUT]."""
         return self._rtt.timeout
 
+    def first_answers_due(self) -> float | None:
+        """When most answers to the first pass are in: twice the smoothed RTT after its last
+        send (20 ms at least, the full wait at most); None while it is being sent."""
+        sent, est = self.first_pass_sent, self._rtt
+        if sent is None:
+            return None
+        return sent + (min(est.timeout, max(0.02, 2 * est.srtt)) if est.measured else est.timeout)
+
     # -- running ------------------------------------------------------------------------------
 
     def _all_answered(self) -> bool:
@@ -267,6 +276,7 @@ class Sweeper:
                          self._stop)  # fmt: skip
             last_send = time.monotonic()
             self.pass_seconds.append(last_send - last_pass_start)
+            self.first_pass_sent = self.first_pass_sent or last_send
             if p == 0 and passes > 1 and self._adaptive and self.dense is None:
                 self._loss.probe(self.engines, self._answered, self._lock)
             p += 1
@@ -286,23 +296,13 @@ class Sweeper:
             self._stop.wait(min(left, 0.02))
 
     def cancel(self) -> None:
-        """Stop sending and waiting; the iterator ends after what was already found (down
-        hosts are not listed: most addresses of a cancelled sweep were never probed)."""
+        """Stop sending and waiting; the iterator ends after what was found (no down hosts)."""
         self.cancelled = True
         self._stop.set()
 
     def drain(self) -> list[HostResult]:
         """Results found but not yet yielded (after `cancel`, e.g. on Ctrl-C)."""
-        found: list[HostResult] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return found
-            if isinstance(item, HostResult):
-                found.append(item)
-            elif isinstance(item, list):
-                found.extend(item)
+        return queued(self._queue)
 
     @property
     def up(self) -> int:
