@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from typing import Any
 
 from hilos.errors import NetworkError, UsageError, from_oserror
 from hilos.probes.tcp_transport import TcpTransport
@@ -29,7 +30,9 @@ from hilos.syn.control import Control
 from hilos.syn.coord import LocalCoordination
 from hilos.syn.fork import FORK_MIN_PROBES, ChildCoordination, ForkedSenders, SharedControl
 from hilos.syn.hosts import Address, HostTable
+from hilos.syn.link import attach_link
 from hilos.syn.plan import Plan
+from hilos.syn.resume import Cursors, Written, nothing_written, restore, snapshot
 from hilos.syn.send import BATCH, Sender
 from hilos.syn.state import ScanState
 from hilos.validate import MAX_RETRIES
@@ -69,6 +72,8 @@ class SynScanner:
         senders: int = 1,
         processes: int | None = None,
         only: Container[str] | None = None,
+        resume: dict[str, Any] | None = None,
+        written: Written | None = None,
     ) -> None:
         _check(ports, retries, timeout, shard)
         self._retries = retries
@@ -106,6 +111,9 @@ class SynScanner:
         self._forks = 0  # sender processes forked (their live sent counts are in _ctl)
         self._prepared = False  # _prepare ran (before a fork, or in the sender thread)
         self._thread: threading.Thread | None = None
+        # A checkpoint's state to go on from (syn.resume), and which hosts its outputs hold.
+        self._resume, self._written = resume, written or nothing_written
+        self._cursors: Cursors | None = None
 
     # ---------------------------------------------------------------- public
 
@@ -132,14 +140,17 @@ class SynScanner:
         target = self._sender_main
         # Forking pays off only for big jobs (a fork of a large process costs milliseconds).
         big = self._plan.total >= FORK_MIN_PROBES
-        if self._processes > 1 and big and type(engine) is TcpTransport:
+        fork = self._processes > 1 and big and type(engine) is TcpTransport
+        self._cursors = self._make_cursors(fork)
+        self._sender.cursors = self._cursors
+        if fork:
             # Fork before any thread of ours runs (a child inherits no half-held lock of ours).
             try:
                 self._prepare()
                 # Batched frames too: most of a send is the kernel's work per packet (and the
                 # lab's, on one machine), done on the sending core; two senders ~1.9x.
-                self._forked.fork(self._plan.parts(self._processes), self._child_run)
-                self._forks = self._processes
+                self._forked.fork(self._cursors.parts, self._child_run)
+                self._forks = len(self._cursors.parts)
                 target = self._coordinate
             except BaseException:
                 self.cancel()
@@ -236,15 +247,33 @@ class SynScanner:
 
     # ---------------------------------------------------------------- sending
 
+    def _make_cursors(self, fork: bool) -> Cursors:
+        """The parts of the walk (one per sender process, or per sender thread) and how far
+        each first pass got: a resumed scan's own, for the same parts."""
+        saved = self._resume
+        if saved is None:
+            return Cursors(self._plan.parts(self._processes if fork else self._senders))
+        if bool(saved.get("forked")) != fork:
+            raise ValueError("the saved scan state does not fit this scan")
+        return Cursors([(int(i), int(n)) for i, n in saved["parts"]], saved["cursors"])
+
+    def snapshot(self, written: Written) -> dict[str, Any] | None:
+        """Where the scan stands (syn.resume), for a checkpoint; None before it starts."""
+        if self._cursors is None or not self._prepared:
+            return None
+        return {**snapshot(self._state, self._cursors, written), "forked": self._forks > 0}
+
     def _prepare(self) -> None:
         if self._prepared:
             return
-        self._prepared = True
         if self._plan.shard is not None:
             self._state.set_expected(self._plan.expected(len(self._hosts)))
+        if self._resume is not None:
+            restore(self._state, self._resume, self._written)
+        self._prepared = True
         if 4 in self._hosts.families:
             assert self._sender is not None
-            self._sender.attach_link()
+            attach_link(self._sender)
             link = self._sender.link
             covered = self._sender.vector is not None  # the link sends every host's probes
             if link is not None and covered and type(self._engine) is TcpTransport:
@@ -262,7 +291,7 @@ class SynScanner:
                 threading.Thread(
                     target=self._sender_part, args=(part,), name=f"hilos-syn-tx-{j}", daemon=True
                 )
-                for j, part in enumerate(self._plan.parts(self._senders))
+                for j, part in enumerate(self._cursors.parts if self._cursors else ())
             ]
             for t in threads:
                 t.start()
@@ -296,7 +325,7 @@ class SynScanner:
             self._cancel,
             self._retries,
         )
-        sender.link = parent.link
+        sender.link, sender.cursors = parent.link, self._cursors
         if parent.vector is not None:
             from hilos.syn.vsend import VectorSend
 

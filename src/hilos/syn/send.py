@@ -21,6 +21,7 @@ from hilos.probes.tcp_transport import TcpTransport
 from hilos.syn.coord import Coordination
 from hilos.syn.hosts import HostTable
 from hilos.syn.plan import Plan
+from hilos.syn.resume import Cursors, walked
 from hilos.syn.state import ScanState
 from hilos.wire.cookie import M1, M3, MASK64
 from hilos.wire.frames import MSS, PACK4, PACK_FRAME, SEG6, SUFFIX, SYN_WORD, WIN_FLAGS_SYN, WINDOW
@@ -73,6 +74,8 @@ class Sender:
         self.recovered = 0  # probes answered only after a resend
         self._deferred: bytearray | None = None  # probes for the late rounds (see `run`)
         self._held: bytearray | None = None  # live hosts' probes unanswered after every pass
+        self.cursors: Cursors | None = None  # how far each part's first pass is settled
+        self._slot = -1
         self._pace_next = 0.0
 
     # ---------------------------------------------------------------- the hot loop
@@ -187,8 +190,12 @@ class Sender:
         passes = self.retries + 1
         # A pass's walk is made only when it first has something to resend.
         walks: list[Iterator[int] | None] = [None] * passes
-        walks[0] = self.plan.walk(part)
+        walks[0] = first_walk = self.plan.walk(part)
         pending: list[deque[Chunk]] = [deque() for _ in range(passes)]
+        cursors = self.cursors
+        self._slot = slot = cursors.slot(part) if cursors is not None else -1
+        if cursors is not None and cursors.start[slot]:  # a resumed scan (syn.resume)
+            pending[0].extend(walked(first_walk, cursors.start[slot], CHUNK, passes == 1))
         late: deque[Late] = deque()
         deferred = self._deferred = bytearray(len(self.state.final)) if passes > 1 else None
         self._held = bytearray(len(self.state.final)) if passes > 1 else None
@@ -223,9 +230,11 @@ class Sender:
         coord.finish()
 
     def _first_chunk(self, first: Iterator[int], pending: list[deque[Chunk]], last: bool) -> bool:
-        """Send the first pass's next chunk; True once its walk is done."""
+        """Send the first pass's next chunk; True once its walk is done. (A resumed scan's
+        first pass skips what is final: hosts written before.)"""
         collect: list[int] | None = [] if last else None
-        count = self.send_chunk(first, CHUNK, False, collect)
+        resumed = self.cursors is not None and self.cursors.resumed
+        count = self.send_chunk(first, CHUNK, resumed, collect)
         if count:
             pending[0].append((time.monotonic(), count, collect))
         return count < CHUNK
@@ -234,11 +243,18 @@ class Sender:
         """Settle last-pass probes whose deadline the receiver has fully caught up with."""
         worked = False
         while last and last[0][0] + timeout <= idle:
-            sent_last = last.popleft()[2]
+            t, count, sent_last = last.popleft()
             assert sent_last is not None
             self._settle(sent_last)
+            self._walked(count, first=self.retries == 0 and t > 0)
             worked = True
         return worked
+
+    def _walked(self, count: int, first: bool) -> None:
+        """A first-pass chunk's deadline passed: its answers are in (syn.resume.Cursors; a
+        resumed scan's chunks walked before, sent at time 0, are counted there already)."""
+        if first and self.cursors is not None:
+            self.cursors.add(self._slot, count)
 
     def _resend_due(
         self,
@@ -255,7 +271,8 @@ class Sender:
         for k in range(last, 0, -1):
             prev = pending[k - 1]
             while prev and prev[0][0] + timeout <= idle and not self.cancel.is_set():
-                _t, count, _ = prev.popleft()
+                t, count, _ = prev.popleft()
+                self._walked(count, first=k == 1 and t > 0)
                 collect: list[int] | None = [] if k == last else None
                 walk = walks[k]
                 if walk is None:
@@ -332,41 +349,6 @@ class Sender:
                     held[i >> 3] |= 1 << (i & 7)
             unanswered = [i for i in unanswered if not has[i // np_]]
         self.coord.give_up(unanswered)
-
-    # ---------------------------------------------------------------- the link layer
-
-    def attach_link(self) -> None:
-        """Send IPv4 probes as Ethernet frames to the gateway (hilos.wire.link.LinkTx, shared
-        with the sweep): no route, netfilter or qdisc work per packet in our own namespace,
-        about 20-40% less kernel time per probe. Hosts it does not cover keep the IP socket."""
-        table = self.hosts.entries
-        np_ = self.state.np
-        # A probe of this walk (this shard, live hosts only): a probe outside it would be
-        # counted final too, and the scan would end one answer early (it ends when every probe
-        # of the walk is final).
-        first = next(
-            (i for i in islice(self.plan.walk(), 4096) if table[i // np_][2] is not None), None
-        )
-        if first is None or self.engine.tx4 is None:
-            return
-        d4 = table[first // np_][2]
-        assert d4 is not None
-
-        def resolve() -> None:
-            # The gateway's MAC is not known yet: send the first probe the ordinary way (a real
-            # probe of the scan, answered and counted as usual) so the kernel resolves it.
-            self.send_chunk(iter([first]), 1, False, None)
-
-        link = LinkTx.for_route(int.from_bytes(d4, "big"), resolve=resolve)
-        if link is None:
-            return
-        if self.hosts.use_link(link):
-            self.link = link
-            from hilos.syn.vsend import VectorSend  # numpy: only when frames go out
-
-            self.vector = VectorSend.serving(self)
-        else:
-            link.close()
 
 
 def _nap(pending: list[deque[Chunk]], late: deque[Late], timeout: float, now: float) -> None:
