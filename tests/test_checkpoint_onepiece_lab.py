@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -69,3 +70,54 @@ def test_kill_9_at_a_random_moment_then_resume(lab: Lab, tmp_path: Path, kind: s
     doc = xml.dom.minidom.parse(str(tmp_path / "out.xml"))
     assert len(doc.getElementsByTagName("host")) == len(hosts)
     assert not ck.exists()
+
+
+RATE = 10000
+# About three seconds of probes each: 256 addresses x 120 ports, or the 60 live ones x 400.
+SYN = ["scan", "198.18.0.0/24", "--type", "syn", "--rate", str(RATE)]
+
+
+def _sent(stderr: str) -> int:
+    found = re.findall(r"sent (\d+) packets", stderr)
+    assert found, stderr
+    return int(found[-1])
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("pn", [True, False], ids=["-Pn", "discovery"])
+def test_a_resumed_syn_scan_sends_again_only_what_followed_the_last_save(
+    lab: Lab, tmp_path: Path, pn: bool
+) -> None:
+    """The default checkpoint keeps the SYN scan's own state (hilos.syn.resume): after kill -9
+    the resumed scan sends only what is left, so the probes sent twice are those of the last
+    second (the save interval), plus about one timeout before it."""
+    argv = [*HILOS, *SYN, *(["-Pn", "-p", "1-120"] if pn else ["-p", "1-400"])]
+    ns = ["ip", "netns", "exec", lab.scanner_ns]
+    ref = tmp_path / "ref.jsonl"
+    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=60)
+    assert done.returncode == 0, done.stderr
+    ref_sent = _sent(done.stderr)
+    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
+    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(random.uniform(1.3, 2.2))
+    proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    proc.wait(timeout=10)
+    saved = json.loads(ck.read_text())
+    resumed = lab.run([*HILOS, "scan", "--resume", str(ck)], timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    hosts = _hosts(out)
+    assert len(hosts) == len(set(hosts))
+    assert _facts(out) == _facts(ref)
+    engine = saved["engine"]
+    if engine is None:
+        # Killed while discovery ran, or the scan still started: nothing of it to keep.
+        assert not pn
+        pytest.skip("killed before the scan had a state to save")
+    age = killed_at - saved["saved"]
+    assert age <= 1.3, "the checkpoint is saved every second"
+    at_save = sum(stage["state"]["sent"] for stage in engine["stages"] if stage["state"])
+    # The killed run sent at most --rate per second after its last save.
+    twice = at_save + RATE * age + _sent(resumed.stderr) - ref_sent
+    assert twice <= RATE * (age + 0.3) + 300, (twice, age, at_save, ref_sent)

@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from hilos import scanners, staged
+from hilos import scanners, scanstate, staged
 from hilos.errors import UsageError
-from hilos.results import HostResult, PortResult, ScanHostResult, ScanProgress, ScanSummary
-from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress, check_space_size
-from hilos.syn import MAX_HOSTS
+from hilos.results import HostResult, ScanHostResult, ScanProgress, ScanSummary
+from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress
 from hilos.targets import TargetSpace, parse_targets
-from hilos.targets.ports import service_name
 from hilos.validate import MAX_RETRIES
-from hilos.wire.limits import check_thread_limit
 
 __all__ = ["MAX_RETRIES", "MAX_V6_ADDRESSES", "Scan", "ScanProgress", "ScanSummary", "scan"]
 
@@ -68,28 +65,16 @@ class Scan:
         on_notice: Callable[[str], None] | None = None,
         known: Sequence[HostResult] | None = None,
         udp_ports: Sequence[int] = (),
+        resume: Mapping[str, Any] | None = None,
+        written: scanstate.Written | None = None,
     ) -> None:
         if scan_type not in ("connect", "syn", "udp"):
             raise UsageError(f"unknown scan type {scan_type!r} (connect, syn or udp)")
         if not isinstance(targets, TargetSpace):
             targets = parse_targets(targets, on_warning=on_notice, strict=True)
-        if targets.size == 0:
-            raise UsageError("no targets to scan")
-        check_space_size(targets)
+        scanners.check(targets, ports, scan_type, discovery, retries, threads)
         # UDP beside a TCP scan (nmap -sS -sU): `udp_ports`; a UDP scan alone: `ports`.
         self.ports, self.udp_ports = tuple(ports), tuple(udp_ports)
-        if not self.ports:
-            raise UsageError("no ports to scan")
-        if retries is not None and not 0 <= retries <= MAX_RETRIES:
-            raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
-        if scan_type == "connect" and threads is not None:
-            check_thread_limit(threads)
-        if scan_type != "connect" and not discovery and targets.size > MAX_HOSTS:
-            # Checked here, before any output is opened (the scanner is made after discovery).
-            raise UsageError(
-                f"a SYN scan takes at most {MAX_HOSTS} addresses per run, not {targets.size}: "
-                "split the targets, or let discovery (no -Pn) pick the live ones"
-            )
         self.targets = targets
         self.scan_type: ScanType = scan_type
         self.discovery = discovery
@@ -106,8 +91,11 @@ class Scan:
         self._user_shard = shard is not None
         self.banners = banners
         self.show_all = show_all
-        self.on_notice = on_notice
-        self._known = known
+        self.on_notice = self._udp_notice = on_notice
+        # A checkpoint's scan state (hilos.scanstate): discovery's answer and the scans' own.
+        self._resume, self._written = resume, written
+        self._known = scanstate.known(resume) if resume is not None else known
+        self._scan_hosts: list[str] | None = None  # the hosts given to the scan (None: targets)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._sweeper: Sweeper | None = None
@@ -207,7 +195,7 @@ class Scan:
                 self._up += host.status == "up"
                 yield host
             if self.show_all and not self._cancel.is_set():
-                for h in self._down:
+                for h in scanstate.unwritten(self._down, self._written):
                     yield self._finish(ScanHostResult(h.host, "down", h.reason, (), h.rtt_ms))
         finally:
             self._ended = time.monotonic()
@@ -234,6 +222,7 @@ class Scan:
                 h = HostResult(str(a), "up", "localhost-response")
                 self._discovered(h)
                 yield h
+            self._discovery_done = True
             return
         if self._known is not None:  # one discovery pass shared by a job's chunks
             for h in self._known:
@@ -270,7 +259,9 @@ class Scan:
         full_walk = self.discovery and self._user_shard and not self._loopback_only()
         raw = self.scan_type != "connect" or bool(self.udp_ports)
         scanner: Any = None
-        if raw and not full_walk and self._sweeping():
+        if self._resume is not None:
+            scanner = self._resumed(live)
+        elif raw and not full_walk and self._sweeping():
             # Raw scans take their host table whole: the first pass's hosts go first.
             scanner = staged.start(live, self._first_answers_due, self._cancel, self._scanner_of)
             live = iter(())
@@ -303,8 +294,36 @@ class Scan:
     def _scanner_of(self, hosts: list[str]) -> Any:
         return self._make_scanner(iter(()), False, hosts)
 
+    def snapshot(self, written: scanstate.Written) -> dict[str, Any] | None:
+        """The scan's state for a checkpoint (hilos.scanstate), or None while discovery runs
+        or when a scan cannot say where it stands."""
+        sc = self._scanner
+        if sc is None or (self.discovery and not self._discovery_done):
+            return None
+        stages = sc.stages() if isinstance(sc, staged.Staged) else [(self._scan_hosts, sc)]
+        found = [*self._found.values(), *self._down] if self.discovery else None
+        return scanstate.snapshot(found, stages, written)
+
+    def _resumed(self, live: Iterator[HostResult]) -> Any:
+        """The scans of a checkpoint's state, each going on from where it stood."""
+        for _ in live:  # discovery's saved answer
+            pass
+        plan = scanstate.stages(self._resume or {})
+        states = iter([state for _hosts, state in plan])
+
+        def make(hosts: list[str] | None) -> Any:
+            return self._make_scanner(iter(()), False, hosts, next(states))
+
+        if len(plan) == 1:
+            return make(plan[0][0])
+        return staged.Staged(make, plan[0][0] or [], lambda: plan[1][0] or [])
+
     def _make_scanner(
-        self, live: Iterator[HostResult], full_walk: bool, given: list[str] | None = None
+        self,
+        live: Iterator[HostResult],
+        full_walk: bool,
+        given: list[str] | None = None,
+        state: dict[str, Any] | None = None,
     ) -> Any:
         hosts: Iterable[Any]
         only: frozenset[str] | None = None
@@ -317,24 +336,19 @@ class Scan:
             hosts = self.targets
             only = frozenset(self._found)
         elif self.scan_type != "connect" or self.udp_ports:
-            hosts = list(self._found)
+            hosts = self._scan_hosts = list(self._found)
         else:
             hosts = live  # streamed: ports of the first live hosts go while discovery runs
-        opts = {"rate": self.rate, "timeout": self.timeout, "seed": self.seed, "shard": self.shard}
-        if self.scan_type == "udp" or self.udp_ports:
-            hosts = list(hosts)
-            # A second scan of late hosts (hilos.staged) does not say the notice again.
-            notice, self.on_notice = self.on_notice, None
-            udp = scanners.udp_scanner(hosts, self.udp_ports or self.ports, only=only,
-                                       retries=self._udp_retries, on_notice=notice,
-                                       **opts)  # fmt: skip
-            if self.scan_type == "udp":
-                return udp
-        tcp = scanners.tcp_scanner(
-            self.scan_type, hosts, self.ports, only=only, retries=self.retries,
-            threads=self.threads, **opts,
+        opts: dict[str, Any] = {"rate": self.rate, "timeout": self.timeout, "seed": self.seed,
+                                "shard": self.shard}  # fmt: skip
+        if state is not None:
+            opts.update(resume=state, written=self._written)
+        # A second scan of late hosts (hilos.staged) does not say the UDP notice again.
+        notice, self._udp_notice = self._udp_notice, None
+        return scanners.for_scan(
+            self.scan_type, hosts, self.ports, self.udp_ports, only=only, retries=self.retries,
+            udp_retries=self._udp_retries, threads=self.threads, on_notice=notice, **opts,
         )  # fmt: skip
-        return scanners.combined(tcp, udp) if self.udp_ports else tcp
 
     # ---------------------------------------------------------------- per host
 
@@ -351,16 +365,8 @@ class Scan:
             if found is not None and (host.status != "up" or host.reason != found.reason):
                 rtt = found.rtt_ms if found.rtt_ms is not None else host.rtt_ms
                 host = replace(host, status="up", reason=found.reason, rtt_ms=rtt)
-        # The scanners name every port themselves (from the port table, as nmap's SYN and
-        # connect scans do); only a banner read that identified nothing can leave a gap.
-        if self.banners and any(_unnamed(p) for p in host.ports):
-            host = replace(
-                host,
-                ports=tuple(
-                    replace(p, service=service_name(p.port)) if _unnamed(p) else p
-                    for p in host.ports
-                ),
-            )
+        if self.banners:
+            host = scanners.table_names(host)
         if host.hostname is None:
             name = self.targets.hostname(host.host) if self.targets.names else None
             if name is not None:
@@ -380,12 +386,6 @@ class Scan:
         if st is None:
             return 0
         return min(self.targets.size, max(int(st.hosts_done), len(self._yielded)))
-
-
-def _unnamed(p: PortResult) -> bool:
-    # Ports nothing was learned from get the port table's name (nmap's "table" method), closed
-    # ones too (nmap: `22/tcp closed ssh`).
-    return p.service is None and not (p.banner or p.product) and p.proto == "tcp"
 
 
 #: ``scan(targets, ports, **options)`` sets up a scan (a `Scan`; iterate it to run it). Bad input

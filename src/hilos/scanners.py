@@ -7,11 +7,88 @@ engine and its defaults (UDP: `DEFAULT_RETRIES`, replies named by hilos.services
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
-from hilos.results import ScanHostResult
+from hilos.errors import UsageError
+from hilos.results import PortResult, ScanHostResult
+from hilos.targets import TargetSpace
+from hilos.targets.ports import service_name
 
-__all__ = ["combined", "tcp_scanner", "udp_scan", "udp_scanner"]
+__all__ = ["check", "combined", "for_scan", "table_names", "tcp_scanner", "udp_scan", "udp_scanner"]
+
+
+def check(
+    targets: TargetSpace,
+    ports: Sequence[int],
+    scan_type: str,
+    discovery: bool,
+    retries: int | None,
+    threads: int | None,
+) -> None:
+    """A scan's arguments, checked before any output is opened (UsageError)."""
+    from hilos.sweep import check_space_size
+    from hilos.syn import MAX_HOSTS
+    from hilos.validate import MAX_RETRIES
+    from hilos.wire.limits import check_thread_limit
+
+    if targets.size == 0:
+        raise UsageError("no targets to scan")
+    check_space_size(targets)
+    if not ports:
+        raise UsageError("no ports to scan")
+    if retries is not None and not 0 <= retries <= MAX_RETRIES:
+        raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+    if scan_type == "connect" and threads is not None:
+        check_thread_limit(threads)
+    if scan_type != "connect" and not discovery and targets.size > MAX_HOSTS:
+        # The scanner is made only after discovery: its limit is checked here.
+        raise UsageError(
+            f"a SYN scan takes at most {MAX_HOSTS} addresses per run, not {targets.size}: "
+            "split the targets, or let discovery (no -Pn) pick the live ones"
+        )
+
+
+def for_scan(
+    scan_type: str,
+    hosts: Iterable[Any],
+    ports: Sequence[int],
+    udp_ports: Sequence[int],
+    *,
+    only: frozenset[str] | None,
+    retries: int,
+    udp_retries: int | None,
+    threads: int | None,
+    on_notice: Callable[[str], None] | None,
+    **opts: Any,
+) -> Any:
+    """The scan of `hosts`: SYN or connect (`ports`), UDP (scan_type "udp": `ports`), or TCP
+    and UDP side by side (`udp_ports`); `opts` as for tcp_scanner."""
+    udp = None
+    if scan_type == "udp" or udp_ports:
+        hosts = list(hosts)
+        udp = udp_scanner(hosts, udp_ports or ports, only=only, retries=udp_retries,
+                          on_notice=on_notice, **opts)  # fmt: skip
+        if scan_type == "udp":
+            return udp
+    tcp = tcp_scanner(scan_type, hosts, ports, only=only, retries=retries, threads=threads, **opts)
+    return combined(tcp, udp) if udp is not None else tcp
+
+
+def table_names(host: ScanHostResult) -> ScanHostResult:
+    """Ports nothing was learned from (a banner read that identified nothing) get the port
+    table's name, as nmap's "table" method; closed ones too (nmap: `22/tcp closed ssh`). The
+    scanners name every port themselves: only banners can leave a gap."""
+    if not any(_unnamed(p) for p in host.ports):
+        return host
+    ports = tuple(
+        replace(p, service=service_name(p.port)) if _unnamed(p) else p for p in host.ports
+    )
+    return replace(host, ports=ports)
+
+
+def _unnamed(p: PortResult) -> bool:
+    return p.service is None and not (p.banner or p.product) and p.proto == "tcp"
 
 
 def tcp_scanner(

@@ -72,6 +72,7 @@ class Staged:
         self._lock = threading.Lock()
         self._cancelled = False
         self.scanners: list[Any] = [make(early)]
+        self.early = early
 
     def results(self) -> Iterator[ScanHostResult]:
         yield from self.scanners[0].results()
@@ -86,6 +87,12 @@ class Staged:
             second = self._make(hosts)
             self.scanners.append(second)
         yield from second.results()
+
+    def stages(self) -> list[tuple[list[str], Any]]:
+        """(hosts, scanner or None while not made) per stage, once discovery has ended."""
+        late = self._late()
+        second = self.scanners[1] if len(self.scanners) > 1 else None
+        return [(self.early, self.scanners[0])] + ([(late, second)] if late else [])
 
     def cancel(self) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from hilos.resume.onepiece import RunCheckpoint
     from hilos.targets import TargetSpace
 
-__all__ = ["Keeper", "nothing_left", "resume", "state_dir", "targets"]
+__all__ = ["Keeper", "engine_state", "nothing_left", "resume", "state_dir", "targets"]
 
 Kind = Literal["scan", "sweep"]
 
@@ -80,6 +80,14 @@ def targets(
     if space.size == 0:
         raise UsageError(f"{empty} (give addresses, CIDR ranges, names or -iL FILE)")
     return space
+
+
+def engine_state(resumed: RunCheckpoint | None) -> dict[str, Any]:
+    """A resumed run's scan state and which hosts its outputs hold (hilos.scanstate), as the
+    pipeline's `resume` and `written`; nothing for a new run."""
+    if resumed is None:
+        return {}
+    return {"resume": resumed.engine, "written": resumed.log.has_many}
 
 
 def _default_path(args: argparse.Namespace, kind: Kind, digest: str) -> Path | None:
@@ -148,6 +156,11 @@ class Keeper:
             # write(..., flush=False) may hold lines back; a failure is the main thread's
             ckpt.before_save = functools.partial(out.flush, background=True)
         return out
+
+    def keep_state(self, snapshot: Callable[[Any], dict[str, Any] | None]) -> None:
+        """Save the run's engine state with its hosts: `snapshot(written)` (pipeline.Scan's)."""
+        if self.ckpt is not None:
+            self.ckpt.snapshot = snapshot
 
     def start(self) -> None:
         if self.ckpt is None:

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         banners=args.banners,
         show_all=args.show_all,
         on_notice=notice,
+        **keep.engine_state(resumed),
     )
     if why:
         notice(why)
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
     progress.requested_rate = args.rate
     keeper = keep.Keeper.for_run(args, "scan", targets, resumed)
+    keeper.keep_state(job.snapshot)  # the scan's own state too (hilos.scanstate)
     out = keeper.open(
         args,
         progress,

@@ -8,8 +8,10 @@ of these, then the hosts written so far (a bitmap over the IPv4 range, a set for
 output file's length holding exactly those hosts. It is rewritten atomically (temporary file,
 fsync, rename) by a timer at most once a second, only when hosts were written, and at once on
 a signal. A resumed run scans the targets minus the hosts written, cuts the outputs at those
-lengths and appends: each host once, JSON Lines whole, XML closed once. Hosts in flight (not
-written yet) are probed again: a chunked run (--checkpoint FILE) bounds that to a second.
+lengths and appends: each host once, JSON Lines whole, XML closed once. With the hosts, a save
+keeps the run's engine state when it has one (a SYN scan's: hilos.scanstate); the resumed run
+then goes on where the scan stood, and sends again only what went out after the save. Without
+one, hosts in flight (not written yet) are probed again.
 """
 
 from __future__ import annotations
@@ -81,6 +83,24 @@ class HostLog:
                 bits[i >> 3] |= 1 << (i & 7)
         del self.new[:upto]
         self.count += len(fresh)
+
+    def has_many(self, addrs: Sequence[str]) -> list[bool]:
+        """Whether each of `addrs` was written (folded or not yet)."""
+        pending = set(self.new)
+        bits, base = self.bits, self.base
+        out = []
+        for a in addrs:
+            try:
+                ip = int.from_bytes(socket.inet_aton(a), "big")
+            except OSError:
+                out.append(a in pending or int(ipaddress.ip_address(a)) in self.v6)
+                continue
+            i = ip - base
+            if bits is not None and 0 <= i < len(bits) * 8:
+                out.append(bool(bits[i >> 3] >> (i & 7) & 1) or a in pending)
+            else:
+                out.append(ip in self.v4 or a in pending)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"count": self.count, "v6": sorted(self.v6)}
@@ -176,6 +196,11 @@ class RunCheckpoint:
         self.names: dict[str, str] = static["names"]  # type: ignore[assignment]
         self.log = HostLog(self.v4)
         self.offsets: dict[str, int] = {}
+        self.space = space
+        # The run's engine state (hilos.scanstate): `snapshot(written)` gives it at each save
+        # (None: none to give); `engine` is a loaded checkpoint's.
+        self.snapshot: Callable[[Callable[[Sequence[str]], list[bool]]], Any] | None = None
+        self.engine: dict[str, Any] | None = None
         self.lock = threading.Lock()
         self._saved_at = -1  # hosts written at the last save (-1: never saved)
 
@@ -192,7 +217,10 @@ class RunCheckpoint:
         return self.log.count + len(self.log.new)
 
     def remaining(self) -> TargetSpace:
-        """The targets minus the hosts written, with the names the user gave."""
+        """The targets minus the hosts written, with the names the user gave (a run with an
+        engine state scans every target again: its state knows which hosts to skip)."""
+        if self.engine is not None:
+            return self.space
         done4, done6 = self.log.intervals()
         space = TargetSpace.from_intervals(subtract(self.v4, done4), subtract(self.v6, done6))
         space.names = {ipaddress.ip_address(a): n for a, n in self.names.items()}
@@ -201,8 +229,9 @@ class RunCheckpoint:
     # ---------------------------------------------------------------- file
 
     def tick(self) -> None:
-        """Save if hosts were written since the last save (the timer's call, once a second)."""
-        if self.written() != self._saved_at:
+        """Save if hosts were written since the last save, or always when the run has an
+        engine state to keep (the timer's call, once a second)."""
+        if self.written() != self._saved_at or self.snapshot is not None:
             self.save()
 
     def save(self) -> None:
@@ -214,9 +243,11 @@ class RunCheckpoint:
             self.log.fold(len(self.log.new))
             offsets = {p: _size(p) for p in self.files}
             written = self.log.to_json()
+            # With the hosts written: the state says which of its hosts are in the outputs.
+            engine = self.snapshot(self.log.has_many) if self.snapshot is not None else None
         self.offsets = offsets
         dynamic = json.dumps(
-            {"written": written, "offsets": offsets, "saved": time.time()},
+            {"written": written, "offsets": offsets, "saved": time.time(), "engine": engine},
             separators=(",", ":"),
         )
         head = f'{{"format":"{FORMAT}","hash":"{self.digest}","job":{self._static},'
@@ -246,6 +277,7 @@ class RunCheckpoint:
                 raise UsageError(f"--resume {path}: the configuration does not match its hash")
             ckpt.log.load(data["written"])
             ckpt.offsets = {str(k): int(v) for k, v in data["offsets"].items()}
+            ckpt.engine = data.get("engine")
         except (OSError, KeyError, TypeError, ValueError, zlib.error) as exc:
             raise UsageError(f"--resume {path}: damaged checkpoint ({exc!r})") from None
         ckpt.files = list(ckpt.offsets)

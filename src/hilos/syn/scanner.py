@@ -261,7 +261,8 @@ class SynScanner:
         """Where the scan stands (syn.resume), for a checkpoint; None before it starts."""
         if self._cursors is None or not self._prepared:
             return None
-        return {**snapshot(self._state, self._cursors, written), "forked": self._forks > 0}
+        saved = snapshot(self._state, self._cursors, written)
+        return {**saved, "forked": self._forks > 0, "sent": self.stats.sent}
 
     def _prepare(self) -> None:
         if self._prepared:

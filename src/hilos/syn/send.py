@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["BATCH", "CHUNK", "Sender"]
 
 CHUNK = 1024  # indices per scheduling step; a retry pass follows the first pass chunk by chunk
+CHUNK_SECONDS = 0.02  # at a --rate, chunks of this long (32 at least): a resume goes by chunks
 BATCH = 32  # packets per token-bucket take and per source-port (send time) tick update
 EXTRA_ROUNDS = 3  # late tries for unanswered probes once losses are seen (at least retries)
 FEW_SILENT = 4096  # silent hosts' probes resent even without evidence of loss (cheap)
@@ -76,6 +77,8 @@ class Sender:
         self._held: bytearray | None = None  # live hosts' probes unanswered after every pass
         self.cursors: Cursors | None = None  # how far each part's first pass is settled
         self._slot = -1
+        rate = bucket.rate  # at a --rate, a chunk takes CHUNK_SECONDS of this sender's
+        self._chunk = CHUNK if rate is None else min(CHUNK, max(32, int(rate * CHUNK_SECONDS)))
         self._pace_next = 0.0
 
     # ---------------------------------------------------------------- the hot loop
@@ -192,10 +195,7 @@ class Sender:
         walks: list[Iterator[int] | None] = [None] * passes
         walks[0] = first_walk = self.plan.walk(part)
         pending: list[deque[Chunk]] = [deque() for _ in range(passes)]
-        cursors = self.cursors
-        self._slot = slot = cursors.slot(part) if cursors is not None else -1
-        if cursors is not None and cursors.start[slot]:  # a resumed scan (syn.resume)
-            pending[0].extend(walked(first_walk, cursors.start[slot], CHUNK, passes == 1))
+        pending[0].extend(self._walked_before(part, first_walk, passes == 1))
         late: deque[Late] = deque()
         deferred = self._deferred = bytearray(len(self.state.final)) if passes > 1 else None
         self._held = bytearray(len(self.state.final)) if passes > 1 else None
@@ -234,10 +234,10 @@ class Sender:
         first pass skips what is final: hosts written before.)"""
         collect: list[int] | None = [] if last else None
         resumed = self.cursors is not None and self.cursors.resumed
-        count = self.send_chunk(first, CHUNK, resumed, collect)
+        count = self.send_chunk(first, self._chunk, resumed, collect)
         if count:
             pending[0].append((time.monotonic(), count, collect))
-        return count < CHUNK
+        return count < self._chunk
 
     def _settle_due(self, last: deque[Chunk], idle: float, timeout: float) -> bool:
         """Settle last-pass probes whose deadline the receiver has fully caught up with."""
@@ -249,6 +249,14 @@ class Sender:
             self._walked(count, first=self.retries == 0 and t > 0)
             worked = True
         return worked
+
+    def _walked_before(self, part: tuple[int, int], walk: Iterator[int], last: bool) -> list[Chunk]:
+        """A resumed scan's first chunks of `part`, walked before it stopped (syn.resume)."""
+        cursors = self.cursors
+        self._slot = slot = cursors.slot(part) if cursors is not None else -1
+        if cursors is None or not cursors.start[slot]:
+            return []
+        return walked(walk, cursors.start[slot], self._chunk, last)
 
     def _walked(self, count: int, first: bool) -> None:
         """A first-pass chunk's deadline passed: its answers are in (syn.resume.Cursors; a
