@@ -70,12 +70,14 @@ def snapshot(state: ScanState, cursors: Cursors, written: Written) -> dict[str, 
     with them: a resumed scan probes those hosts again."""
     import numpy as np
 
+    # The cursors first: a chunk counts there only once the receiver has handled every answer
+    # due for it, so the bits read next hold them all (read after, a cursor could run ahead).
+    cur = cursors.values()
     with state.lock:
         final = np.frombuffer(bytes(state.final), np.uint8).copy()
         codes = dict(state.codes)
         rtt = dict(state.rtt)
         reported = np.flatnonzero(np.frombuffer(bytes(state.reported), np.uint8))
-    cur = cursors.values()  # after the bits: a cursor never runs ahead of what they hold
     if len(reported):
         names = state.hosts.names
         flags = written([names[h] for h in reported.tolist()])
