@@ -169,3 +169,27 @@ def test_claimed_blocks_split_ranges_at_24s_and_share_them_out() -> None:
     finally:
         claims.close()
     assert sorted(got) == list(claimed_blocks(many, threading.Event(), None))
+
+
+def test_claimed_blocks_mark_chunks_done_and_a_resumed_pass_starts_after_them() -> None:
+    a = int(ipaddress.IPv4Address("198.18.0.0"))
+    many = [(4, a, a + 256 * 300 - 1)]  # 300 blocks: 100 chunks of 3
+    claims = Claims(300)
+    try:
+        assert claims.settled(time.monotonic()) == 0
+        walk = claimed_blocks(many, threading.Event(), claims)
+        taken = [next(walk) for _ in range(3 * 5 + 1)]  # five chunks, one block of the sixth
+        assert claims.settled(time.monotonic()) == 5
+        assert claims.settled(time.monotonic() - 3600) == 0  # not done an hour ago
+        rest = list(walk)
+        assert claims.settled(time.monotonic()) == claims.count
+    finally:
+        claims.close()
+    # A pass resumed after 5 chunks: they count as done long ago; the walk starts at block 15.
+    resumed = Claims(300, start=5, tag=1)
+    try:
+        assert resumed.tag == 1 and resumed.settled(time.monotonic() - 3600) == 5
+        again = list(claimed_blocks(many, threading.Event(), resumed))
+    finally:
+        resumed.close()
+    assert again == (taken + rest)[15:]

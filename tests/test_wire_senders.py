@@ -106,7 +106,9 @@ def _claimed_sum(claims: Claims, stop: threading.Event) -> int:
 
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_forked_senders_share_the_claims_and_report_back(parts: int) -> None:
-    assert run_forked(_claimed_sum, parts, 5000, threading.Event(), "test") == sum(range(1, 5001))
+    assert run_forked(_claimed_sum, parts, Claims(5000), threading.Event(), "test") == sum(
+        range(1, 5001)
+    )
 
 
 def test_a_failing_child_is_an_error() -> None:
@@ -118,7 +120,7 @@ def test_a_failing_child_is_an_error() -> None:
         return _claimed_sum(claims, stop)
 
     with pytest.raises(NetworkError, match="test sender process failed: RuntimeError"):
-        run_forked(work, 2, 5000, threading.Event(), "test sender")
+        run_forked(work, 2, Claims(5000), threading.Event(), "test sender")
 
 
 @pytest.mark.timeout(20)
@@ -146,7 +148,7 @@ def test_stop_terminates_and_reaps_the_children() -> None:
     mp.setattr(senders.os, "fork", fork)
     try:
         t0 = time.monotonic()
-        assert run_forked(work, 3, 100, stop, "test") == 0
+        assert run_forked(work, 3, Claims(100), stop, "test") == 0
     finally:
         mp.undo()
     assert time.monotonic() - t0 < 5 and len(pids) == 2

@@ -93,8 +93,10 @@ class Scan:
         self.show_all = show_all
         self.on_notice = self._udp_notice = on_notice
         # A checkpoint's scan state (hilos.scanstate): discovery's answer and the scans' own.
-        self._resume, self._written = resume, written
-        self._known = scanstate.known(resume) if resume is not None else known
+        self._discovery_state = (resume or {}).get("discovery")  # saved while discovery ran
+        self._resume = resume if resume is not None and "stages" in resume else None
+        self._written = written
+        self._known = scanstate.known(self._resume) if self._resume is not None else known
         self._scan_hosts: list[str] | None = None  # the hosts given to the scan (None: targets)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
@@ -242,6 +244,7 @@ class Scan:
             all_hosts=self.show_all,
             on_progress=on_progress,
             on_notice=self.on_notice,
+            resume=self._discovery_state,
         )
         self._sweeper = sweeper
         if self._cancel.is_set():
@@ -297,7 +300,10 @@ class Scan:
     def snapshot(self, written: scanstate.Written) -> dict[str, Any] | None:
         """The scan's state for a checkpoint (hilos.scanstate), or None while discovery runs
         or when a scan cannot say where it stands."""
-        sc = self._scanner
+        sc, sweeper = self._scanner, self._sweeper
+        if sc is None and sweeper is not None and not self._discovery_done:
+            state = sweeper.snapshot(scanstate.nothing_written)  # discovery writes no host
+            return None if state is None else {"discovery": state}
         if sc is None or (self.discovery and not self._discovery_done):
             return None
         stages = sc.stages() if isinstance(sc, staged.Staged) else [(self._scan_hosts, sc)]

@@ -13,10 +13,15 @@ from typing import Any
 
 from hilos.results import HostResult
 
-__all__ = ["Written", "known", "snapshot", "stages", "unwritten"]
+__all__ = ["Written", "known", "nothing_written", "snapshot", "stages", "unwritten"]
 
 #: written(addresses) -> one flag per address: whether the outputs have that host
 Written = Callable[[Sequence[str]], Sequence[bool]]
+
+
+def nothing_written(hosts: Sequence[str]) -> list[bool]:
+    return [False] * len(hosts)
+
 
 Stage = tuple[list[str] | None, Any]  # (hosts, None: the targets; the scanner, None: not made)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from hilos.cli import chunked, keep
 from hilos.cli.aliases import add_nmap_options
@@ -16,6 +17,9 @@ from hilos.cli.options import (
 )
 from hilos.cli.process import EXIT_INTERRUPTED, EXIT_OK
 from hilos.errors import UsageError
+
+if TYPE_CHECKING:
+    from hilos.sweep import Sweeper
 
 __all__ = ["add", "run"]
 
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """hilos sweep: targets, the best probes this process may send, streamed outputs."""
     import time
 
-    from hilos.output.progress import Progress, rate_line
+    from hilos.output.progress import Progress
     from hilos.sweep import Sweeper, SweepProgress
 
     args, resumed = keep.resume(args, "sweep")  # --resume FILE of a one-piece run
@@ -78,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
         all_hosts=args.show_all,
         on_progress=on_progress if progress.enabled else None,
         on_notice=notice,
+        resume=keep.engine_state(resumed).get("resume"),
     )
     keeper = keep.Keeper.for_run(args, "sweep", targets, resumed)
+    keeper.keep_state(sweeper.snapshot)  # where the passes stand (hilos.sweep.resume)
     out = keeper.open(args, progress, {"start": start_wall})
     keeper.start()
     stream = sweeper.batches()  # one write (and flush) per batch of hosts found together
@@ -109,9 +115,8 @@ def run(args: argparse.Namespace) -> int:
     summary = _summary(targets.size, out.up, sweeper.started or time.monotonic())
     out.close(summary)
     keeper.finish()
-    if not quiet and sweeper.dense is not None:
-        sys.stderr.write(rate_line(sweeper.dense.sent, sum(sweeper.pass_seconds), args.rate,
-                                    sweeper.dense.drops))  # fmt: skip
+    if not quiet:
+        _rate(sweeper, args.rate)
     if not quiet and not _text_on_stdout(args):
         # The text report ends with its own summary; anything else gets one on stderr.
         sys.stderr.write(
@@ -119,6 +124,17 @@ def run(args: argparse.Namespace) -> int:
             f"{summary['elapsed']:.2f} s\n"
         )
     return EXIT_OK
+
+
+def _rate(sweeper: Sweeper, asked: float | None) -> None:
+    """A raw sweep closes with the packets/s it achieved beside --rate."""
+    from hilos.output.progress import rate_line
+
+    seconds = sum(sweeper.pass_seconds)
+    if sweeper.dense is not None:
+        sys.stderr.write(rate_line(sweeper.dense.sent, seconds, asked, sweeper.dense.drops))
+    elif sweeper.sent:
+        sys.stderr.write(rate_line(sweeper.sent, seconds, asked))
 
 
 def _check_icmp(families: set[int]) -> None:

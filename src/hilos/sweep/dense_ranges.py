@@ -4,13 +4,15 @@ importing numpy: a sparse sweep never pays for it)."""
 from __future__ import annotations
 
 import queue
+import time
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from hilos.results import HostResult
 from hilos.targets import TargetSpace
 from hilos.wire.sockets import can_raw
 
-__all__ = ["dense_ranges", "gather", "queued"]
+__all__ = ["dense_ranges", "gather", "queued", "streamed"]
 
 _LOOPBACK: Final = (0x7F000000, 0x7FFFFFFF)
 
@@ -61,3 +63,26 @@ def queued(results: queue.SimpleQueue[object]) -> list[HostResult]:
             found.append(item)
         elif isinstance(item, list):
             found.extend(item)
+
+
+def streamed(
+    results: queue.SimpleQueue[object], done: object, progress: Callable[[], None] | None
+) -> Iterator[list[HostResult]]:
+    """The results as they come (what is queued at once as one list) until `done` comes;
+    `progress()` between them, at most every 0.1 s."""
+    next_progress = 0.0
+    while True:
+        try:
+            item = results.get(timeout=0.1)
+        except queue.Empty:
+            item = None
+        batch, end = gather(results, item, done)
+        if batch:
+            yield batch
+        if end:
+            return
+        if progress is not None:
+            now = time.monotonic()
+            if now >= next_progress:
+                next_progress = now + 0.1
+                progress()

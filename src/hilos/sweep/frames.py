@@ -56,7 +56,10 @@ def claimed_blocks(
         while a <= last:
             block_end = min(last, a | 0xFF)
             if nth >= hi:  # past our chunk: claim the next free one (always ahead)
-                lo, hi = claims.next() if claims is not None else (0, 0)
+                if claims is None:
+                    return
+                claims.finish(lo)  # a resumed sweep starts after the chunks done (Claims)
+                lo, hi = claims.next()
                 if lo >= hi:
                     return  # none left: the other senders have the rest
             mine = nth >= lo
@@ -66,6 +69,8 @@ def claimed_blocks(
             if mine:
                 yield a, block_end
             a = block_end + 1
+    if claims is not None and nth > lo:
+        claims.finish(lo)  # the walk ended inside our last chunk
 
 
 class FrameSender:
@@ -96,6 +101,7 @@ class FrameSender:
         self.parts = max(1, parts)
         self.bucket = TokenBucket(rate, burst=64)
         self.progress = 0  # addresses handled in the current pass (estimated across senders)
+        self.claims: Claims | None = None  # the pass in progress's (how far it got: Claims)
 
     def run_pass(
         self,
@@ -104,20 +110,26 @@ class FrameSender:
         stop: threading.Event,
         todo: int,
         blocks: int,
+        at: tuple[int, int] = (0, 0),
     ) -> int:
         """Send one pass over `ranges()` (called in each sender process). `todo` is the number
         of addresses (is a second process worth its fork?), `blocks` how many blocks `ranges()`
-        makes (a block: the part of a range inside one /24)."""
+        makes (a block: the part of a range inside one /24); `at`: (pass number, chunks of
+        this pass sent before: a resumed sweep's)."""
         parts = self.parts if todo >= _FORK_MIN else 1
         self.progress = 0
+        self.claims = claims = Claims(blocks, at[1], tag=at[0])
         if parts == 1:
-            return self.send(ranges(), skip, stop, None, 1, self.bucket)
+            try:
+                return self.send(ranges(), skip, stop, claims, 1, self.bucket)
+            finally:
+                claims.close()
         share = None if self.rate is None else self.rate / parts
 
         def work(claims: Claims, stop_: threading.Event) -> int:
             return self.send(ranges(), skip, stop_, claims, parts, TokenBucket(share, 64))
 
-        return run_forked(work, parts, blocks, stop, "sweep sender")
+        return run_forked(work, parts, claims, stop, "sweep sender")
 
     def send(
         self,

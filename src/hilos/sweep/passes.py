@@ -31,9 +31,12 @@ def run_pass(
     link: LinkTx | None,
     skip: dict[int, object],
     stop: threading.Event,
-) -> None:
+    at: tuple[int, int] = (0, 0),
+) -> int:
     """Send one pass over `targets` (addresses in `skip` answered already): the frame sender
-    takes the IPv4 ranges its link covers, each engine the rest, each in its own thread."""
+    takes the IPv4 ranges its link covers, each engine the rest, each in its own thread. `at`:
+    (pass number, the frame sender's chunks of it sent before, by a resumed sweep). Returns
+    the packets sent."""
     jobs: list[Callable[[], object]] = []
     if frames is not None and link is not None:
 
@@ -48,7 +51,9 @@ def run_pass(
                     yield r
 
         jobs.append(
-            functools.partial(frames.run_pass, l2, skip, stop, targets.size, targets.block_count())
+            functools.partial(
+                frames.run_pass, l2, skip, stop, targets.size, targets.block_count(), at
+            )
         )
         for e in engines:
             # What the frames cover is theirs; the engine gets the rest (IPv6, on-link).
@@ -59,18 +64,23 @@ def run_pass(
         for e in engines:
             jobs.append(functools.partial(e.run_pass, targets.ranges(), skip, stop))
     if len(jobs) == 1:
-        jobs[0]()
-        return
-    _run_jobs(jobs, stop)
+        return _count(jobs[0]())
+    return _run_jobs(jobs, stop)
 
 
-def _run_jobs(jobs: list[Callable[[], object]], stop: threading.Event) -> None:
-    """Run the jobs in threads of their own; the first failure stops the others, is raised."""
+def _count(sent: object) -> int:
+    return sent if isinstance(sent, int) else 0
+
+
+def _run_jobs(jobs: list[Callable[[], object]], stop: threading.Event) -> int:
+    """Run the jobs in threads of their own; the first failure stops the others, is raised.
+    Returns the sum of their counts."""
     errors: list[BaseException] = []
+    counts: list[int] = []
 
     def run(job: Callable[[], object]) -> None:
         try:
-            job()
+            counts.append(_count(job()))
         except BaseException as exc:
             errors.append(exc)
             stop.set()
@@ -85,6 +95,7 @@ def _run_jobs(jobs: list[Callable[[], object]], stop: threading.Event) -> None:
         t.join()
     if errors:
         raise errors[0]
+    return sum(counts)
 
 
 class LossCheck:

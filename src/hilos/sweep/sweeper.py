@@ -8,10 +8,11 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from hilos.results import HostResult, HostStatus
+from hilos.sweep import resume as sweep_resume
 from hilos.sweep.base import (
     DEFAULT_RATE,
     DEFAULT_RETRIES,
@@ -28,7 +29,7 @@ from hilos.sweep.base import (
     up_results,
 )
 from hilos.sweep.choose import attach_link, choose_engines
-from hilos.sweep.dense_ranges import dense_ranges, gather, queued
+from hilos.sweep.dense_ranges import dense_ranges, queued, streamed
 from hilos.sweep.engines import IcmpDiscovery
 from hilos.sweep.frames import FrameSender
 from hilos.sweep.passes import LossCheck, run_pass
@@ -83,6 +84,7 @@ class Sweeper:
         all_hosts: bool = False,
         on_progress: Callable[[SweepProgress], None] | None = None,
         on_notice: Callable[[str], None] | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         check_arguments(method, timeout, retries, rate, threads)
         self.method = method
@@ -134,6 +136,15 @@ class Sweeper:
         #: how long each pass took to send (seconds); when the first ended (time.monotonic())
         self.pass_seconds: list[float] = []
         self.first_pass_sent: float | None = None
+        # Passes planned (the loss measured may add some); where to start: (pass, chunks of it
+        # sent before), a resumed sweep's (sweep.resume).
+        self.planned, self.start_at, self.sent = self.retries + 1, (0, 0), 0  # sent: packets
+        if resume is not None:
+            sweep_resume.restore(self, resume)
+
+    def snapshot(self, written: sweep_resume.Written) -> dict[str, Any] | None:
+        """Where the sweep stands, for a checkpoint (sweep.resume); None: it keeps none."""
+        return sweep_resume.snapshot(self, written)
 
     @property
     def loss_measured(self) -> tuple[int, int] | None:
@@ -244,9 +255,9 @@ class Sweeper:
                 self.dense.close()
 
     def _run_passes(self) -> None:
-        passes = self.retries + 1
+        passes = self.planned
         last_send = last_pass_start = time.monotonic()
-        p = 0
+        p, first_chunk = self.start_at
         while p < passes:
             if self._stop.is_set() or self._all_answered():
                 break
@@ -266,14 +277,15 @@ class Sweeper:
                 ):
                     break
                 if p == 1 and self._adaptive:  # as many passes as the measured loss asks
-                    passes = self._loss.passes(passes)
+                    passes = self.planned = self._loss.passes(passes)
             self._pass = p + 1
             last_pass_start = time.monotonic()
             if self.dense is not None:
                 self.dense.send_pass(p > 0, p == passes - 1, self._stop)
             else:
-                run_pass(self._targets, self.engines, self._frames, self._link, self._answered,
-                         self._stop)  # fmt: skip
+                self.sent += run_pass(self._targets, self.engines, self._frames, self._link,
+                                      self._answered, self._stop, (p, first_chunk))  # fmt: skip
+                first_chunk = 0  # only a resumed sweep's first pass starts later
             last_send = time.monotonic()
             self.pass_seconds.append(last_send - last_pass_start)
             self.first_pass_sent = self.first_pass_sent or last_send
@@ -354,22 +366,9 @@ class Sweeper:
 
     def _results(self) -> Iterator[list[HostResult]]:
         """The up hosts as they answer (what is queued at once as one list), with progress."""
-        next_progress = 0.0
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                item = None
-            batch, done = gather(self._queue, item, _DONE)
-            if batch:
-                yield batch
-            if done:
-                return
-            if self.on_progress is not None:
-                now = time.monotonic()
-                if now >= next_progress:
-                    next_progress = now + 0.1
-                    self.on_progress(self._progress_now())
+        report = self.on_progress
+        tick = (lambda: report(self._progress_now())) if report is not None else None
+        return streamed(self._queue, _DONE, tick)
 
     def _down_hosts(self) -> Iterator[HostResult]:
         if self.dense is not None:

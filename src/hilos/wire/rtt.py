@@ -67,6 +67,9 @@ class RttEstimator:
             rttvar = self.rttvar
             self.rttvar = rttvar = rttvar + 0.25 * (abs(srtt - rtt) - rttvar)
             self.srtt = srtt = srtt + 0.125 * (rtt - srtt)
+        self._set_timeout(srtt, rttvar)
+
+    def _set_timeout(self, srtt: float, rttvar: float) -> None:
         t = srtt + 4 * rttvar
         floor = self.srtt_multiple * srtt
         if t < floor:
@@ -78,6 +81,12 @@ class RttEstimator:
         elif t > self.maximum:
             t = self.maximum
         self.timeout = t
+
+    def restore(self, srtt: float, rttvar: float) -> None:
+        """Take back a saved estimate (a resumed run's): its timeout as its samples gave."""
+        if self.fixed is None:
+            self.srtt, self.rttvar = srtt, rttvar
+            self._set_timeout(srtt, rttvar)
 
     def at_least(self, floor: float) -> float:
         """The timeout, but covering at least `floor` seconds (still within the bounds): for an

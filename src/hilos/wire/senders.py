@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import select
 import signal
@@ -92,16 +93,36 @@ class Claims:
     """
 
     _TOKEN = struct.Struct("=I")
+    _TIME = struct.Struct("=d")
     CHUNKS = 128
 
-    def __init__(self, items: int) -> None:
+    def __init__(self, items: int, start: int = 0, tag: int = 0) -> None:
         self.size = max(1, -(-items // self.CHUNKS))
         self.count = -(-items // self.size)
+        self.tag = tag  # the caller's (a sweep: which pass)
+        # When each chunk was done (time.monotonic(); -1: not yet, 0: before `start`), in
+        # shared memory: every process marks its own, the parent reads how far all got.
+        self._done = mmap.mmap(-1, 8 * max(1, self.count))
+        for i in range(self.count):
+            self._TIME.pack_into(self._done, 8 * i, 0.0 if i < start else -1.0)
         self._r, w = os.pipe()
         try:
-            os.write(w, b"".join(self._TOKEN.pack(i) for i in range(self.count)))  # < 64 KiB
+            tokens = range(min(start, self.count), self.count)
+            os.write(w, b"".join(self._TOKEN.pack(i) for i in tokens))  # < 64 KiB
         finally:
             os.close(w)
+
+    def finish(self, lo: int) -> None:
+        """The chunk starting at item `lo` is sent (its last items may still be in a batch)."""
+        self._TIME.pack_into(self._done, 8 * (lo // self.size), time.monotonic())
+
+    def settled(self, before: float) -> int:
+        """How many chunks from the first were all done by `before` (time.monotonic())."""
+        for i in range(self.count):
+            t = self._TIME.unpack_from(self._done, 8 * i)[0]
+            if t < 0 or t > before:
+                return i
+        return self.count
 
     def next(self) -> tuple[int, int]:
         data = os.read(self._r, 4)
@@ -122,15 +143,14 @@ Work = Callable[[Claims, threading.Event], int]
 _RESULT = struct.Struct("!q")
 
 
-def run_forked(work: Work, parts: int, items: int, stop: threading.Event, name: str) -> int:
-    """Run `work` in `parts` processes sharing the claims of `items` numbered items: parts - 1
-    forked children and the caller itself; returns the sum of their counts.
+def run_forked(work: Work, parts: int, claims: Claims, stop: threading.Event, name: str) -> int:
+    """Run `work` in `parts` processes sharing `claims` (of numbered items): parts - 1 forked
+    children and the caller itself; returns the sum of their counts.
 
     Each child reports its count, or its error, through a pipe. When `stop` is set the children
     are terminated (SIGTERM) and reaped; a child that failed otherwise raises NetworkError
     naming `name`. A fork copies only the calling thread: the work must not need the others.
     """
-    claims = Claims(items)
     children: list[tuple[int, int]] = []  # (pid, read end of its report pipe)
     done = False
     try:
