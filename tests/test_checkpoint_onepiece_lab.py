@@ -158,3 +158,37 @@ def test_a_resumed_sweep_goes_on_after_the_chunks_done(lab: Lab, tmp_path: Path,
     # 256 blocks of the /16 in 128 chunks: 512 addresses a chunk, 3 probes an address.
     covered = 3 * 512 * state["chunk"]
     assert _sent(resumed.stderr) <= _sent(done.stderr) - covered + 64, (state, resumed.stderr)
+
+
+@pytest.mark.timeout(240)
+def test_a_resumed_udp_scan_sends_again_only_what_followed_the_last_save(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The UDP scan's state (hilos.udp.resume) in the default checkpoint: the lab /24's live
+    hosts x the top 100 UDP ports at --rate 1000 (about 6 s), killed mid-scan and resumed."""
+    rate = 1000
+    argv = [*HILOS, "scan", "198.18.0.0/24", "-sU", "--top-ports", "100", "--rate", str(rate)]
+    ns = ["ip", "netns", "exec", lab.scanner_ns]
+    ref = tmp_path / "ref.jsonl"
+    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=120)
+    assert done.returncode == 0, done.stderr
+    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
+    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(random.uniform(2.0, 4.0))
+    proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    proc.wait(timeout=10)
+    saved = json.loads(ck.read_text())
+    resumed = lab.run([*HILOS, "scan", "--resume", str(ck)], timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    hosts = _hosts(out)
+    assert len(hosts) == len(set(hosts))
+    assert _facts(out) == _facts(ref)
+    engine = saved["engine"]
+    assert engine is not None and "stages" in engine, engine
+    age = killed_at - saved["saved"]
+    assert age <= 1.3, "the checkpoint is saved every second"
+    at_save = sum(stage["state"]["sent"] for stage in engine["stages"] if stage["state"])
+    twice = at_save + rate * age + _sent(resumed.stderr) - _sent(done.stderr)
+    assert twice <= rate * (age + 0.5) + 100, (twice, age, at_save)

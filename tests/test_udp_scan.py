@@ -302,11 +302,15 @@ def test_retries_stop_after_a_pass_without_loss_when_the_host_answers() -> None:
         real = scanner.send_pass
 
         def counted(
-            rx: UdpReceiver, attempt: int, indices: object = None, all_payloads: bool = False
+            rx: UdpReceiver,
+            attempt: int,
+            indices: object = None,
+            all_payloads: bool = False,
+            skip: int = 0,
         ) -> float:
             if indices is None or all_payloads:  # a regular pass, not a drain round
                 attempts.append(attempt)
-            return real(rx, attempt, indices, all_payloads)  # type: ignore[arg-type]
+            return real(rx, attempt, indices, all_payloads, skip)  # type: ignore[arg-type]
 
         scanner.send_pass = counted  # type: ignore[method-assign]
         (host,) = list(scanner.results())

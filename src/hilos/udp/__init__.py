@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from hilos.udp.scanner import DEFAULT_RETRIES, UdpScanner, preload_batched
+from hilos.udp.preload import preload_batched
+from hilos.udp.scanner import DEFAULT_RETRIES, UdpScanner
 
 __all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]

@@ -12,12 +12,14 @@ the same states.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hilos.errors import UsageError
 from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, kind_for
@@ -27,6 +29,7 @@ from hilos.targets import Permutation
 from hilos.targets.udp_ports import udp_service_name
 from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
+from hilos.udp.resume import Marks, Written
 from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
 from hilos.validate import MAX_RETRIES
@@ -38,7 +41,7 @@ from hilos.wire.sockets import can_raw
 if TYPE_CHECKING:
     from hilos.udp.vsend import VectorSend
 
-__all__ = ["DEFAULT_RETRIES", "UdpScanner", "preload_batched"]
+__all__ = ["DEFAULT_RETRIES", "UdpScanner"]
 
 DEFAULT_RETRIES = 5  # six attempts: every payload of the rotation once (ports without their own)
 _SMALL_PASS = 256  # probes still unanswered at most for a pass to time the unqueued path
@@ -70,6 +73,8 @@ class UdpScanner:
         privileged: bool | None = None,
         names: Callable[[int], str | None] | None = None,
         batched: bool = True,
+        resume: dict[str, Any] | None = None,
+        written: Written | None = None,
     ) -> None:
         if not 0 <= retries <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
@@ -93,6 +98,10 @@ class UdpScanner:
         self._error: BaseException | None = None
         self._rx: UdpReceiver | None = None
         self._batched = batched
+        # A checkpoint's state to go on from (udp.resume); how far the passes got, and when.
+        self._resume, self._written = resume, written
+        self._marks = Marks(tuple(resume["at"]) if resume else (0, 0, 0))
+        self._batches, self._lossy = 0, bool(resume and resume["lossy"])
         self._vector: VectorSend | None = None
         self._thread: threading.Thread | None = None
         self._started = 0.0
@@ -120,6 +129,10 @@ class UdpScanner:
         if self._thread is not None:
             return self
         self._started = time.monotonic()
+        if self._resume is not None:
+            from hilos.udp.resume import restore
+
+            restore(self.state, self._resume, self._written or (lambda hs: [False] * len(hs)))
         if self.state.goal == 0:
             self._finish()
             return self
@@ -217,10 +230,11 @@ class UdpScanner:
         the rotation (a DNS server on port 5000) needs its tries on a lossy path."""
         rx = self._rx
         assert rx is not None
-        st, lossy = self.state, False
+        st = self.state
         pending: list[int] | None = None
-        for attempt in range(self.retries + 1):
-            signs = st.loss_signs
+        first, skip_batches, skip = self._marks.start  # a resumed scan's pass goes on
+        for attempt in range(first, self.retries + 1):
+            signs, self._batches = st.loss_signs, skip_batches
             # A small pass: its answers time the path without a queue (UdpState.wait), and
             # it goes over the few silent indices, not the whole walk (vectorised or not).
             st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
@@ -232,22 +246,48 @@ class UdpScanner:
                     if not final[i >> 3] >> (i & 7) & 1
                 ]
             elif self._vector is not None:
-                sent = self._vector.send_pass(attempt, self._bucket, self._cancel)
-                with st.lock:
-                    st.sent += sent
-            last = self.send_pass(rx, attempt, pending, all_payloads=True)
+                mark = functools.partial(self._mark_batches, attempt)
+                self._vector.send_pass(attempt, self._bucket, self._cancel, skip_batches, mark)
+            last = self.send_pass(rx, attempt, pending, all_payloads=True, skip=skip)
+            skip_batches = skip = 0
             # Between passes the estimator's timeout (a late answer costs one resend); the
             # last pass waits long enough for the longest round trip seen (a late answer
             # there would be a wrong state).
             self.wait_answers(rx, last, final=attempt == self.retries)
+            self._marks.mark((attempt + 1, 0, 0), -1.0)  # its answers are in: settled at once
             if self._cancel.is_set() or st.final_count >= st.goal:
                 break
-            lossy = lossy or (attempt > 0 and st.loss_signs != signs)
+            lossy = self._lossy = self._lossy or (attempt > 0 and st.loss_signs != signs)
             if attempt and not lossy and attempt < self.retries and self._silent_hosts_answer():
                 self.wait_answers(rx, last, final=True)
                 if st.loss_signs == signs:
                     break
+        if not self._cancel.is_set():
+            self._marks.mark((self.retries + 1, 0, 0), -1.0)  # the passes are over
         self._drain_and_give_up(rx)
+
+    def _mark_batches(self, attempt: int, batches: int) -> None:
+        self._batches = batches
+        self._marks.mark((attempt, batches, 0), time.monotonic())
+
+    def _walk_from(self, attempt: int, skip: int) -> Iterator[int]:
+        """The walk from position `skip` on (a resumed pass's), marking how far it got."""
+        marks, mono = self._marks, time.monotonic
+        for pos, idx in enumerate(itertools.islice(self.walk(), skip, None), start=skip):
+            if not pos & 255:
+                marks.mark((attempt, self._batches, pos), mono())  # the ones before are sent
+            yield idx
+
+    def snapshot(self, written: Written) -> dict[str, Any] | None:
+        """Where the scan stands, for a checkpoint (udp.resume): the last mark whose answers
+        the receiver has handled; None without raw sockets, or before the scan starts."""
+        rx = self._rx
+        if self.unprivileged or rx is None:
+            return None
+        from hilos.udp.resume import snapshot
+
+        at = self._marks.settled(rx.idle_at - self.state.wait)
+        return {**snapshot(self.state, at, self._lossy, written), "sent": self.state.sent}
 
     def _drain_and_give_up(self, rx: UdpReceiver) -> None:
         """Slow rounds for hosts behind an ICMP rate limit, then open|filtered for the rest."""
@@ -275,6 +315,7 @@ class UdpScanner:
         attempt: int,
         indices: Iterable[int] | None = None,
         all_payloads: bool = False,
+        skip: int = 0,
     ) -> float:
         """Send attempt `attempt` to every index not yet final; returns the last send time.
 
@@ -300,7 +341,7 @@ class UdpScanner:
         vector = self._vector is not None
         if indices is not None:
             vector = False  # a few chosen probes: all of them here
-        for idx in self.walk() if indices is None else indices:
+        for idx in self._walk_from(attempt, skip) if indices is None else indices:
             if final[idx >> 3] >> (idx & 7) & 1:
                 continue
             if vector and families[idx // np_] == 4:
@@ -343,20 +384,6 @@ class UdpScanner:
             if due and now - seen_at >= st.resend_after / 4 + 0.003:
                 return
             time.sleep(0.002)
-
-
-def preload_batched() -> None:
-    """Start importing numpy (the batched sender's, ~0.1 s) in a background thread, so a caller
-    with other work first (host discovery) does not wait for it later. Only numpy, which
-    imports no hilos module: no module import lock is shared with the caller's thread."""
-    threading.Thread(target=_import_numpy, daemon=True, name="hilos-udp-preload").start()
-
-
-def _import_numpy() -> None:
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        return  # VectorSend's own import says so, where it is needed
 
 
 def _send_error(exc: OSError, sock: socket.socket, pkt: bytes, addr: tuple[str, int]) -> None:

@@ -135,6 +135,10 @@ class UdpState:
             if n == 0:
                 self.reported[h] = 1  # nothing of this host in this shard: never reported
 
+    def add_sent(self, n: int) -> None:
+        with self.lock:
+            self.sent += n
+
     def mark_sent(self, idx: int) -> None:
         self.ticks[idx] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
 

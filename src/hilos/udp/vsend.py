@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -57,17 +58,31 @@ class VectorSend:
             b = self._batches[kind] = FrameBatch(probe, self.sock, BATCH, addressed=True)
         return b
 
-    def send_pass(self, attempt: int, bucket: TokenBucket, cancel: threading.Event) -> int:
-        """Attempt `attempt` to every IPv4 index of the walk not yet final; returns frames sent."""
+    def send_pass(
+        self,
+        attempt: int,
+        bucket: TokenBucket,
+        cancel: threading.Event,
+        skip: int = 0,
+        mark: Callable[[int], None] | None = None,
+    ) -> int:
+        """Attempt `attempt` to every IPv4 index of the walk not yet final; returns frames sent.
+        `skip`: batches of the walk sent before (a resumed scan's); `mark(batches)` after each."""
         sc = self.scanner
         perm = Permutation(sc.state.total, sc.seed)
         base = [kind_for(int(p), attempt) for p in self.ports]
         kinds = sorted(set(base) | (set(ROTATION[1:]) if attempt else set()))
         base_arr = np.array([kinds.index(k) for k in base], dtype=np.int64)
-        sent = 0
-        for idx in walk_batches(perm, _WALK, sc.shard):
+        sent = n = 0
+        # At a --rate, batches of ~20 ms: a resumed scan goes on batch by batch (udp.resume).
+        size = _WALK if bucket.rate is None else min(_WALK, max(64, int(bucket.rate * 0.02)))
+        for n, idx in enumerate(walk_batches(perm, size, sc.shard)):
+            if n > skip and mark is not None:
+                mark(n)  # the batches before this one are sent
             if cancel.is_set():
-                break
+                return sent
+            if n < skip:
+                continue
             h, pi = idx // self.np, idx % self.np
             keep = self.v4[h] & ((self.final[idx >> 3] >> (idx & 7).astype(np.uint8)) & 1 == 0)
             if self.skip is not None:
@@ -82,6 +97,8 @@ class VectorSend:
                 if every is not None and kind in ROTATION[1:]:
                     sel |= every
                 sent += self._send(kind, idx[sel], h[sel], pi[sel], bucket)
+        if mark is not None:
+            mark(n + 1)
         return sent
 
     def _send(
@@ -99,5 +116,7 @@ class VectorSend:
                 bucket.take(n)
             # Send times per batch, just before it goes: round trips exclude our own queue.
             self.ticks[idx[part]] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
-            sent += batch.send(addrs[part], ports[part])
+            done = batch.send(addrs[part], ports[part])
+            sent += done
+            self.scanner.state.add_sent(done)  # as it goes: the progress line, a checkpoint
         return sent
