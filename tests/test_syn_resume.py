@@ -25,7 +25,7 @@ def _facts(results: list[Any]) -> set[tuple[str, str, int, str, str]]:
 
 def _scanner(**kw: Any) -> SimScanner:
     return SimScanner(HOSTS, PORTS, retries=1, timeout=TIMEOUT, seed=7, rate=RATE,
-                      open_=OPEN, silent=SILENT, **kw)  # fmt: skip
+                      open_=OPEN, silent=SILENT, archive=True, **kw)  # fmt: skip
 
 
 def test_cursors_are_shared_and_start_where_saved() -> None:
@@ -65,9 +65,12 @@ def test_a_scan_stopped_mid_way_goes_on_from_its_snapshot(
     written: list[str] = []
 
     def consume() -> None:
-        for r in first.results():
-            with lock:
-                written.append(r.host)
+        # Every third host is held back, as a writer's batch or a TCP+UDP scan's other half
+        # holds hosts reported and not written yet: the resumed scan reports those again.
+        for k, r in enumerate(first.results()):
+            if k % 3 != 2:
+                with lock:
+                    written.append(r.host)
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()

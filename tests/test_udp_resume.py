@@ -12,7 +12,9 @@ PORTS = [53, 123]
 
 
 def _state() -> UdpState:
-    return UdpState(UdpTargets(HOSTS, Cookie()), PORTS, None)
+    st = UdpState(UdpTargets(HOSTS, Cookie()), PORTS, None)
+    st.archive = {}  # as a scan keeping a checkpoint has it
+    return st
 
 
 def test_marks_settle_in_order_of_progress() -> None:
@@ -42,14 +44,18 @@ def test_snapshot_and_restore_keep_answers_and_skip_written_hosts() -> None:
     saved = snapshot(st, (1, 4, 0), True, lambda hs: [h == HOSTS[0] for h in hs])
     assert saved["at"] == [1, 4, 0] and saved["lossy"] is True
 
+    assert list(st.archive or {}) == [2]  # host 0 was found written: it left the archive
     back = _state()
     restore(back, saved, lambda hs: [h == HOSTS[0] for h in hs])
     assert back.reported[0] == 1 and back.done[0] == 2  # written: over
-    # Host 1 answered on one port: that answer is back; host 2 lost its bits (reported, not
-    # written: its codes left with it), so it is probed again and reported once complete.
-    assert back.codes == {2: CLOSED} and back.answered[1] == 1 and back.closed[1] == 1
-    assert back.done == [2, 1, 0] and back.final_count == 3 and back.hosts_done == 1
-    assert back.completed.empty()
+    # Host 1 answered on one port: that answer is back. Host 2 was reported but not written:
+    # its answers came back from the archive, and it is reported again at once.
+    assert back.codes == {2: CLOSED, 4: OPEN} and back.replies[4] == b"reply"
+    assert back.answered[1] == 1 and back.closed[1] == 1
+    assert back.done == [2, 1, 2] and back.final_count == 5 and back.hosts_done == 2
+    assert back.completed.get_nowait() == 2
+    host2 = back.build(2, str)
+    assert [(p.port, p.state) for p in host2.ports] == [(53, "open"), (123, "open|filtered")]
     back.answer(1, 1, OPEN, b"late")
     assert back.completed.get_nowait() == 1
     host = back.build(1, str)

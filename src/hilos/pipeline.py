@@ -94,10 +94,10 @@ class Scan:
         self.on_notice = self._udp_notice = on_notice
         # A checkpoint's scan state (hilos.scanstate): discovery's answer and the scans' own.
         self._discovery_state = (resume or {}).get("discovery")  # saved while discovery ran
-        self._resume = resume if resume is not None and "stages" in resume else None
-        self._written = written
+        self._resume, self._written = (resume if resume and "stages" in resume else None), written
         self._known = scanstate.known(self._resume) if self._resume is not None else known
         self._scan_hosts: list[str] | None = None  # the hosts given to the scan (None: targets)
+        self.keep_state = False  # set when a checkpoint takes `snapshot()` (the CLI's)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._sweeper: Sweeper | None = None
@@ -347,8 +347,8 @@ class Scan:
             hosts = live  # streamed: ports of the first live hosts go while discovery runs
         opts: dict[str, Any] = {"rate": self.rate, "timeout": self.timeout, "seed": self.seed,
                                 "shard": self.shard}  # fmt: skip
-        if state is not None:
-            opts.update(resume=state, written=self._written)
+        if state is not None or self.keep_state:  # (hilos.scanstate)
+            opts.update(resume=state, written=self._written, archive=True)
         # A second scan of late hosts (hilos.staged) does not say the UDP notice again.
         notice, self._udp_notice = self._udp_notice, None
         return scanners.for_scan(

@@ -65,14 +65,25 @@ def for_scan(
     """The scan of `hosts`: SYN or connect (`ports`), UDP (scan_type "udp": `ports`), or TCP
     and UDP side by side (`udp_ports`); `opts` as for tcp_scanner."""
     udp = None
+    both = scan_type != "udp" and bool(udp_ports)
+    tcp_opts, udp_opts = _split_resume(opts) if both else (opts, opts)
     if scan_type == "udp" or udp_ports:
         hosts = list(hosts)
         udp = udp_scanner(hosts, udp_ports or ports, only=only, retries=udp_retries,
-                          on_notice=on_notice, **opts)  # fmt: skip
+                          on_notice=on_notice, **udp_opts)  # fmt: skip
         if scan_type == "udp":
             return udp
-    tcp = tcp_scanner(scan_type, hosts, ports, only=only, retries=retries, threads=threads, **opts)
+    tcp = tcp_scanner(scan_type, hosts, ports, only=only, retries=retries, threads=threads,
+                      **tcp_opts)  # fmt: skip
     return combined(tcp, udp) if udp is not None else tcp
+
+
+def _split_resume(opts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """TCP beside UDP: each scan's own part of a saved state (udp.combined's snapshot)."""
+    state = opts.get("resume")
+    if state is None:
+        return opts, opts
+    return {**opts, "resume": state["tcp"]}, {**opts, "resume": state["udp"]}
 
 
 def table_names(host: ScanHostResult) -> ScanHostResult:
@@ -102,6 +113,9 @@ def tcp_scanner(
     """A SynScanner (scan_type "syn") or ConnectScanner; `opts`: rate, timeout, retries,
     threads, seed, shard."""
     threads = opts.pop("threads", None)
+    if scan_type != "syn":
+        for key in ("resume", "written", "archive"):  # a connect scan keeps no state of its own
+            opts.pop(key, None)
     if scan_type == "syn":
         from hilos.syn import SynScanner
 

@@ -157,10 +157,12 @@ class Keeper:
             ckpt.before_save = functools.partial(out.flush, background=True)
         return out
 
-    def keep_state(self, snapshot: Callable[[Any], dict[str, Any] | None]) -> None:
-        """Save the run's engine state with its hosts: `snapshot(written)` (pipeline.Scan's)."""
+    def keep_state(self, run: Any) -> None:
+        """Save the run's own state with its hosts: `run.snapshot(written)` (a pipeline.Scan,
+        a Sweeper), which is told so (`keep_state`: a scan then keeps what it needs)."""
         if self.ckpt is not None:
-            self.ckpt.snapshot = snapshot
+            self.ckpt.snapshot = run.snapshot
+            run.keep_state = True
 
     def start(self) -> None:
         if self.ckpt is None:

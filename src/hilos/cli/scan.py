@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr, quiet=quiet, label="scan")
     progress.requested_rate = args.rate
     keeper = keep.Keeper.for_run(args, "scan", targets, resumed)
-    keeper.keep_state(job.snapshot)  # the scan's own state too (hilos.scanstate)
+    keeper.keep_state(job)  # the scan's own state too (hilos.scanstate)
     out = keeper.open(
         args,
         progress,

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         resume=keep.engine_state(resumed).get("resume"),
     )
     keeper = keep.Keeper.for_run(args, "sweep", targets, resumed)
-    keeper.keep_state(sweeper.snapshot)  # where the passes stand (hilos.sweep.resume)
+    keeper.keep_state(sweeper)  # where the passes stand (hilos.sweep.resume)
     out = keeper.open(args, progress, {"start": start_wall})
     keeper.start()
     stream = sweeper.batches()  # one write (and flush) per batch of hosts found together

@@ -5,8 +5,9 @@ again what was in flight and loses the answers it had. A SYN scan's whole state 
 final bit per probe, the codes of the answered ones, and how far each sender's first pass has
 walked (`Cursors`). A resumed scan takes those back (`restore`): its first passes start where
 they were, the probes walked before that count as sent once (resent only if still unanswered,
-as an uninterrupted scan's retry would), and the hosts already written are never reported
-again. So what is sent twice is what was sent after the last save, plus retries in flight.
+as an uninterrupted scan's retry would), the hosts already written are never reported again,
+and those reported but not written yet are reported again from their saved answers. So what is
+sent twice is what was sent after the last save, plus retries in flight.
 """
 
 from __future__ import annotations
@@ -66,31 +67,33 @@ def _unpack(text: str) -> bytes:
 
 def snapshot(state: ScanState, cursors: Cursors, written: Written) -> dict[str, Any]:
     """The scan's state now. Hosts already reported but not in the outputs yet (between the
-    scan and the writer when the save came) lose their final bits, their codes having left
-    with them: a resumed scan probes those hosts again."""
+    scan and the writer when the save came) keep their answers (the state's `archive`): a
+    resumed scan reports them again; those written leave the archive."""
     import numpy as np
 
     # The cursors first: a chunk counts there only once the receiver has handled every answer
     # due for it, so the bits read next hold them all (read after, a cursor could run ahead).
     cur = cursors.values()
     with state.lock:
-        final = np.frombuffer(bytes(state.final), np.uint8).copy()
+        final = bytes(state.final)
         codes = dict(state.codes)
         rtt = dict(state.rtt)
-        reported = np.flatnonzero(np.frombuffer(bytes(state.reported), np.uint8))
-    if len(reported):
+        archive = dict(state.archive or {})
+    if archive:
         names = state.hosts.names
-        flags = written([names[h] for h in reported.tolist()])
-        lost = reported[~np.asarray(flags, dtype=bool)]
-        if len(lost):
-            idx = (lost[:, None] * state.np + np.arange(state.np)).ravel()
-            np.bitwise_and.at(final, idx >> 3, ~(1 << (idx & 7)).astype(np.uint8))
+        hosts = list(archive)
+        for h, done in zip(hosts, written([names[h] for h in hosts]), strict=True):
+            if done:
+                with state.lock:
+                    (state.archive or {}).pop(h, None)
+            else:
+                codes.update(archive[h])
     idx = np.fromiter(codes.keys(), np.uint64, len(codes))
     return {
         "parts": [list(p) for p in cursors.parts],
         "cursors": cur,
         "total": len(state.final),
-        "final": _pack(final.tobytes()),
+        "final": _pack(final),
         "answered": _pack(idx.tobytes()),
         "codes": _pack(np.fromiter(codes.values(), np.uint8, len(codes)).tobytes()),
         "rtt": [[h, ms] for h, ms in rtt.items()],

@@ -74,6 +74,7 @@ class SynScanner:
         only: Container[str] | None = None,
         resume: dict[str, Any] | None = None,
         written: Written | None = None,
+        archive: bool = False,
     ) -> None:
         _check(ports, retries, timeout, shard)
         self._retries = retries
@@ -98,6 +99,7 @@ class SynScanner:
         self._plan = Plan(nh, len(ports), 0 if seed is None else seed, shard, skip)
         self._control = Control(timeout)
         self._state = ScanState(self._hosts, ports, self._control, self._plan.total)
+        self._state.archive = {} if archive or resume else None  # answers kept for snapshot()
         self._ctl = SharedControl(self._processes)
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -108,11 +110,9 @@ class SynScanner:
         self._sender: Sender | None = None
         #: answers the kernel dropped for a full receive buffer (known once the scan ends)
         self.drops: int | None = None
-        self._forks = 0  # sender processes forked (their live sent counts are in _ctl)
-        self._prepared = False  # _prepare ran (before a fork, or in the sender thread)
+        self._forks, self._prepared = 0, False  # processes forked (sent counts: _ctl); _prepare ran
         self._thread: threading.Thread | None = None
-        # A checkpoint's state to go on from (syn.resume), and which hosts its outputs hold.
-        self._resume, self._written = resume, written or nothing_written
+        self._resume, self._written = resume, written or nothing_written  # (syn.resume)
         self._cursors: Cursors | None = None
 
     # ---------------------------------------------------------------- public
@@ -259,8 +259,8 @@ class SynScanner:
 
     def snapshot(self, written: Written) -> dict[str, Any] | None:
         """Where the scan stands (syn.resume), for a checkpoint; None before it starts."""
-        if self._cursors is None or not self._prepared:
-            return None
+        if self._cursors is None or not self._prepared or self._state.archive is None:
+            return None  # (without the archive, hosts reported but not written are lost)
         saved = snapshot(self._state, self._cursors, written)
         return {**saved, "forked": self._forks > 0, "sent": self.stats.sent}
 

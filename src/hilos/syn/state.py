@@ -91,6 +91,8 @@ class ScanState:
         self._v4: tuple[Any, Any, Any] | None = None
         # Immutable PortResult objects shared by every host: (port index, code) -> result.
         self._port_results: dict[tuple[int, int], PortResult] = {}
+        #: with a checkpoint, the answers of hosts reported, until it finds them written
+        self.archive: dict[int, dict[int, int]] | None = None
 
     def set_expected(self, expected: list[int]) -> None:
         self.expected = expected
@@ -316,6 +318,8 @@ class ScanState:
             return ScanHostResult(self.hosts.names[h], "down", "no-response", self._silent, None)
         with self.lock:
             codes = [self.codes.pop(base + i, NO_RESPONSE) for i in range(self.np)]
+            if self.archive is not None:  # until the outputs have it (syn.resume)
+                self.archive[h] = {base + i: c for i, c in enumerate(codes) if c != NO_RESPONSE}
         ports = tuple(
             self.port_result(i, c)
             for i, c in enumerate(codes)

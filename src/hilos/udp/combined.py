@@ -79,6 +79,14 @@ class Combined:
         for s in self.scanners:
             s.cancel()
 
+    def snapshot(self, written: Any) -> dict[str, Any] | None:
+        """Both scans' states (a host one has reported and this holds for the other is not
+        written: that scan probes it again on resume); None unless both keep one."""
+        states = [getattr(s, "snapshot", lambda _w: None)(written) for s in self.scanners]
+        if any(state is None for state in states):
+            return None
+        return {"tcp": states[0], "udp": states[1]}
+
     def partial(self) -> list[ScanHostResult]:
         found: dict[str, ScanHostResult] = {}
         for side, scanner in enumerate(self.scanners):

@@ -63,28 +63,32 @@ def _unpack(text: str) -> bytes:
 
 def snapshot(st: UdpState, at: At, lossy: bool, written: Written) -> dict[str, Any]:
     """The scan's state with `at` (settled: see Marks). Hosts already reported but not written
-    lose their final bits, as in hilos.syn.resume: a resumed scan probes them again."""
+    keep their answers (the state's `archive`), as in hilos.syn.resume: a resumed scan reports
+    them again; those written leave the archive."""
     with st.lock:
-        final = bytearray(st.final)
+        final = bytes(st.final)
         codes = dict(st.codes)
         replies = {i: bytes(r) for i, r in st.replies.items()}
         unreach = dict(st.host_unreach)
-        reported = [h for h, r in enumerate(st.reported) if r]
         rtt = dict(st.rtt)
         signs = st.loss_signs
         est = (st.est.srtt, st.est.rttvar, st.small.srtt, st.small.rttvar)
         peaks = (st.peak_ms, st.min_ms, st.small_peak_ms)
-    names = st.targets.names
-    if reported:
-        for h, done in zip(reported, written([names[h] for h in reported]), strict=True):
-            if not done:
-                for i in range(h * st.np, (h + 1) * st.np):
-                    final[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+        archive = dict(st.archive or {})
+    if archive:
+        names, hosts = st.targets.names, list(archive)
+        for h, done in zip(hosts, written([names[h] for h in hosts]), strict=True):
+            if done:
+                with st.lock:
+                    (st.archive or {}).pop(h, None)
+            else:
+                codes.update(archive[h][0])
+                replies.update(archive[h][1])
     return {
         "at": list(at),
         "lossy": lossy,
         "total": st.total,
-        "final": _pack(bytes(final)),
+        "final": _pack(final),
         "codes": [[i, c] for i, c in codes.items()],
         "replies": [[i, base64.b64encode(r).decode("ascii")] for i, r in replies.items()],
         "unreach": [[h, c] for h, c in unreach.items()],

@@ -75,6 +75,7 @@ class UdpScanner:
         batched: bool = True,
         resume: dict[str, Any] | None = None,
         written: Written | None = None,
+        archive: bool = False,
     ) -> None:
         if not 0 <= retries <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
@@ -100,6 +101,7 @@ class UdpScanner:
         self._batched = batched
         # A checkpoint's state to go on from (udp.resume); how far the passes got, and when.
         self._resume, self._written = resume, written
+        self.state.archive = {} if archive or resume is not None else None  # for snapshot()
         self._marks = Marks(tuple(resume["at"]) if resume else (0, 0, 0))
         self._batches, self._lossy = 0, bool(resume and resume["lossy"])
         self._vector: VectorSend | None = None
@@ -282,7 +284,7 @@ class UdpScanner:
         """Where the scan stands, for a checkpoint (udp.resume): the last mark whose answers
         the receiver has handled; None without raw sockets, or before the scan starts."""
         rx = self._rx
-        if self.unprivileged or rx is None:
+        if self.unprivileged or rx is None or self.state.archive is None:
             return None
         from hilos.udp.resume import snapshot
 

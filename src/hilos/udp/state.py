@@ -97,6 +97,8 @@ class UdpState:
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
         self.namer = namer
+        #: with a checkpoint, the answers of hosts reported, until it finds them written
+        self.archive: dict[int, tuple[dict[int, int], dict[int, bytes]]] | None = None
         self._plain: dict[tuple[int, int, Callable[[int], str | None]], PortResult] = {}
         self.final_count = 0
         # Answers that show a probe was lost when resent: ICMP errors, replies to a port's own
@@ -240,6 +242,11 @@ class UdpState:
         sharded = self.expected is not None
         with self.lock:
             codes = {i: self.codes.pop(base + i) for i in range(self.np) if base + i in self.codes}
+            if self.archive is not None and not partial:  # until the outputs have it
+                replies = {
+                    base + i: self.replies[base + i] for i in codes if base + i in self.replies
+                }
+                self.archive[h] = ({base + i: c for i, c in codes.items()}, replies)
         ports = []
         for i in range(self.np):
             if i in codes:
