@@ -76,7 +76,13 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(
     }
     root = ET.parse(xml).getroot()  # closed correctly
     assert len(root.findall("host")) == 4 and root.find("runstats") is not None
-    assert not ck.exists()  # finished: the checkpoint goes, the outputs stay
+    # Finished: the checkpoint the user named stays, saying so; --resume of it changes nothing.
+    assert json.loads(ck.read_text())["finished"] is True
+    again = subprocess.run(
+        [*HILOS, "scan", "--resume", str(ck)], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0 and "finished already" in again.stderr
+    assert _lines(out) == got
 
 
 @pytest.mark.slow

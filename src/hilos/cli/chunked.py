@@ -4,9 +4,9 @@ Only when asked: --checkpoint FILE, --resume FILE (a chunked job's) or --cluster
 next to the first output file unless --no-checkpoint); else a run is one piece with the default
 checkpoint (cli.keep): chunks cost a short scan up to 2x. The job (targets with excludes
 applied, ports, type, options, one seed) runs as chunks of the keyed walk, here or on a Dask
-cluster; every completed chunk lands in the checkpoint. A host is written as soon as every one
-of its ports is in; the checkpoint pairs the hosts written with each output file's length, so a
-resumed run cuts the files there and appends: each host once, JSON Lines whole, XML closed once.
+cluster; every completed chunk lands in the checkpoint (kept when done if the user named it). A
+host is written once all its ports are in; the checkpoint pairs the hosts written with the
+output files' lengths: a resumed run cuts them there and appends (each host once, XML closed).
 """
 
 from __future__ import annotations
@@ -53,23 +53,18 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--certs", metavar="DIR", help="the cluster's certificates (hilos cluster certs)"
     )
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow --cluster tcp:// (no TLS) on a loopback or lab address",
-    )
+    p.add_argument("--insecure", action="store_true",
+                   help="allow --cluster tcp:// (no TLS) on a loopback or lab address")  # fmt: skip
     p.add_argument(
         "--checkpoint",
         metavar="FILE",
         help="run in chunks of about a second and keep their checkpoint in FILE: --resume FILE "
-        "then sends at most a chunk again (deleted once the run completes; without it a run "
-        "keeps a lighter one next to its first output file, or in $XDG_STATE_HOME/hilos)",
+        "then sends at most a chunk again (FILE stays, marked finished, once the run completes; "
+        "without it a run keeps its own next to its first output file, or in "
+        "$XDG_STATE_HOME/hilos, and removes it when done)",
     )
-    p.add_argument(
-        "--no-checkpoint",
-        action="store_true",
-        help="keep no checkpoint (no --resume after a crash)",
-    )
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="keep no checkpoint (no --resume after a crash)")  # fmt: skip
     p.add_argument(
         "--resume",
         metavar="FILE",
@@ -167,7 +162,8 @@ def _new_job(args: argparse.Namespace, kind: str, scan_type: str) -> Any:
     if path is None:
         path = str(Path(tempfile.gettempdir()) / "hilos-unsaved.checkpoint")
     saved = saved_options(args)
-    saved["checkpoint"] = path if keep else None
+    # --checkpoint FILE stays when the job is done (ChunkedJob.finish)
+    saved.update(checkpoint=path if keep else None, checkpoint_named=bool(args.checkpoint))
     return Checkpoint(path, spec, saved, names), keep
 
 
@@ -319,6 +315,9 @@ def run(args: argparse.Namespace, kind: Literal["scan", "sweep"], pick_type: Any
 
     resumed = bool(args.resume)
     args, ckpt, keep = _load(args, kind, pick_type)
+    if resumed and ckpt.finished:  # a --checkpoint FILE kept after its job
+        notifier(args)(f"{ckpt.path}: this {kind} finished already")
+        return EXIT_OK
     executor = _executor(args)
     progress = _job_line(bool(args.quiet))
 

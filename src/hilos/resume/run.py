@@ -257,6 +257,11 @@ class ChunkedJob:
         return [replace(h, complete=False) for h in hosts]
 
     def finish(self) -> None:
-        """After the outputs are written: the checkpoint goes."""
-        if self.keep and self.complete():
+        """After the outputs are written: a checkpoint the user named stays, saying the job
+        finished (a finished scan deletes nothing the user asked to keep); ours goes."""
+        if not (self.keep and self.complete()):
+            return
+        if self.ckpt.options.get("checkpoint_named"):
+            self._save()
+        else:
             self.ckpt.remove()
