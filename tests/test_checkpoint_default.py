@@ -105,8 +105,13 @@ def test_kill_9_of_a_checkpointed_scan_resumes_from_its_checkpoint(
     assert _facts(out) == _facts(ref)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == len({o["host"] for o in lines}) == 4
-    assert not ck.exists()  # finished: the checkpoint went, the outputs stayed
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "ref.jsonl"]
+    # Finished: the checkpoint the user named stays, marked so, with the outputs.
+    assert json.loads(ck.read_text())["finished"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.jsonl",
+        "out.jsonl.checkpoint",
+        "ref.jsonl",
+    ]
 
 
 @pytest.mark.slow

@@ -116,7 +116,7 @@ def test_a_resumed_syn_scan_sends_again_only_what_followed_the_last_save(
         assert not pn
         pytest.skip("killed before the scan had a state to save")
     age = killed_at - saved["saved"]
-    assert age <= 0.8, "the checkpoint is saved every half second"
+    assert age <= 1.0, "saved every half second"
     at_save = sum(stage["state"]["sent"] for stage in engine["stages"] if stage["state"])
     # The killed run sent at most --rate per second after its last save.
     twice = at_save + RATE * age + _sent(resumed.stderr) - ref_sent
@@ -149,7 +149,7 @@ def test_a_resumed_sweep_goes_on_after_the_chunks_done(lab: Lab, tmp_path: Path,
     hosts = _hosts(out)
     assert len(hosts) == len(set(hosts))
     assert _facts(out) == _facts(ref)
-    assert killed_at - saved["saved"] <= 0.8, "the checkpoint is saved every half second"
+    assert killed_at - saved["saved"] <= 1.0, "saved every half second"
     state = saved["engine"]
     if kind == "scan":  # killed in discovery: its sweep's state (the scan's packets differ)
         assert state is not None and state["discovery"]["chunk"] >= 1, state
@@ -204,7 +204,7 @@ def test_a_resumed_udp_scan_sends_again_only_what_followed_the_last_save(
     engine = saved["engine"]
     assert engine is not None and "stages" in engine, engine
     age = killed_at - saved["saved"]
-    assert age <= 0.8, "the checkpoint is saved every half second"
+    assert age <= 1.0, "saved every half second"
     at_save = sum(_sent_at(stage["state"]) for stage in engine["stages"] if stage["state"])
     twice = at_save + rate * age + _sent(resumed.stderr) - _sent(done.stderr)
     assert twice <= rate * (age + 0.5) + 100, (twice, age, at_save)

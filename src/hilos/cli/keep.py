@@ -16,6 +16,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -178,7 +179,13 @@ class Keeper:
         self._thread.start()
 
     def _tick(self) -> None:
-        while not self._done.wait(STATE_INTERVAL if self._has_state() else INTERVAL):
+        # On a fixed cadence: a slow save (an fsync on a busy disk) delays the next one by
+        # no more than it lasted over the interval.
+        due = time.monotonic()
+        while True:
+            due = max(due + (STATE_INTERVAL if self._has_state() else INTERVAL), time.monotonic())
+            if self._done.wait(due - time.monotonic()):
+                return
             ckpt = self.ckpt
             if ckpt is None:
                 return
@@ -241,8 +248,6 @@ class Keeper:
 def nothing_left(args: argparse.Namespace, kind: Kind, ckpt: RunCheckpoint | None) -> int:
     """A resumed run whose every target was written (killed while closing): the outputs
     get their trailers, the checkpoint goes."""
-    import time
-
     from hilos.cli.process import EXIT_OK
     from hilos.output.progress import Progress
 
