@@ -12,6 +12,7 @@ import sys
 import time
 import xml.dom.minidom
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,44 +84,61 @@ def _sent(stderr: str) -> int:
     return int(found[-1])
 
 
+def _sent_at(state: dict[str, object]) -> int:
+    """Packets a saved scan state had sent (TCP beside UDP: both scans')."""
+    if "sent" in state:
+        return int(state["sent"])  # type: ignore[call-overload]
+    return sum(_sent_at(part) for part in state.values())  # type: ignore[arg-type]
+
+
+def _kill_and_resume(
+    lab: Lab, tmp_path: Path, argv: list[str], after: tuple[float, float]
+) -> tuple[int, int, dict[str, Any], float]:
+    """`argv` (hilos KIND ...) run whole, then run again, killed -9 at a random moment in
+    `after` (seconds) and resumed: the resumed output must equal the whole one, each host
+    once. Returns (packets the whole run sent, packets the resumed run sent, the checkpoint
+    as the killed run left it, its age at the kill)."""
+    ns = ["ip", "netns", "exec", lab.scanner_ns]
+    ref = tmp_path / "ref.jsonl"
+    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=120)
+    assert done.returncode == 0, done.stderr
+    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
+    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(random.uniform(*after))
+    proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    proc.wait(timeout=10)
+    saved = json.loads(ck.read_text())
+    resumed = lab.run([*HILOS, argv[len(HILOS)], "--resume", str(ck)], timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    hosts = _hosts(out)
+    assert len(hosts) == len(set(hosts))
+    assert _facts(out) == _facts(ref)
+    age = killed_at - saved["saved"]
+    assert age <= 1.0, "saved every half second"
+    return _sent(done.stderr), _sent(resumed.stderr), saved, age
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("pn", [True, False], ids=["-Pn", "discovery"])
 def test_a_resumed_syn_scan_sends_again_only_what_followed_the_last_save(
     lab: Lab, tmp_path: Path, pn: bool
 ) -> None:
     """The default checkpoint keeps the SYN scan's own state (hilos.syn.resume): after kill -9
-    the resumed scan sends only what is left, so the probes sent twice are those of the last
-    second (the save interval), plus about one timeout before it."""
+    the resumed scan sends only what is left, so the probes sent twice are those sent after
+    the last save (the save interval), plus about one timeout before it."""
     argv = [*HILOS, *SYN, *(["-Pn", "-p", "1-120"] if pn else ["-p", "1-400"])]
-    ns = ["ip", "netns", "exec", lab.scanner_ns]
-    ref = tmp_path / "ref.jsonl"
-    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=60)
-    assert done.returncode == 0, done.stderr
-    ref_sent = _sent(done.stderr)
-    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
-    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(random.uniform(1.3, 2.2))
-    proc.send_signal(signal.SIGKILL)
-    killed_at = time.time()
-    proc.wait(timeout=10)
-    saved = json.loads(ck.read_text())
-    resumed = lab.run([*HILOS, "scan", "--resume", str(ck)], timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    hosts = _hosts(out)
-    assert len(hosts) == len(set(hosts))
-    assert _facts(out) == _facts(ref)
+    whole, again, saved, age = _kill_and_resume(lab, tmp_path, argv, (1.3, 2.2))
     engine = saved["engine"]
     if engine is None:
         # Killed while discovery ran, or the scan still started: nothing of it to keep.
         assert not pn
         pytest.skip("killed before the scan had a state to save")
-    age = killed_at - saved["saved"]
-    assert age <= 1.0, "saved every half second"
-    at_save = sum(stage["state"]["sent"] for stage in engine["stages"] if stage["state"])
+    at_save = sum(_sent_at(stage["state"]) for stage in engine["stages"] if stage["state"])
     # The killed run sent at most --rate per second after its last save.
-    twice = at_save + RATE * age + _sent(resumed.stderr) - ref_sent
-    assert twice <= RATE * (age + 0.3) + 300, (twice, age, at_save, ref_sent)
+    twice = at_save + RATE * age + again - whole
+    assert twice <= RATE * (age + 0.3) + 300, (twice, age, at_save, whole)
 
 
 @pytest.mark.timeout(240)
@@ -129,35 +147,16 @@ def test_a_resumed_sweep_goes_on_after_the_chunks_done(lab: Lab, tmp_path: Path,
     """The default checkpoint keeps where the sweep's pass stands (hilos.sweep.resume), also
     a scan's discovery: after kill -9 the resumed sweep skips the chunks whose answers were in
     at the last save. (At --rate 20000 the /16's 196,608 probes take ~10 s.)"""
-    rate = 20000
     ports = ["-p", "22,80", "--type", "syn"] if kind == "scan" else []
-    argv = [*HILOS, kind, "198.18.0.0/16", *ports, "--rate", str(rate)]
-    ns = ["ip", "netns", "exec", lab.scanner_ns]
-    ref = tmp_path / "ref.jsonl"
-    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=60)
-    assert done.returncode == 0, done.stderr
-    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
-    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(random.uniform(1.6, 3.0))
-    proc.send_signal(signal.SIGKILL)
-    killed_at = time.time()
-    proc.wait(timeout=10)
-    saved = json.loads(ck.read_text())
-    resumed = lab.run([*HILOS, kind, "--resume", str(ck)], timeout=60)
-    assert resumed.returncode == 0, resumed.stderr
-    hosts = _hosts(out)
-    assert len(hosts) == len(set(hosts))
-    assert _facts(out) == _facts(ref)
-    assert killed_at - saved["saved"] <= 1.0, "saved every half second"
+    argv = [*HILOS, kind, "198.18.0.0/16", *ports, "--rate", "20000"]
+    whole, again, saved, _age = _kill_and_resume(lab, tmp_path, argv, (1.6, 3.0))
     state = saved["engine"]
     if kind == "scan":  # killed in discovery: its sweep's state (the scan's packets differ)
         assert state is not None and state["discovery"]["chunk"] >= 1, state
         return
     assert state is not None and state["pass"] == 0 and state["chunk"] >= 1, state
     # 256 blocks of the /16 in 128 chunks: 512 addresses a chunk, 3 probes an address.
-    covered = 3 * 512 * state["chunk"]
-    assert _sent(resumed.stderr) <= _sent(done.stderr) - covered + 64, (state, resumed.stderr)
+    assert again <= whole - 3 * 512 * state["chunk"] + 64, (state, again, whole)
 
 
 UDP = {
@@ -169,12 +168,6 @@ UDP = {
 }
 
 
-def _sent_at(state: dict[str, object]) -> int:
-    if "sent" in state:
-        return int(state["sent"])  # type: ignore[call-overload]
-    return sum(_sent_at(part) for part in state.values())  # type: ignore[arg-type]
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("kind", sorted(UDP))
 def test_a_resumed_udp_scan_sends_again_only_what_followed_the_last_save(
@@ -184,27 +177,9 @@ def test_a_resumed_udp_scan_sends_again_only_what_followed_the_last_save(
     resumed; alone and beside a SYN scan."""
     rate = int(UDP[kind][-1])
     argv = [*HILOS, "scan", "198.18.0.0/24", *UDP[kind]]
-    ns = ["ip", "netns", "exec", lab.scanner_ns]
-    ref = tmp_path / "ref.jsonl"
-    done = lab.run([*argv, "--no-checkpoint", "-o", str(ref)], timeout=120)
-    assert done.returncode == 0, done.stderr
-    out, ck = tmp_path / "out.jsonl", tmp_path / "out.jsonl.checkpoint"
-    proc = subprocess.Popen([*ns, *argv, "-q", "-o", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(random.uniform(2.0, 4.0))
-    proc.send_signal(signal.SIGKILL)
-    killed_at = time.time()
-    proc.wait(timeout=10)
-    saved = json.loads(ck.read_text())
-    resumed = lab.run([*HILOS, "scan", "--resume", str(ck)], timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    hosts = _hosts(out)
-    assert len(hosts) == len(set(hosts))
-    assert _facts(out) == _facts(ref)
+    whole, again, saved, age = _kill_and_resume(lab, tmp_path, argv, (2.0, 4.0))
     engine = saved["engine"]
     assert engine is not None and "stages" in engine, engine
-    age = killed_at - saved["saved"]
-    assert age <= 1.0, "saved every half second"
     at_save = sum(_sent_at(stage["state"]) for stage in engine["stages"] if stage["state"])
-    twice = at_save + rate * age + _sent(resumed.stderr) - _sent(done.stderr)
+    twice = at_save + rate * age + again - whole
     assert twice <= rate * (age + 0.5) + 100, (twice, age, at_save)
