@@ -48,25 +48,25 @@ class FakeScanner:
 
 def test_early_hosts_are_those_found_when_due_and_rest_the_others() -> None:
     gate = threading.Event()
-    disc = Discovery(_live(["10.0.0.1", "10.0.0.2", "10.0.0.3"], gate, at=2))
+    disc = Discovery(_live(["198.18.0.1", "198.18.0.2", "198.18.0.3"], gate, at=2))
     due = time.monotonic() + 0.05
     early = disc.early(lambda: due, threading.Event())
-    assert early == ["10.0.0.1", "10.0.0.2"]
+    assert early == ["198.18.0.1", "198.18.0.2"]
     assert time.monotonic() >= due
     gate.set()
-    assert disc.rest(len(early)) == ["10.0.0.3"]
+    assert disc.rest(len(early)) == ["198.18.0.3"]
 
 
 def test_early_waits_while_the_first_pass_is_unsent_and_ends_with_discovery() -> None:
-    disc = Discovery(_live(["10.0.0.1"]))
+    disc = Discovery(_live(["198.18.0.1"]))
     # Never due: discovery ending first gives every host found.
-    assert disc.early(lambda: None, threading.Event()) == ["10.0.0.1"]
+    assert disc.early(lambda: None, threading.Event()) == ["198.18.0.1"]
     assert disc.rest(1) == []
 
 
 def test_a_failed_discovery_is_raised_in_the_scanning_thread() -> None:
     def broken() -> Iterator[HostResult]:
-        yield HostResult("10.0.0.1", "up", "echo-reply")
+        yield HostResult("198.18.0.1", "up", "echo-reply")
         raise PermissionError("no raw socket")
 
     disc = Discovery(broken())
@@ -83,13 +83,13 @@ def test_staged_scans_the_early_hosts_then_the_late_ones() -> None:
         made.append(FakeScanner(hosts))
         return made[-1]
 
-    staged = Staged(make, ["10.0.0.1", "10.0.0.2"], lambda: ["10.0.0.3"])
-    assert [h.host for h in staged.results()] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
-    assert [m.hosts for m in made] == [["10.0.0.1", "10.0.0.2"], ["10.0.0.3"]]
+    staged = Staged(make, ["198.18.0.1", "198.18.0.2"], lambda: ["198.18.0.3"])
+    assert [h.host for h in staged.results()] == ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
+    assert [m.hosts for m in made] == [["198.18.0.1", "198.18.0.2"], ["198.18.0.3"]]
     st = staged.stats
     assert (st.done, st.total, st.hosts_done, st.sent, st.elapsed) == (3, 3, 3, 6, 2.0)
     assert staged.drops == 3
-    assert sorted(h.host for h in staged.partial()) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    assert sorted(h.host for h in staged.partial()) == ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
 
 
 def test_no_late_hosts_no_second_scan() -> None:
@@ -99,9 +99,9 @@ def test_no_late_hosts_no_second_scan() -> None:
         made.append(hosts)
         return FakeScanner(hosts)
 
-    staged = Staged(make, ["10.0.0.1"], lambda: [])
-    assert [h.host for h in staged.results()] == ["10.0.0.1"]
-    assert made == [["10.0.0.1"]]
+    staged = Staged(make, ["198.18.0.1"], lambda: [])
+    assert [h.host for h in staged.results()] == ["198.18.0.1"]
+    assert made == [["198.18.0.1"]]
 
 
 def test_cancel_stops_the_running_scan_and_skips_the_late_one() -> None:
@@ -109,12 +109,12 @@ def test_cancel_stops_the_running_scan_and_skips_the_late_one() -> None:
 
     def late() -> list[str]:
         late_asked.append(1)
-        return ["10.0.0.9"]
+        return ["198.18.0.9"]
 
-    staged = Staged(FakeScanner, ["10.0.0.1"], late)
+    staged = Staged(FakeScanner, ["198.18.0.1"], late)
     staged.cancel()
     assert staged.scanners[0].cancelled == 1
-    assert [h.host for h in staged.results()] == ["10.0.0.1"]  # the fake ignores cancel
+    assert [h.host for h in staged.results()] == ["198.18.0.1"]  # the fake ignores cancel
     assert late_asked == [] and len(staged.scanners) == 1
 
 
@@ -126,7 +126,7 @@ def test_start_without_early_hosts_waits_for_discovery_and_leaves_the_scan_to_th
     threading.Timer(0.05, gate.set).start()
     # Due at once, but nothing found by then: discovery runs to its end, the caller scans all.
     assert (
-        start(_live(["10.0.0.1"], gate, at=0), time.monotonic, threading.Event(), made.append)
+        start(_live(["198.18.0.1"], gate, at=0), time.monotonic, threading.Event(), made.append)
         is None
     )
     assert made == []
@@ -135,6 +135,6 @@ def test_start_without_early_hosts_waits_for_discovery_and_leaves_the_scan_to_th
 def test_start_with_early_hosts_gives_a_staged_scan() -> None:
     from hilos.staged import start
 
-    staged = start(_live(["10.0.0.1"]), lambda: None, threading.Event(), FakeScanner)
+    staged = start(_live(["198.18.0.1"]), lambda: None, threading.Event(), FakeScanner)
     assert isinstance(staged, Staged)
-    assert [h.host for h in staged.results()] == ["10.0.0.1"]
+    assert [h.host for h in staged.results()] == ["198.18.0.1"]
