@@ -165,7 +165,8 @@ class Keeper:
         a Sweeper), which is told so (`keep_state`: a scan then keeps what it needs)."""
         if self.ckpt is not None:
             self.ckpt.snapshot = run.snapshot
-            run.keep_state = True
+            if hasattr(run, "keep_state"):  # a Scan: its scanners keep their answers for it
+                run.keep_state = True
 
     def start(self) -> None:
         if self.ckpt is None:

@@ -8,7 +8,8 @@ that pass goes on after those chunks (the addresses before them count as probed:
 asks them again if the loss measured calls for one, as it would have), nothing answered is
 probed again, and hosts found but not written yet are reported again (without their RTT).
 Sweeps that do not send every probe as frames (IPv6, without privileges, the batched 127/8
-sweep) keep no state: their resumed run probes every address not written yet.
+sweep) keep no state: their resumed run probes every address not written yet. The functions
+here read and fill the Sweeper's own fields: they are its part that a checkpoint needs.
 """
 
 from __future__ import annotations
