@@ -181,12 +181,11 @@ class Keeper:
 
     def _tick(self) -> None:
         # On a fixed cadence: a slow save (an fsync on a busy disk) delays the next one by
-        # no more than it lasted over the interval.
-        due = time.monotonic()
-        while True:
-            due = max(due + (STATE_INTERVAL if self._has_state() else INTERVAL), time.monotonic())
-            if self._done.wait(due - time.monotonic()):
-                return
+        # no more than it lasted over the interval. The first comes after a whole second: a
+        # run shorter than that never waits at its end for a save in flight (its fsync), and
+        # a kill within it loses less than a second of probes anyway.
+        due = time.monotonic() + INTERVAL
+        while not self._done.wait(max(0.0, due - time.monotonic())):
             ckpt = self.ckpt
             if ckpt is None:
                 return
@@ -194,6 +193,7 @@ class Keeper:
                 ckpt.tick()
             except OSError:
                 return  # the disk is full or gone: the run goes on, the last save stays
+            due = max(due + (STATE_INTERVAL if self._has_state() else INTERVAL), time.monotonic())
 
     def _has_state(self) -> bool:
         return self.ckpt is not None and self.ckpt.snapshot is not None
