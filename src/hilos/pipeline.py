@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from hilos import scanners, scanstate, staged
 from hilos.errors import UsageError
-from hilos.results import HostResult, ScanHostResult, ScanProgress, ScanSummary
+from hilos.results import HostResult, ScanHostResult, ScanProgress, ScanSummary, Written
 from hilos.sweep import MAX_V6_ADDRESSES, Sweeper, SweepProgress
 from hilos.targets import TargetSpace, parse_targets
 from hilos.validate import MAX_RETRIES
@@ -66,7 +66,7 @@ class Scan:
         known: Sequence[HostResult] | None = None,
         udp_ports: Sequence[int] = (),
         resume: Mapping[str, Any] | None = None,
-        written: scanstate.Written | None = None,
+        written: Written | None = None,
     ) -> None:
         if scan_type not in ("connect", "syn", "udp"):
             raise UsageError(f"unknown scan type {scan_type!r} (connect, syn or udp)")
@@ -297,12 +297,12 @@ class Scan:
     def _scanner_of(self, hosts: list[str]) -> Any:
         return self._make_scanner(iter(()), False, hosts)
 
-    def snapshot(self, written: scanstate.Written) -> dict[str, Any] | None:
+    def snapshot(self, written: Written) -> dict[str, Any] | None:
         """The scan's state for a checkpoint (hilos.scanstate), or None while discovery runs
         or when a scan cannot say where it stands."""
         sc, sweeper = self._scanner, self._sweeper
         if sc is None and sweeper is not None and not self._discovery_done:
-            state = sweeper.snapshot(scanstate.nothing_written)  # discovery writes no host
+            state = sweeper.snapshot()  # discovery writes no host
             return None if state is None else {"discovery": state}
         if sc is None or (self.discovery and not self._discovery_done):
             return None

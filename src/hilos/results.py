@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,3 +119,13 @@ class ScanSummary:
     addresses: int
     up: int
     elapsed: float
+
+
+#: written(addresses) -> one flag per address: whether a run's outputs already hold that host
+#: (what a checkpoint's saved state is taken back against: hilos.scanstate and the engines')
+Written = Callable[[Sequence[str]], Sequence[bool]]
+
+
+def nothing_written(hosts: Sequence[str]) -> list[bool]:
+    """A `Written` for a run whose outputs hold no host yet."""
+    return [False] * len(hosts)

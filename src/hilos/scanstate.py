@@ -8,20 +8,12 @@ rebuilds the same scans over the same hosts, and each goes on from its state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hilos.results import HostResult
+from hilos.results import HostResult, Written
 
-__all__ = ["Written", "known", "nothing_written", "snapshot", "stages", "unwritten"]
-
-#: written(addresses) -> one flag per address: whether the outputs have that host
-Written = Callable[[Sequence[str]], Sequence[bool]]
-
-
-def nothing_written(hosts: Sequence[str]) -> list[bool]:
-    return [False] * len(hosts)
-
+__all__ = ["known", "snapshot", "stages", "unwritten"]
 
 Stage = tuple[list[str] | None, Any]  # (hosts, None: the targets; the scanner, None: not made)
 

@@ -15,21 +15,19 @@ here read and fill the Sweeper's own fields: they are its part that a checkpoint
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hilos.results import Written
 from hilos.sweep.base import UP_REASONS, host_str
 from hilos.targets import TargetSpace
 
 if TYPE_CHECKING:
     from hilos.sweep.sweeper import Sweeper
 
-__all__ = ["Written", "restore", "snapshot"]
+__all__ = ["restore", "snapshot"]
 
 _MARGIN = 0.1  # seconds
-
-#: written(addresses) -> one flag per address: whether the outputs have that host
-Written = Callable[[Sequence[str]], Sequence[bool]]
 
 
 def _frames_only(sw: Sweeper) -> bool:

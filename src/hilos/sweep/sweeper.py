@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from hilos.results import HostResult, HostStatus
+from hilos.results import HostResult, HostStatus, Written, nothing_written
 from hilos.sweep import resume as sweep_resume
 from hilos.sweep.base import (
     DEFAULT_RATE,
@@ -142,7 +142,7 @@ class Sweeper:
         if resume is not None:
             sweep_resume.restore(self, resume)
 
-    def snapshot(self, written: sweep_resume.Written) -> dict[str, Any] | None:
+    def snapshot(self, written: Written = nothing_written) -> dict[str, Any] | None:
         """Where the sweep stands, for a checkpoint (sweep.resume); None: it keeps none."""
         return sweep_resume.snapshot(self, written)
 

@@ -17,22 +17,17 @@ import itertools
 import mmap
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from hilos.results import Written
 
 if TYPE_CHECKING:
     from hilos.syn.state import ScanState
 
-__all__ = ["Cursors", "Written", "nothing_written", "restore", "snapshot", "walked"]
+__all__ = ["Cursors", "restore", "snapshot", "walked"]
 
 _SLOT = struct.Struct("=Q")
-
-#: written(addresses) -> one flag per address: whether the outputs have that host
-Written = Callable[[Sequence[str]], Sequence[bool]]
-
-
-def nothing_written(hosts: Sequence[str]) -> list[bool]:
-    return [False] * len(hosts)
 
 
 class Cursors:

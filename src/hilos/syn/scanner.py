@@ -25,14 +25,14 @@ from typing import Any
 
 from hilos.errors import NetworkError, UsageError, from_oserror
 from hilos.probes.tcp_transport import TcpTransport
-from hilos.results import ScanHostResult, ScanStats
+from hilos.results import ScanHostResult, ScanStats, Written, nothing_written
 from hilos.syn.control import Control
 from hilos.syn.coord import LocalCoordination
 from hilos.syn.fork import FORK_MIN_PROBES, ChildCoordination, ForkedSenders, SharedControl
 from hilos.syn.hosts import Address, HostTable
 from hilos.syn.link import attach_link
 from hilos.syn.plan import Plan
-from hilos.syn.resume import Cursors, Written, nothing_written, restore, snapshot
+from hilos.syn.resume import Cursors, restore, snapshot
 from hilos.syn.send import BATCH, Sender
 from hilos.syn.state import ScanState
 from hilos.validate import MAX_RETRIES

@@ -14,18 +14,17 @@ from __future__ import annotations
 import base64
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from hilos.results import Written
 from hilos.udp.state import CLOSED
 
 if TYPE_CHECKING:
     from hilos.udp.state import UdpState
 
-__all__ = ["Marks", "Written", "restore", "snapshot"]
+__all__ = ["Marks", "restore", "snapshot"]
 
-#: written(addresses) -> one flag per address: whether the outputs have that host
-Written = Callable[[Sequence[str]], Sequence[bool]]
 
 #: (attempt, batches of the batched engine's walk, positions of the per-probe walk)
 At = tuple[int, int, int]

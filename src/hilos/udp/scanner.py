@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 from hilos.errors import UsageError
 from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, kind_for
 from hilos.probes.udp_reply import build_udp
-from hilos.results import ScanHostResult, ScanStats
+from hilos.results import ScanHostResult, ScanStats, Written, nothing_written
 from hilos.targets import Permutation
 from hilos.targets.udp_ports import udp_service_name
 from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
-from hilos.udp.resume import Marks, Written
+from hilos.udp.resume import Marks
 from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
 from hilos.validate import MAX_RETRIES
@@ -134,7 +134,7 @@ class UdpScanner:
         if self._resume is not None:
             from hilos.udp.resume import restore
 
-            restore(self.state, self._resume, self._written or (lambda hs: [False] * len(hs)))
+            restore(self.state, self._resume, self._written or nothing_written)
         if self.state.goal == 0:
             self._finish()
             return self
