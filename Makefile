@@ -13,10 +13,12 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m compileall -q src/hilos >/dev/null  # bytecode even under PYTHONDONTWRITEBYTECODE
 	touch $@
 
 $(TESTSTAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m compileall -q src/hilos >/dev/null
 	touch $@ $(STAMP)
 
 ## run: install hilos in .venv and scan this machine's loopback (safe default)
@@ -46,6 +48,7 @@ format: $(TESTSTAMP)
 
 ## bench: the benchmarks against nmap/fping (root; builds its own lab)
 bench: $(TESTSTAMP) system-deps
+	$(BIN)/python -m compileall -q src/hilos >/dev/null
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -34,6 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _common import compile_hilos
+
 from hilos.lab import Lab, teardown
 from hilos.targets.udp_ports import top_udp_ports, udp_service_name
 
@@ -256,6 +258,7 @@ def main() -> int:
         sys.exit("bench: nmap not found (or --no-nmap)")
     if args.quick:
         args.top, args.dense, args.nmap_cap = 20, 8, 60.0
+    compile_hilos()  # hilos runs from bytecode, as installed
     ports = list(top_udp_ports(args.top))
     assert all(udp_service_name(p) or True for p in ports)
     rows = []
