@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -160,6 +159,8 @@ def _new_job(args: argparse.Namespace, kind: str, scan_type: str) -> Any:
     path = _default_checkpoint(args)
     keep = path is not None
     if path is None:
+        import tempfile  # here: ~12 ms of imports every run would pay
+
         path = str(Path(tempfile.gettempdir()) / "hilos-unsaved.checkpoint")
     saved = saved_options(args)
     # --checkpoint FILE stays when the job is done (ChunkedJob.finish)

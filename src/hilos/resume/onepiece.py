@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import ipaddress
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hilos.errors import UsageError
-from hilos.resume.checkpoint import write_atomically
+from hilos.resume.atomic import write_atomically
 from hilos.targets import TargetSpace
 from hilos.targets.intervals import Interval, merge, subtract
 
@@ -190,6 +189,8 @@ class RunCheckpoint:
         }
         # The job never changes during a run: serialized once, not at every save.
         self._static = json.dumps(static, sort_keys=True, separators=(",", ":"))
+        import hashlib  # here: its OpenSSL load is ~3 ms of every run's start otherwise
+
         self.digest = hashlib.sha256(self._static.encode()).hexdigest()
         self.options: dict[str, Any] = static["options"]  # type: ignore[assignment]
         self.seed = seed

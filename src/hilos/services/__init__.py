@@ -32,9 +32,13 @@ port (``identify``), ``grabber`` runs ``identify`` for every open port of a scan
 
 from __future__ import annotations
 
-from hilos.services.dialogue import DEFAULT_TIMEOUT, READ_LIMIT, ServiceInfo, identify
-from hilos.services.grabber import DEFAULT_THREADS, BannerGrabber
-from hilos.services.signatures import match_greeting, match_response, parse_http
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hilos.services.dialogue import DEFAULT_TIMEOUT, READ_LIMIT, ServiceInfo, identify
+    from hilos.services.grabber import DEFAULT_THREADS, BannerGrabber
+    from hilos.services.signatures import match_greeting, match_response, parse_http
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -47,3 +51,24 @@ __all__ = [
     "match_response",
     "parse_http",
 ]
+
+# Loaded when first used: a UDP scan describes its replies with hilos.services.udp alone, and
+# the TCP dialogue (ssl, the signatures' expressions) would cost its start ~20 ms.
+_MODULE = {
+    "DEFAULT_TIMEOUT": "dialogue",
+    "READ_LIMIT": "dialogue",
+    "ServiceInfo": "dialogue",
+    "identify": "dialogue",
+    "DEFAULT_THREADS": "grabber",
+    "BannerGrabber": "grabber",
+    "match_greeting": "signatures",
+    "match_response": "signatures",
+    "parse_http": "signatures",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hilos.services' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"hilos.services.{module}"), name)
