@@ -70,3 +70,31 @@ def test_every_error_of_the_tree_is_exported() -> None:
         if isinstance(obj, type) and issubclass(obj, errors.HilosError)
     }
     assert tree <= set(hilos.__all__), tree - set(hilos.__all__)
+
+
+def test_a_udp_scan_or_a_sweep_loads_only_what_it_uses() -> None:
+    """Every module is ~1 ms of each run's start: a UDP scan's and a sweep's imports leave out
+    the SYN engine, the TCP banner dialogue (ssl), the formats not asked for, tempfile."""
+    code = (
+        "import sys, hilos.cli, hilos.cli.scan, hilos.cli.sweep, hilos.pipeline, hilos.output,"
+        " hilos.resume.onepiece, hilos.udp.scanner, hilos.services.udp, hilos.staged;"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())  # fmt: skip
+    heavy = {"ssl", "tempfile", "xml.etree.ElementTree", "csv", "hilos.syn.scanner",
+             "hilos.services.dialogue", "hilos.output.xml", "hilos.resume.chunks"}  # fmt: skip
+    assert not heavy & loaded
+
+
+def test_the_lazy_names_still_resolve() -> None:
+    import hilos.services
+    import hilos.syn
+    from hilos.output import FORMATS
+
+    assert hilos.syn.SynScanner.__name__ == "SynScanner"
+    assert callable(hilos.syn.syn_scan) and callable(hilos.syn.can_raw)
+    assert hilos.services.BannerGrabber.__name__ == "BannerGrabber"
+    assert callable(hilos.services.identify)
+    assert FORMATS["xml"].writer.__name__ == "XmlWriter"
+    assert {f.writer.__module__ for f in FORMATS.values()} >= {"hilos.output.text"}
