@@ -9,6 +9,7 @@ commands import the library lazily, inside `run`, so `hilos --help` starts fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Bare `hilos` prints the help and exits 0 (as nmap does). SIGTERM/SIGHUP stop a run as
     Ctrl-C does and exit 143/129; failures are one line on stderr (see hilos.cli.process).
     """
+    # hilos uses no BLAS: without this, numpy's OpenBLAS starts a thread per core in every
+    # process (~14 ms of its import), and they spin beside the senders.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     proc.ensure_streams()
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
