@@ -53,14 +53,17 @@ class BatchDrain:
         self.on_reply = on_reply
         self.on_batch = on_batch
         self._rx: dict[int, RxBatch] = {}
+        self.last = 0  # packets the last drain read
 
     def drain(self, sock: socket.socket, rounds: int = 4) -> bool:
         """Take what `sock` has queued (at most `rounds` batches); True when it was emptied."""
         rx = self._rx.get(sock.fileno())
         if rx is None:
             rx = self._rx[sock.fileno()] = RxBatch(sock, _COUNT, _SNAP, stamps=True)
+        self.last = 0
         for _ in range(rounds):
             n = rx.recv(0.0)
+            self.last += n
             if n:
                 self._answers(rx.pkts[:n], rx.lens(n), rx.stamps_ns(n))
             if n < _COUNT:

