@@ -292,3 +292,19 @@ def test_ready_says_whether_another_host_waits() -> None:
         seen.append(sc.ready())
         time.sleep(0.002)  # let the others finish: they are then all waiting
     assert len(seen) == 30 and any(seen) and seen[-1] is False
+
+
+@pytest.mark.timeout(60)
+def test_results_end_with_the_scan_not_a_poll_later() -> None:
+    """The senders' end mark stops results() at once (it waited up to 0.1 s for a poll)."""
+    waits = []
+    for _ in range(5):
+        sc = SimScanner(["127.0.2.1"], [22], retries=0, timeout=0.05, open_=set(), silent=set())
+        it = sc.results()
+        next(it)
+        while not sc._finished.is_set():
+            time.sleep(0.001)
+        t = time.monotonic()
+        assert list(it) == [] and not sc.ready()
+        waits.append(time.monotonic() - t)
+    assert min(waits) < 0.05, waits

@@ -189,6 +189,10 @@ def _write_all(
             batch = held[:]
             held.clear()
             keeper.write_many(out, batch)
+    if held:  # the scan ended while a host looked ready: a result is never left unwritten
+        batch = held[:]
+        held.clear()
+        keeper.write_many(out, batch)
 
 
 def _rate(job: Scan, asked: float | None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from hilos.errors import UsageError
 from hilos.targets import Permutation
+from hilos.validate import MAX_RETRIES
 
-__all__ = ["Plan"]
+__all__ = ["Plan", "check_args"]
 
 
 class Plan:
@@ -57,3 +59,18 @@ class Plan:
         for idx in self.walk():
             expected[idx // np_] += 1
         return expected
+
+
+def check_args(
+    ports: Sequence[int], retries: int, timeout: float | None, shard: tuple[int, int] | None
+) -> None:
+    """A SYN scan's arguments, checked before anything is opened (UsageError)."""
+    if not 0 <= retries <= MAX_RETRIES:
+        raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"timeout must be positive: {timeout}")
+    if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
+        raise UsageError(f"invalid shard {shard[0]}/{shard[1]}: expected 1 <= I <= N")
+    for p in ports:
+        if not 0 < p < 65536:
+            raise UsageError(f"port out of range: {p}")

@@ -4,9 +4,8 @@ One sender thread walks the (host x port) index space in the order of a keyed `P
 (reproducible with `seed`; ``shard=(i, n)`` takes every n-th step of that walk, so shards are
 disjoint and together the whole job) and sends a SYN per index, paced by the shared TokenBucket.
 The receiver thread of `TcpTransport` validates each reply by recomputing its cookie
-(hilos.probes.tcp_reply). The pieces: hosts.py (the host table), plan.py (the walk),
-state.py (what is final, the results), control.py (timeout, congestion control), send.py (the
-hot loop and the schedule of resends), fork.py (sender processes).
+(hilos.probes.tcp_reply). The pieces: hosts, plan (the walk), state (what is final, the
+results), control (timeout, congestion control), send (the hot loop, resends), fork.
 
 Usage::
 
@@ -31,11 +30,10 @@ from hilos.syn.coord import LocalCoordination
 from hilos.syn.fork import FORK_MIN_PROBES, ChildCoordination, ForkedSenders, SharedControl
 from hilos.syn.hosts import Address, HostTable
 from hilos.syn.link import attach_link
-from hilos.syn.plan import Plan
+from hilos.syn.plan import Plan, check_args
 from hilos.syn.resume import Cursors, restore, snapshot
 from hilos.syn.send import BATCH, Sender
 from hilos.syn.state import ScanState
-from hilos.validate import MAX_RETRIES
 from hilos.wire.cookie import Cookie
 from hilos.wire.ratelimit import TokenBucket
 
@@ -76,7 +74,7 @@ class SynScanner:
         written: Written | None = None,
         archive: bool = False,
     ) -> None:
-        _check(ports, retries, timeout, shard)
+        check_args(ports, retries, timeout, shard)
         self._retries = retries
         self._senders = max(1, senders)
         # Sender processes (fork): the kernel half of each send runs on its own core, and no GIL
@@ -123,7 +121,7 @@ class SynScanner:
             return self
         self._started = time.monotonic()
         if self._plan.total == 0:
-            self._finished.set()
+            self._finish()
             return self
         self._engine = engine = self._make_engine()
         local = LocalCoordination(engine, self._control, self._state, self._report_progress)
@@ -187,6 +185,8 @@ class SynScanner:
                         break
                     self._report_progress()
                     continue
+                if h < 0:
+                    break  # the senders' end mark: every host was queued before it
                 yield self._state.build(h)
             self._raise_error()
             if self._engine is not None:
@@ -195,8 +195,9 @@ class SynScanner:
             self.cancel()
 
     def ready(self) -> bool:
-        """Whether `results()` has another host ready now, without waiting."""
-        return not self._state.completed.empty()
+        """Whether `results()` has another host ready now, without waiting (the end mark, once
+        the scan is over, is not a host)."""
+        return self._state.completed.qsize() > self._finished.is_set()
 
     def _raise_error(self) -> None:
         err = self._error or self._forked.error
@@ -222,8 +223,7 @@ class SynScanner:
             link.close()
 
     def partial(self) -> list[ScanHostResult]:
-        """Hosts not yet yielded that have at least one answer, with only their answered ports
-        (for writing what was found when a scan is interrupted)."""
+        """Hosts not yet yielded that have answers, with those ports (an interrupted scan's)."""
         return self._state.partial()
 
     @property
@@ -301,7 +301,7 @@ class SynScanner:
         except BaseException as exc:  # handed to results(): a dead sender must not hang it
             self._error = exc
         finally:
-            self._finished.set()
+            self._finish()
 
     def _sender_part(self, part: tuple[int, int]) -> None:
         try:
@@ -338,25 +338,16 @@ class SynScanner:
         try:
             self._forked.coordinate(self._engine, self._control, self._report_progress)
         finally:
-            self._finished.set()
+            self._finish()
+
+    def _finish(self) -> None:
+        """The scan is over: results() stops at once, not at its next 0.1 s poll."""
+        self._finished.set()
+        self._state.completed.put(-1)
 
     def _report_progress(self) -> None:
         if self._on_progress is not None and self._started:
             self._on_progress(self.stats)
-
-
-def _check(
-    ports: Sequence[int], retries: int, timeout: float | None, shard: tuple[int, int] | None
-) -> None:
-    if not 0 <= retries <= MAX_RETRIES:
-        raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"timeout must be positive: {timeout}")
-    if shard is not None and not (shard[1] >= 1 and 1 <= shard[0] <= shard[1]):
-        raise UsageError(f"invalid shard {shard[0]}/{shard[1]}: expected 1 <= I <= N")
-    for p in ports:
-        if not 0 < p < 65536:
-            raise UsageError(f"port out of range: {p}")
 
 
 def syn_scan(
