@@ -19,6 +19,7 @@ from hilos.errors import (
     TooLargeError,
     UsageError,
 )
+from hilos.lazy import lazy_names as _lazy_names
 from hilos.results import HostResult, PortResult, ScanHostResult
 from hilos.targets import Permutation, TargetSpace, parse_ports, parse_targets, top_ports
 
@@ -30,14 +31,7 @@ __version__ = "0.1.0"
 # The worker pool loads on first use: a sweep or scan from the command line never needs it
 # (~20 ms of every start).
 _LAZY = {"Pool", "PoolStats", "TaskResult", "run_all"}
-
-
-def __getattr__(name: str) -> typing.Any:
-    if name in _LAZY:
-        import hilos.pool
-
-        return getattr(hilos.pool, name)
-    raise AttributeError(f"module 'hilos' has no attribute {name!r}")
+__getattr__ = _lazy_names(__name__, dict.fromkeys(_LAZY, "hilos.pool"))
 
 
 __all__ = [

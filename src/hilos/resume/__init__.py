@@ -12,8 +12,9 @@ chunked machinery (the pipeline with it) would cost a sweep's start some 20 ms.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hilos.lazy import lazy_names
 
 if TYPE_CHECKING:
     from hilos.resume.checkpoint import Checkpoint
@@ -37,25 +38,21 @@ __all__ = [
     "space_cidrs",
 ]
 
-_MODULE = {
-    "Checkpoint": "checkpoint",
-    "Discovery": "chunks",
-    "Merger": "chunks",
-    "run_chunk": "chunks",
-    "run_discovery": "chunks",
-    "ChunkResult": "job",
-    "JobSpec": "job",
-    "chunk_count": "job",
-    "space_cidrs": "job",
-    "ChunkedJob": "run",
-    "Executor": "run",
-    "JobProgress": "run",
-    "LocalExecutor": "run",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hilos.resume' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"hilos.resume.{module}"), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "Checkpoint": "hilos.resume.checkpoint",
+        "Discovery": "hilos.resume.chunks",
+        "Merger": "hilos.resume.chunks",
+        "run_chunk": "hilos.resume.chunks",
+        "run_discovery": "hilos.resume.chunks",
+        "ChunkResult": "hilos.resume.job",
+        "JobSpec": "hilos.resume.job",
+        "chunk_count": "hilos.resume.job",
+        "space_cidrs": "hilos.resume.job",
+        "ChunkedJob": "hilos.resume.run",
+        "Executor": "hilos.resume.run",
+        "JobProgress": "hilos.resume.run",
+        "LocalExecutor": "hilos.resume.run",
+    },
+)

@@ -32,8 +32,9 @@ port (``identify``), ``grabber`` runs ``identify`` for every open port of a scan
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hilos.lazy import lazy_names
 
 if TYPE_CHECKING:
     from hilos.services.dialogue import DEFAULT_TIMEOUT, READ_LIMIT, ServiceInfo, identify
@@ -54,21 +55,17 @@ __all__ = [
 
 # Loaded when first used: a UDP scan describes its replies with hilos.services.udp alone, and
 # the TCP dialogue (ssl, the signatures' expressions) would cost its start ~20 ms.
-_MODULE = {
-    "DEFAULT_TIMEOUT": "dialogue",
-    "READ_LIMIT": "dialogue",
-    "ServiceInfo": "dialogue",
-    "identify": "dialogue",
-    "DEFAULT_THREADS": "grabber",
-    "BannerGrabber": "grabber",
-    "match_greeting": "signatures",
-    "match_response": "signatures",
-    "parse_http": "signatures",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hilos.services' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"hilos.services.{module}"), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "DEFAULT_TIMEOUT": "hilos.services.dialogue",
+        "READ_LIMIT": "hilos.services.dialogue",
+        "ServiceInfo": "hilos.services.dialogue",
+        "identify": "hilos.services.dialogue",
+        "DEFAULT_THREADS": "hilos.services.grabber",
+        "BannerGrabber": "hilos.services.grabber",
+        "match_greeting": "hilos.services.signatures",
+        "match_response": "hilos.services.signatures",
+        "parse_http": "hilos.services.signatures",
+    },
+)

@@ -6,9 +6,9 @@ hilos.syn.hosts) does not pay for the SYN engine's modules (~10 ms of its start)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from hilos.lazy import lazy_names
 from hilos.syn.hosts import MAX_HOSTS
 
 if TYPE_CHECKING:
@@ -17,12 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_HOSTS", "SynScanner", "can_raw", "syn_scan"]
 
-_MODULE = {"SynScanner": "hilos.syn.scanner", "syn_scan": "hilos.syn.scanner",
-           "can_raw": "hilos.wire.sockets"}  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hilos.syn' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "SynScanner": "hilos.syn.scanner",
+        "syn_scan": "hilos.syn.scanner",
+        "can_raw": "hilos.wire.sockets",
+    },
+)
