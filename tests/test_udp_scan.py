@@ -445,3 +445,47 @@ def test_a_sign_of_loss_in_a_retry_pass_keeps_every_retry(lossy: bool) -> None:
     scanner._send_all()
     assert attempts == ([0, 1, 2, 3, 4, 5] if lossy else [0, 1])
     assert scanner.state.final_count == 3
+
+
+def test_tries_for_loss() -> None:
+    from hilos.udp.state import tries_for_loss
+
+    # 10% lost each way: a resent probe fails 19% of the time; 6,000 probes want 9 tries.
+    assert tries_for_loss(6000, 1140, 923) == 9
+    assert tries_for_loss(100, 19, 15) == 6  # f = 0.21
+    assert tries_for_loss(3, 2, 1) == 9  # f = 0.5: few probes, a poor estimate, many tries
+    assert tries_for_loss(6000, 10, 0) > 100  # nothing answered a resend: capped by callers
+    assert tries_for_loss(6000, 0, 0) == 1 and tries_for_loss(0, 5, 5) == 1
+
+
+@pytest.mark.parametrize("cap", [None, 9, 7])
+def test_measured_loss_asks_for_more_retries_up_to_the_cap(cap: int | None) -> None:
+    """With `loss_retries` (the CLI's default when --retries is not given), the loss the
+    first resend pass measured sets how many passes follow (tries_for_loss), up to the cap;
+    without it, `retries` is the cap as before."""
+    from hilos.udp.state import CLOSED
+
+    class Rx:
+        idle_at = float("inf")
+
+        def check(self) -> None:
+            pass
+
+    ports = [40001, 40002, 40003]
+    scanner = UdpScanner(["198.18.0.1"], ports, timeout=0.01, batched=False, loss_retries=cap)
+    attempts: list[int] = []
+
+    def send_pass(rx: object, attempt: int, indices: object = None, **kw: object) -> float:
+        attempts.append(attempt)
+        if attempt == 0:
+            scanner.state.answer(0, 0, CLOSED, None)
+        if attempt == 1:
+            scanner.state.answer(0, 1, CLOSED, None)  # half the resends answered: f = 0.5
+        return 0.0
+
+    scanner.send_pass = send_pass  # type: ignore[method-assign,assignment]
+    scanner._rx = Rx()  # type: ignore[assignment]
+    scanner._send_all()
+    last = {None: 5, 9: 8, 7: 7}[cap]  # 9 tries asked for: attempts 0..8, within the cap
+    assert attempts == list(range(last + 1))
+    assert scanner.state.final_count == 3

@@ -144,12 +144,13 @@ def udp_scanner(
     """A UdpScanner (raw sockets, or the unprivileged path, said once through `on_notice`);
     `opts`: rate, timeout, seed, shard."""
     from hilos.services.udp import describe
-    from hilos.udp import DEFAULT_RETRIES, UdpScanner
+    from hilos.udp import DEFAULT_RETRIES, LOSS_RETRIES, UdpScanner
 
     scanner = UdpScanner(
         hosts,
         ports,
         retries=DEFAULT_RETRIES if retries is None else retries,
+        loss_retries=LOSS_RETRIES if retries is None else None,  # --retries is a cap
         only=only,
         namer=describe,
         **opts,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import itertools
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
@@ -30,7 +29,7 @@ from hilos.targets.udp_ports import udp_service_name
 from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
 from hilos.udp.resume import Marks
-from hilos.udp.state import Namer, UdpState
+from hilos.udp.state import Namer, UdpState, tries_for_loss
 from hilos.udp.targets import Address, UdpTargets
 from hilos.validate import MAX_RETRIES
 from hilos.wire.cookie import Cookie
@@ -66,6 +65,7 @@ class UdpScanner:
         rate: float | None = None,
         timeout: float | None = None,
         retries: int = DEFAULT_RETRIES,
+        loss_retries: int | None = None,
         seed: int | None = None,
         shard: tuple[int, int] | None = None,
         only: Container[str] | None = None,
@@ -77,7 +77,7 @@ class UdpScanner:
         written: Written | None = None,
         archive: bool = False,
     ) -> None:
-        if not 0 <= retries <= MAX_RETRIES:
+        if not 0 <= max(retries, loss_retries or 0) <= MAX_RETRIES:
             raise UsageError(f"retries must be between 0 and {MAX_RETRIES}, not {retries}")
         if timeout is not None and not timeout > 0:
             raise UsageError(f"timeout must be positive: {timeout}")
@@ -86,6 +86,8 @@ class UdpScanner:
         self.targets = UdpTargets(hosts, Cookie())
         self.state = UdpState(self.targets, ports, timeout, namer)
         self.retries = retries
+        # On a lossy path, up to this many (state.tries_for_loss): `retries` left to the default.
+        self.loss_retries = max(retries, loss_retries or 0)
         self._bucket = TokenBucket(rate, burst=_BATCH * 2)
         self.seed = 0 if seed is None else seed
         self.shard = shard or (1, 1)
@@ -107,6 +109,7 @@ class UdpScanner:
         self._vector: VectorSend | None = None
         self._thread: threading.Thread | None = None
         self._started = 0.0
+        self._last = retries  # the last pass: `retries`, or more once loss is measured
 
     # ---------------------------------------------------------------- the walk
 
@@ -228,18 +231,21 @@ class UdpScanner:
         rotation is the payload's doing, not loss), while every silent port's host answers (so
         the silence is the ports', and the rotation for a silent host is not cut short), one
         full wait, and if that brings no sign of loss either, the rest is open|filtered. Once
-        a sign of loss was seen, every retry is made: a port that answers only one payload of
-        the rotation (a DNS server on port 5000) needs its tries on a lossy path."""
+        a sign of loss was seen, every retry is made (a DNS server on port 5000 answers only
+        one payload of the rotation), and more, up to `loss_retries`, as many as the loss that
+        pass measured asks (state.tries_for_loss): with 10% lost each way, 9 tries."""
         rx = self._rx
         assert rx is not None
         st = self.state
         pending: list[int] | None = None
         first, skip_batches, skip = self._marks.start  # a resumed scan's pass goes on
-        for attempt in range(first, self.retries + 1):
-            signs, self._batches = st.loss_signs, skip_batches
+        attempt, self._last = first, max(self.retries, min(first, self.loss_retries))
+        sized = False
+        while attempt <= self._last:
+            signs, silent, self._batches = st.loss_signs, st.goal - st.final_count, skip_batches
             # A small pass: its answers time the path without a queue (UdpState.wait), and
             # it goes over the few silent indices, not the whole walk (vectorised or not).
-            st.small_pass = attempt > 0 and st.goal - st.final_count <= _SMALL_PASS
+            st.small_pass = attempt > 0 and silent <= _SMALL_PASS
             if st.small_pass:
                 final = st.final
                 pending = [
@@ -255,18 +261,29 @@ class UdpScanner:
             # Between passes the estimator's timeout (a late answer costs one resend); the
             # last pass waits long enough for the longest round trip seen (a late answer
             # there would be a wrong state).
-            self.wait_answers(rx, last, final=attempt == self.retries)
+            self.wait_answers(rx, last, final=attempt == self._last)
             self._marks.mark((attempt + 1, 0, 0), -1.0)  # its answers are in: settled at once
-            if self._cancel.is_set() or st.final_count >= st.goal:
+            if self._passes_done(rx, attempt, last, signs):
                 break
-            lossy = self._lossy = self._lossy or (attempt > 0 and st.loss_signs != signs)
-            if attempt and not lossy and attempt < self.retries and self._silent_hosts_answer():
-                self.wait_answers(rx, last, final=True)
-                if st.loss_signs == signs:
-                    break
+            if self._lossy and not sized:  # this resend pass measured the loss
+                need = tries_for_loss(st.goal, silent, silent - (st.goal - st.final_count))
+                self._last, sized = max(self._last, min(self.loss_retries, need - 1)), True
+            attempt += 1
         if not self._cancel.is_set():
-            self._marks.mark((self.retries + 1, 0, 0), -1.0)  # the passes are over
+            self._marks.mark((self._last + 1, 0, 0), -1.0)  # the passes are over
         self._drain_and_give_up(rx)
+
+    def _passes_done(self, rx: UdpReceiver, attempt: int, last: float, signs: int) -> bool:
+        """After a pass's wait: whether no pass is needed any more (see _send_all)."""
+        st = self.state
+        if self._cancel.is_set() or st.final_count >= st.goal:
+            return True
+        lossy = self._lossy = self._lossy or (attempt > 0 and st.loss_signs != signs)
+        quiet = bool(attempt) and not lossy and attempt < self._last
+        if quiet and st.silent_on_answering_hosts(self.walk()):
+            self.wait_answers(rx, last, final=True)
+            return st.loss_signs == signs
+        return False
 
     def _mark_batches(self, attempt: int, batches: int) -> None:
         self._batches = batches
@@ -302,14 +319,6 @@ class UdpScanner:
             drain_rate_limited(self, send_round, self._cancel)
         if not self._cancel.is_set():
             self.state.give_up(self.walk())
-
-    def _silent_hosts_answer(self) -> bool:
-        """Whether every port still silent is on a host that answered something."""
-        st, np_ = self.state, self.state.np
-        answered, final = st.answered, st.final
-        return all(
-            answered[idx // np_] for idx in self.walk() if not final[idx >> 3] >> (idx & 7) & 1
-        )
 
     def send_pass(
         self,
@@ -365,7 +374,10 @@ class UdpScanner:
                 try:
                     sock.sendto(pkt, sockaddrs[h])
                 except OSError as exc:
-                    _send_error(exc, sock, pkt, sockaddrs[h])
+                    # wire.senders' policy: a full queue is waited out, no route leaves the
+                    # probe to a retry pass, anything else raises
+                    resend = functools.partial(sock.sendto, pkt, sockaddrs[h])
+                    send_failed(exc, resend, "sending UDP probes")
                 sent += 1
         with st.lock:
             st.sent += sent
@@ -386,9 +398,3 @@ class UdpScanner:
             if due and now - seen_at >= st.resend_after / 4 + 0.003:
                 return
             time.sleep(0.002)
-
-
-def _send_error(exc: OSError, sock: socket.socket, pkt: bytes, addr: tuple[str, int]) -> None:
-    """hilos.wire.senders' policy: a full queue waits and resends; no route or a local firewall
-    leaves the probe unanswered (a retry pass tries again); anything else raises."""
-    send_failed(exc, lambda: sock.sendto(pkt, addr), "sending UDP probes")
