@@ -489,3 +489,13 @@ def test_measured_loss_asks_for_more_retries_up_to_the_cap(cap: int | None) -> N
     last = {None: 5, 9: 8, 7: 7}[cap]  # 9 tries asked for: attempts 0..8, within the cap
     assert attempts == list(range(last + 1))
     assert scanner.state.final_count == 3
+
+
+def test_the_unprivileged_path_sizes_its_retries_from_the_answered_probes_tries() -> None:
+    from hilos.udp.unpriv import _retries
+
+    assert _retries(6000, 5, 5, [200, 1200]) == 5  # --retries given: it is the cap
+    assert _retries(6000, 5, 9, [0, 5000]) == 5  # every answer at its first try
+    assert _retries(6000, 5, 9, [4, 6000]) == 5  # a few rotation ports: no loss to speak of
+    assert _retries(6000, 5, 9, [228, 1200]) == 8  # 19% of tries silent: 9 tries
+    assert _retries(6000, 5, 7, [228, 1200]) == 7

@@ -276,10 +276,17 @@ LOSS_RETRIES = 9  # retries on a lossy path when the user set none (nmap: --max-
 def tries_for_loss(probes: int, resent: int, answered: int, aim: float = 0.01) -> int:
     """Tries per probe on a lossy path: a resend pass to `resent` silent probes brought
     `answered` answers, so a try fails with f = 1 - answered/resent (high when the silent
-    include truly silent ports: more tries, never fewer); enough that no probe of `probes`
-    stays silent by bad luck with a chance over `aim`: probes x f**tries <= aim (0.19, 10%
-    lost each way, x 6,000 probes: 9 tries)."""
-    if resent <= 0 or probes <= 0:
+    include truly silent ports: more tries, never fewer); see tries_for (0.19, 10% lost each
+    way, x 6,000 probes: 9 tries)."""
+    if resent <= 0:
         return 1
-    f = min(max(1.0 - answered / resent, 1e-9), 0.95)
+    return tries_for(probes, 1.0 - answered / resent, aim)
+
+
+def tries_for(probes: int, fail: float, aim: float = 0.01) -> int:
+    """Enough tries that no probe of `probes` stays silent by bad luck, when a try fails with
+    chance `fail`, with a chance over `aim`: probes x fail**tries <= aim."""
+    if probes <= 0 or fail <= 0:
+        return 1
+    f = min(fail, 0.95)
     return max(1, math.ceil(math.log(aim / probes) / math.log(f)))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from hilos.probes.base import unreach_reason
 from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, id_matches, kind_for
 from hilos.udp.drain import drain_rate_limited
-from hilos.udp.state import OPEN, REASON_CODE, UdpState
+from hilos.udp.state import OPEN, REASON_CODE, UdpState, tries_for
 from hilos.udp.targets import UdpTargets
 from hilos.wire.ratelimit import TokenBucket
 
@@ -80,7 +80,7 @@ def run_unprivileged(
 ) -> None:
     """Probe every index of the scanner's walk (then the rate-limited hosts' silent ports once
     a second, hilos.udp.drain); answers go to its state, as from the receiver."""
-    probe_round(scanner, scanner.walk(), 0, retries, bucket, cancel)
+    probe_round(scanner, scanner.walk(), 0, retries, bucket, cancel, loss=scanner.loss_retries)
 
     def send_round(indices: list[int], attempt: int) -> None:
         probe_round(scanner, indices, attempt, 0, bucket, cancel, every=False)
@@ -99,13 +99,17 @@ def probe_round(
     bucket: TokenBucket,
     cancel: threading.Event,
     every: bool = True,
+    loss: int = 0,
 ) -> None:
     """Attempts `first` .. `first + retries` to each of `indices`, `WINDOW` sockets at a time;
     what stays silent is left for the caller to give up. As on the raw path, a retry to a port
     without a payload of its own on a host that answered sends every protocol's payload (on
     a lossy path each is one more chance at its ICMP error), unless `every` is False (the
-    drain's rounds: one datagram per port, not to spend a rate-limited host's tokens twice)."""
+    drain's rounds: one datagram per port, not to spend a rate-limited host's tokens twice).
+    On a lossy path, up to `loss` retries, as many as the loss seen asks (state.tries_for):
+    the answered probes' silent tries over all their tries."""
     st, tg = scanner.state, scanner.targets
+    tries = [0, 0]  # of the probes answered: their silent tries, all their tries
     walk = iter(indices)
     poller = select.poll()
     live: dict[int, _Probe] = {}
@@ -149,11 +153,13 @@ def probe_round(
             if p2 is not None:
                 _event(st, tg, p2, ev)
                 if st.is_final(p2.idx):
+                    tries[0] += p2.attempt - first
+                    tries[1] += p2.attempt - first + 1
                     close(fd)
         now = time.monotonic()
         for fd in [fd for fd, p3 in live.items() if p3.deadline <= now]:
             p4 = live[fd]
-            if p4.attempt < first + retries:
+            if p4.attempt < first + _retries(st.goal, retries, loss, tries):
                 p4.attempt += 1
                 send(p4)
             else:
@@ -180,3 +186,10 @@ def _event(st: UdpState, tg: UdpTargets, p: _Probe, ev: int) -> None:
     kinds = PORT_KINDS.get(port)
     if kinds is None or any(id_matches(k, tg.value(h, port), data) for k in kinds):
         st.answer(h, pi, OPEN, data)
+
+
+def _retries(probes: int, retries: int, loss: int, tries: list[int]) -> int:
+    """`retries`, or more (up to `loss`) once answers came to resent probes."""
+    if loss <= retries or not tries[0]:
+        return retries
+    return max(retries, min(loss, tries_for(probes, tries[0] / tries[1]) - 1))
