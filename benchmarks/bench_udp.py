@@ -107,7 +107,13 @@ def nmap_states(path: Path, ports: list[int]) -> States:
 
 
 def wrong(found: States, truth: States) -> int:
-    return sum(1 for k, v in truth.items() if found.get(k) != v)
+    return len(wrong_ones(found, truth))
+
+
+def wrong_ones(found: States, truth: States) -> list[str]:
+    """Each wrong state as "host:port got X, want Y" (what a failed run prints)."""
+    return [f"{h}:{p} got {found.get((h, p))}, want {v}" for (h, p), v in truth.items()
+            if found.get((h, p)) != v]  # fmt: skip
 
 
 def nobody_python(copy: Path) -> tuple[list[str], dict[str, str]]:
@@ -194,12 +200,13 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     # hilos runs `--repeat` times (its median is the figure, every run's states are checked);
     # nmap once (minutes under a rate limit). The rate-limited case runs hilos once: the hosts'
     # ICMP budgets would carry over from one run to the next.
-    times, bad, missing, svc_bad = [], 0, [], {}
+    times, bad, missing, svc_bad, examples = [], 0, [], {}, []
     for _ in range(1 if case.ratelimit else args.repeat):
         t_run, out, _ = case.hilos()
         states, services, up = hilos_states(out)
         times.append(t_run)
-        bad = max(bad, wrong(states, case.truth))
+        bad_run = wrong_ones(states, case.truth)
+        bad, examples = max(bad, len(bad_run)), examples + bad_run[:3]
         missing = sorted(set(missing) | (set(case.live) - up))
         svc_bad |= {k: (services.get(k), v) for k, v in case.truth_services.items()
                     if services.get(k) != v}  # fmt: skip
@@ -211,6 +218,8 @@ def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
           f"   truth {dict(counts)}{runs}")  # fmt: skip
     for k, v in list(svc_bad.items())[:5]:
         print(f"    service {k}: got {v[0]}, want {v[1]}")
+    for line in examples[:5]:
+        print(f"    wrong: {line}")
     row: dict[str, Any] = {"case": case.name, "hilos_s": round(t_h, 2), "wrong": bad,
                            "hilos_runs": [round(t, 2) for t in times],
                            "services_wrong": len(svc_bad), "missed_hosts": missing}  # fmt: skip
