@@ -447,22 +447,47 @@ def test_a_sign_of_loss_in_a_retry_pass_keeps_every_retry(lossy: bool) -> None:
     assert scanner.state.final_count == 3
 
 
-def test_tries_for_loss() -> None:
-    from hilos.udp.state import tries_for_loss
+def test_tries_for() -> None:
+    from hilos.udp.state import tries_for
 
-    # 10% lost each way: a resent probe fails 19% of the time; 6,000 probes want 9 tries.
-    assert tries_for_loss(6000, 1140, 923) == 9
-    assert tries_for_loss(100, 19, 15) == 6  # f = 0.21
-    assert tries_for_loss(3, 2, 1) == 9  # f = 0.5: few probes, a poor estimate, many tries
-    assert tries_for_loss(6000, 10, 0) > 100  # nothing answered a resend: capped by callers
-    assert tries_for_loss(6000, 0, 0) == 1 and tries_for_loss(0, 5, 5) == 1
+    # 10% lost each way: a try fails 19% of the time; 6,000 probes want 9 tries.
+    assert tries_for(6000, 0.19) == 9
+    assert tries_for(100, 0.21) == 6
+    assert tries_for(6000, 0.99) == tries_for(6000, 0.95) > 100  # capped by the callers
+    assert tries_for(6000, 0.0) == 1 and tries_for(0, 0.5) == 1
+
+
+def test_loss_tries_count_the_ports_with_a_payload_of_their_own_first() -> None:
+    """A port of the rotation gets every payload at each resend to an answering host, so it
+    answers sooner than the path's loss says; ports with a payload of their own (one datagram
+    a try) measure it, once 30 of them answered."""
+    from hilos.udp.state import CLOSED
+
+    hosts = [f"198.18.1.{i}" for i in range(1, 101)]
+    state = UdpState(UdpTargets(hosts, Cookie()), [53, 40000], None)
+    assert state.loss_tries() == 1  # nothing answered yet
+    for h in range(100):
+        state.answer(h, 1, CLOSED, None, attempt=0)  # the rotation's ports: at once
+    for h in range(20):
+        state.answer(h, 0, CLOSED, None, attempt=h % 2)  # 53: half at the second try
+    assert state.tries == [[10, 30], [0, 100]]
+    assert state.loss_tries() == tries_for_(200, 10 / 130)  # < 30 of its own: all of them
+    for h in range(20, 40):
+        state.answer(h, 0, CLOSED, None, attempt=h % 2)
+    assert state.loss_tries() == tries_for_(200, 20 / 60)  # its own: f = 1/3
+
+
+def tries_for_(probes: int, fail: float) -> int:
+    from hilos.udp.state import tries_for
+
+    return tries_for(probes, fail)
 
 
 @pytest.mark.parametrize("cap", [None, 9, 7])
 def test_measured_loss_asks_for_more_retries_up_to_the_cap(cap: int | None) -> None:
-    """With `loss_retries` (the CLI's default when --retries is not given), the loss the
-    first resend pass measured sets how many passes follow (tries_for_loss), up to the cap;
-    without it, `retries` is the cap as before."""
+    """With `loss_retries` (the CLI's default when --retries is not given), the loss measured
+    sets how many passes follow (state.loss_tries), up to the cap; without it, `retries` is
+    the cap as before."""
     from hilos.udp.state import CLOSED
 
     class Rx:
@@ -471,31 +496,21 @@ def test_measured_loss_asks_for_more_retries_up_to_the_cap(cap: int | None) -> N
         def check(self) -> None:
             pass
 
-    ports = [40001, 40002, 40003]
-    scanner = UdpScanner(["198.18.0.1"], ports, timeout=0.01, batched=False, loss_retries=cap)
+    hosts = [f"198.18.1.{i}" for i in range(1, 41)]
+    scanner = UdpScanner(hosts, [53], timeout=0.01, batched=False, loss_retries=cap)
     attempts: list[int] = []
 
     def send_pass(rx: object, attempt: int, indices: object = None, **kw: object) -> float:
-        attempts.append(attempt)
-        if attempt == 0:
-            scanner.state.answer(0, 0, CLOSED, None)
-        if attempt == 1:
-            scanner.state.answer(0, 1, CLOSED, None)  # half the resends answered: f = 0.5
+        attempts.append(attempt)  # host 0 never answers; of the others, 60% at each try
+        for h in range(1, 40):
+            if not scanner.state.is_final(h) and (h * 7 + attempt) % 5 < 3:
+                scanner.state.answer(h, 0, CLOSED, None)
         return 0.0
 
     scanner.send_pass = send_pass  # type: ignore[method-assign,assignment]
     scanner._rx = Rx()  # type: ignore[assignment]
     scanner._send_all()
-    last = {None: 5, 9: 8, 7: 7}[cap]  # 9 tries asked for: attempts 0..8, within the cap
-    assert attempts == list(range(last + 1))
-    assert scanner.state.final_count == 3
-
-
-def test_the_unprivileged_path_sizes_its_retries_from_the_answered_probes_tries() -> None:
-    from hilos.udp.unpriv import _retries
-
-    assert _retries(6000, 5, 5, [200, 1200]) == 5  # --retries given: it is the cap
-    assert _retries(6000, 5, 9, [0, 5000]) == 5  # every answer at its first try
-    assert _retries(6000, 5, 9, [4, 6000]) == 5  # a few rotation ports: no loss to speak of
-    assert _retries(6000, 5, 9, [228, 1200]) == 8  # 19% of tries silent: 9 tries
-    assert _retries(6000, 5, 7, [228, 1200]) == 7
+    need = scanner.state.loss_tries()
+    assert need >= 8  # f about 0.4 for 40 probes
+    last = 5 if cap is None else min(cap, need - 1)
+    assert attempts == list(range(last + 1)) and (cap is None or last > 5)

@@ -29,7 +29,7 @@ from hilos.targets.udp_ports import udp_service_name
 from hilos.udp.drain import drain_rate_limited
 from hilos.udp.receiver import UdpReceiver
 from hilos.udp.resume import Marks
-from hilos.udp.state import Namer, UdpState, tries_for_loss
+from hilos.udp.state import Namer, UdpState
 from hilos.udp.targets import Address, UdpTargets
 from hilos.validate import MAX_RETRIES
 from hilos.wire.cookie import Cookie
@@ -232,17 +232,17 @@ class UdpScanner:
         the silence is the ports', and the rotation for a silent host is not cut short), one
         full wait, and if that brings no sign of loss either, the rest is open|filtered. Once
         a sign of loss was seen, every retry is made (a DNS server on port 5000 answers only
-        one payload of the rotation), and more, up to `loss_retries`, as many as the loss that
-        pass measured asks (state.tries_for_loss): with 10% lost each way, 9 tries."""
+        one payload of the rotation), and more, up to `loss_retries`, as many as the loss seen
+        asks (state.loss_tries): with 10% lost each way, 9 tries."""
         rx = self._rx
         assert rx is not None
         st = self.state
         pending: list[int] | None = None
         first, skip_batches, skip = self._marks.start  # a resumed scan's pass goes on
         attempt, self._last = first, max(self.retries, min(first, self.loss_retries))
-        sized = False
         while attempt <= self._last:
             signs, silent, self._batches = st.loss_signs, st.goal - st.final_count, skip_batches
+            st.attempt = attempt
             # A small pass: its answers time the path without a queue (UdpState.wait), and
             # it goes over the few silent indices, not the whole walk (vectorised or not).
             st.small_pass = attempt > 0 and silent <= _SMALL_PASS
@@ -265,9 +265,8 @@ class UdpScanner:
             self._marks.mark((attempt + 1, 0, 0), -1.0)  # its answers are in: settled at once
             if self._passes_done(rx, attempt, last, signs):
                 break
-            if self._lossy and not sized:  # this resend pass measured the loss
-                need = tries_for_loss(st.goal, silent, silent - (st.goal - st.final_count))
-                self._last, sized = max(self._last, min(self.loss_retries, need - 1)), True
+            if self._lossy:  # as many tries as the loss measured so far asks
+                self._last = max(self._last, min(self.loss_retries, st.loss_tries() - 1))
             attempt += 1
         if not self._cancel.is_set():
             self._marks.mark((self._last + 1, 0, 0), -1.0)  # the passes are over

@@ -94,6 +94,11 @@ class UdpState:
         self.small_pass = False  # the sender says whether the pass in flight is small
         self.small = RttEstimator(initial=1.0, minimum=0.02, maximum=3.0, margin=0.01)
         self.small_peak_ms = 0.0
+        # The try each answer came at (the sender's pass; the unprivileged path's own count):
+        # [silent tries, all tries] of answered probes, ports with a payload of their own
+        # (one datagram a try: the path's loss itself) and the others (loss_tries).
+        self.attempt = 0
+        self.tries = [[0, 0], [0, 0]]
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
@@ -131,6 +136,14 @@ class UdpState:
             return self.est.timeout
         return min(self.est.timeout, max(0.005, 1.25 * self.min_ms / 1000.0 + 0.005))
 
+    def loss_tries(self, aim: float = 0.01) -> int:
+        """Tries the loss seen so far asks for (tries_for, over every probe): a try fails as
+        often as the answered probes of ports with a payload of their own needed one more
+        (a datagram a try), or, with fewer than 30 of those, all answered probes."""
+        own, other = self.tries
+        fails, tries = own if own[1] - own[0] >= 30 else (own[0] + other[0], own[1] + other[1])
+        return tries_for(self.goal, fails / tries, aim) if tries else 1
+
     def silent_on_answering_hosts(self, walk: Iterable[int]) -> bool:
         """Whether every index of `walk` still silent is on a host that answered something."""
         answered, final, np_ = self.answered, self.final, self.np
@@ -151,10 +164,17 @@ class UdpState:
         self.ticks[idx] = (time.monotonic_ns() >> _TICK_SHIFT) & 0xFFFF
 
     def answer(
-        self, h: int, pi: int, code: int, payload: bytes | None, at: int | None = None
+        self,
+        h: int,
+        pi: int,
+        code: int,
+        payload: bytes | None,
+        at: int | None = None,
+        attempt: int | None = None,
     ) -> None:
         """Runs in the receiver thread for each validated reply or ICMP error; `at`: when it
-        arrived (time.monotonic_ns(), the kernel's timestamp; None: now)."""
+        arrived (time.monotonic_ns(), the kernel's timestamp; None: now); `attempt`: the try
+        it answers (None: the pass in flight)."""
         idx = h * self.np + pi
         byte, bit = idx >> 3, 1 << (idx & 7)
         now = ((time.monotonic_ns() if at is None else at) >> _TICK_SHIFT) & 0xFFFF
@@ -170,6 +190,9 @@ class UdpState:
             if code != OPEN or not self._rotating[pi]:
                 self.loss_signs += 1
             self.answered[h] = 1
+            tried = self.tries[self._rotating[pi]]
+            tried[0] += self.attempt if attempt is None else attempt
+            tried[1] += (self.attempt if attempt is None else attempt) + 1
             if code == CLOSED:
                 self.closed[h] += 1
             if code in HOST_LEVEL:
@@ -273,19 +296,10 @@ class UdpState:
 LOSS_RETRIES = 9  # retries on a lossy path when the user set none (nmap: --max-retries 10)
 
 
-def tries_for_loss(probes: int, resent: int, answered: int, aim: float = 0.01) -> int:
-    """Tries per probe on a lossy path: a resend pass to `resent` silent probes brought
-    `answered` answers, so a try fails with f = 1 - answered/resent (high when the silent
-    include truly silent ports: more tries, never fewer); see tries_for (0.19, 10% lost each
-    way, x 6,000 probes: 9 tries)."""
-    if resent <= 0:
-        return 1
-    return tries_for(probes, 1.0 - answered / resent, aim)
-
-
 def tries_for(probes: int, fail: float, aim: float = 0.01) -> int:
     """Enough tries that no probe of `probes` stays silent by bad luck, when a try fails with
-    chance `fail`, with a chance over `aim`: probes x fail**tries <= aim."""
+    chance `fail`, with a chance over `aim`: probes x fail**tries <= aim (19% of tries lost,
+    10% each way, x 6,000 probes: 9 tries)."""
     if probes <= 0 or fail <= 0:
         return 1
     f = min(fail, 0.95)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from hilos.probes.base import unreach_reason
 from hilos.probes.udp_payloads import PORT_KINDS, ROTATION, build_payload, id_matches, kind_for
 from hilos.udp.drain import drain_rate_limited
-from hilos.udp.state import OPEN, REASON_CODE, UdpState, tries_for
+from hilos.udp.state import OPEN, REASON_CODE, UdpState
 from hilos.udp.targets import UdpTargets
 from hilos.wire.ratelimit import TokenBucket
 
@@ -106,10 +106,8 @@ def probe_round(
     without a payload of its own on a host that answered sends every protocol's payload (on
     a lossy path each is one more chance at its ICMP error), unless `every` is False (the
     drain's rounds: one datagram per port, not to spend a rate-limited host's tokens twice).
-    On a lossy path, up to `loss` retries, as many as the loss seen asks (state.tries_for):
-    the answered probes' silent tries over all their tries."""
+    On a lossy path, up to `loss` retries, as many as the loss seen asks (state.loss_tries)."""
     st, tg = scanner.state, scanner.targets
-    tries = [0, 0]  # of the probes answered: their silent tries, all their tries
     walk = iter(indices)
     poller = select.poll()
     live: dict[int, _Probe] = {}
@@ -153,13 +151,11 @@ def probe_round(
             if p2 is not None:
                 _event(st, tg, p2, ev)
                 if st.is_final(p2.idx):
-                    tries[0] += p2.attempt - first
-                    tries[1] += p2.attempt - first + 1
                     close(fd)
         now = time.monotonic()
         for fd in [fd for fd, p3 in live.items() if p3.deadline <= now]:
             p4 = live[fd]
-            if p4.attempt < first + _retries(st.goal, retries, loss, tries):
+            if p4.attempt < first + max(retries, min(loss, st.loss_tries() - 1)):
                 p4.attempt += 1
                 send(p4)
             else:
@@ -181,15 +177,9 @@ def _event(st: UdpState, tg: UdpTargets, p: _Probe, ev: int) -> None:
     if data is None:
         reason = read_error(p.sock)
         if reason is not None:
-            st.answer(h, pi, REASON_CODE.get(reason, REASON_CODE["unreach"]), None)
+            code = REASON_CODE.get(reason, REASON_CODE["unreach"])
+            st.answer(h, pi, code, None, attempt=p.attempt)
         return
     kinds = PORT_KINDS.get(port)
     if kinds is None or any(id_matches(k, tg.value(h, port), data) for k in kinds):
-        st.answer(h, pi, OPEN, data)
-
-
-def _retries(probes: int, retries: int, loss: int, tries: list[int]) -> int:
-    """`retries`, or more (up to `loss`) once answers came to resent probes."""
-    if loss <= retries or not tries[0]:
-        return retries
-    return max(retries, min(loss, tries_for(probes, tries[0] / tries[1]) - 1))
+        st.answer(h, pi, OPEN, data, attempt=p.attempt)
