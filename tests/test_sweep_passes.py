@@ -45,6 +45,25 @@ def test_too_few_echo_answers_mean_a_retry_without_measuring() -> None:
     assert check.retry_needed(0.01, threading.Event())
 
 
+def test_answers_not_in_yet_are_measured_once_the_first_wait_is_over() -> None:
+    """Too few echo answers as the first pass ended (still queued: a busy machine, a scan
+    beside the sweep): the loss is measured after the first wait, not left unknown (which kept
+    a lossy sweep at its default passes); a small network probes once more, then retries."""
+    eng = _FakeEcho(0.8)
+    check = LossCheck()
+    answered: dict[int, object] = {i: "echo-reply" for i in range(3)}
+    check.probe([_icmp(eng)], answered, threading.Lock())
+    assert check.decision is True and eng.loss_sent == 0
+    answered.update({i: "echo-reply" for i in range(3, 40)})  # the rest are in by now
+    assert check.probe_again() is True and eng.loss_sent > 0
+    assert check.retry_needed(0.01, threading.Event()) and check.measured is not None
+    assert check.passes(2) > 2  # 20% lost: more passes
+    assert check.probe_again() is False  # once
+    small = LossCheck()
+    small.probe([_icmp(eng)], {1: "echo-reply"}, threading.Lock())
+    assert small.probe_again() is False and small.decision is True  # still too few: retry
+
+
 @pytest.mark.parametrize(("ratio", "retry"), [(1.0, False), (0.5, True)])
 def test_loss_probes_to_answering_hosts_decide(ratio: float, retry: bool) -> None:
     eng = _FakeEcho(ratio)

@@ -116,6 +116,7 @@ class LossCheck:
         self._engine: EchoEngine | None = None
         #: (loss probes sent, lost) once measured
         self.measured: tuple[int, int] | None = None
+        self._again: tuple[list[Engine], dict[int, object], threading.Lock] | None = None
 
     def probe(
         self, engines: list[Engine], answered: dict[int, object], lock: threading.Lock
@@ -128,6 +129,7 @@ class LossCheck:
         with lock:
             hosts = [k for k, r in answered.items() if r == "echo-reply"][:_LOSS_HOSTS]
         if len(hosts) < _LOSS_MIN_HOSTS:
+            self._again = (engines, answered, lock)  # the answers may not be in yet
             return
         rounds = max(1, min(8, -(-_LOSS_PROBES // len(hosts))))
         icmp.engine.send_loss_probes(hosts, rounds)
@@ -144,6 +146,19 @@ class LossCheck:
         f = min(lost / sent, 0.9)
         need = math.ceil(math.log(_MISS) / math.log(f)) if f > 0 else default
         return max(default, min(MAX_LOSS_PASSES, need))
+
+    def probe_again(self) -> bool:
+        """When too few hosts had answered for `probe` as the first pass ended (their answers
+        still in a queue: a busy machine, a scan beside the sweep), probe once more, now that
+        the first wait is over; True if loss probes went out (their answers: one wait more).
+        Without it such a sweep kept its default passes on a lossy path, too few to find a
+        host that answers one probe kind only (2 passes at 19% lost: 1 such host in 28)."""
+        again, self._again = self._again, None
+        if again is None:
+            return False
+        self.probe(*again)
+        self._again = None
+        return self.decision is None
 
     def retry_needed(self, wait: float, stop: threading.Event) -> bool:
         """Whether a loss probe went unanswered (waiting up to `wait` more for stragglers)."""

@@ -95,8 +95,7 @@ class Sweeper:
         self.all_hosts = all_hosts
         self.on_progress = on_progress
         self.on_notice = on_notice
-        # Targets given as names keep them in the results (looked up per answer, and only when
-        # some target was a name).
+        # Targets given as names keep them in the results (looked up per answer, when any was).
         self._space: TargetSpace | None = None
         if isinstance(targets, TargetSpace):
             check_space_size(targets)
@@ -117,22 +116,15 @@ class Sweeper:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stop = threading.Event()
         # nmap's adaptive wait: srtt + 4 x rttvar (and at least 2 x srtt), within bounds.
-        self._rtt = RttEstimator(
-            initial=DEFAULT_TIMEOUT,
-            minimum=MIN_WAIT,
-            maximum=DEFAULT_TIMEOUT,
-            fixed=timeout,
-            srtt_multiple=2.0,
-        )
+        self._rtt = RttEstimator(initial=DEFAULT_TIMEOUT, minimum=MIN_WAIT, maximum=DEFAULT_TIMEOUT,
+                                 fixed=timeout, srtt_multiple=2.0)  # fmt: skip
         self._pass = 0
         self._error: BaseException | None = None
         self.started = self.elapsed = 0.0
-        self._used = False
-        self.cancelled = False
+        self._used = self.cancelled = False
         self._link: LinkTx | None = None
         self._frames: FrameSender | None = None
-        self._adaptive = retries is None
-        self._loss = LossCheck()
+        self._adaptive, self._loss = retries is None, LossCheck()
         #: how long each pass took to send (seconds); when the first ended (time.monotonic())
         self.pass_seconds: list[float] = []
         self.first_pass_sent: float | None = None
@@ -262,22 +254,9 @@ class Sweeper:
             if self._stop.is_set() or self._all_answered():
                 break
             if p > 0:
-                # A retry goes no sooner than one wait after the previous pass began, so
-                # answers still on their way are not asked for twice.
-                self._sleep_until(functools.partial(self._deadline, last_pass_start))
-                if p == 1 and self._loss.decision is None:
-                    # The loss probes went out when the first pass ended: their answers
-                    # are due within one wait.
-                    self._sleep_until(functools.partial(self._deadline, last_send))
-                if (
-                    p == 1
-                    and self._adaptive
-                    and self.dense is None
-                    and not self._loss.retry_needed(self._wait(), self._stop)
-                ):
+                passes = self._before_retry(p, passes, last_pass_start, last_send)
+                if not passes:
                     break
-                if p == 1 and self._adaptive:  # as many passes as the measured loss asks
-                    passes = self.planned = self._loss.passes(passes)
             self._pass = p + 1
             last_pass_start = time.monotonic()
             if self.dense is not None:
@@ -296,6 +275,24 @@ class Sweeper:
         self._sleep_until(functools.partial(self._deadline, last_send))
         if self.dense is not None:  # replies the kernel queued still count; failures raise
             self.dense.settle(self._stop)
+
+    def _before_retry(self, p: int, passes: int, started: float, last_send: float) -> int:
+        """Wait for retry pass `p`; after the first pass, measure the loss and decide: the
+        passes to run (0: no more). A retry goes no sooner than one wait after the previous
+        pass began, so answers still on their way are not asked for twice."""
+        self._sleep_until(functools.partial(self._deadline, started))
+        if p != 1:
+            return passes
+        if self._loss.probe_again():  # too few answers were in when the first pass ended
+            last_send = time.monotonic()
+        if self._loss.decision is None:  # the loss probes' answers: within one wait
+            self._sleep_until(functools.partial(self._deadline, last_send))
+        if not self._adaptive:
+            return passes
+        if self.dense is None and not self._loss.retry_needed(self._wait(), self._stop):
+            return 0
+        passes = self.planned = self._loss.passes(passes)  # as many as the loss measured asks
+        return passes
 
     def _deadline(self, since: float) -> float:
         return since + self._wait()
