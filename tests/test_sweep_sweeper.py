@@ -33,6 +33,17 @@ def test_bad_arguments_are_usage_errors(kw: dict[str, object]) -> None:
         Sweeper(["127.0.0.1"], **kw)  # type: ignore[arg-type]
 
 
+def test_hosts_that_answered_echo_are_known_whatever_answered_first() -> None:
+    """The loss check probes hosts that answer echo: a host whose TCP answer came first
+    (every probe kind goes at once) is one of them too."""
+    s = Sweeper(["127.0.0.1", "127.0.0.2"])
+    s._record(LO, "syn-ack", 1.0)
+    s._record(LO, "echo-reply", 1.0)
+    s._record(LO + 1, "reset", 1.0)
+    assert s._answered == {LO: "syn-ack", LO + 1: "reset"}  # the first answer is the reason
+    assert s._echoed == {LO}
+
+
 def test_defaults_documented() -> None:
     s = Sweeper(["127.0.0.1"])
     assert s.retries == 1 and s.timeout is None and s.rate > 0

@@ -116,20 +116,20 @@ class LossCheck:
         self._engine: EchoEngine | None = None
         #: (loss probes sent, lost) once measured
         self.measured: tuple[int, int] | None = None
-        self._again: tuple[list[Engine], dict[int, object], threading.Lock] | None = None
+        self._again: tuple[list[Engine], set[int], threading.Lock] | None = None
 
-    def probe(
-        self, engines: list[Engine], answered: dict[int, object], lock: threading.Lock
-    ) -> None:
-        """Send the loss probes (or decide at once to retry when there is nothing to measure)."""
+    def probe(self, engines: list[Engine], echoed: set[int], lock: threading.Lock) -> None:
+        """Send the loss probes to hosts that answered echo (`echoed`, even where another
+        probe's answer came first), or decide at once to retry when there is nothing to
+        measure."""
         self.decision = True  # default: retry
         icmp = next((e for e in engines if isinstance(e, IcmpDiscovery)), None)
         if icmp is None:
             return
         with lock:
-            hosts = [k for k, r in answered.items() if r == "echo-reply"][:_LOSS_HOSTS]
+            hosts = sorted(echoed)[:_LOSS_HOSTS]
         if len(hosts) < _LOSS_MIN_HOSTS:
-            self._again = (engines, answered, lock)  # the answers may not be in yet
+            self._again = (engines, echoed, lock)  # the answers may not be in yet
             return
         rounds = max(1, min(8, -(-_LOSS_PROBES // len(hosts))))
         icmp.engine.send_loss_probes(hosts, rounds)

@@ -111,6 +111,7 @@ class Sweeper:
         self._bucket = TokenBucket(self.rate, burst=64)
         # key -> reason: up hosts and hosts reported unreachable. The only per-host state.
         self._answered: dict[int, object] = {}
+        self._echoed: set[int] = set()
         self._up = 0
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -181,6 +182,8 @@ class Sweeper:
         """Called from receiver threads for every validated answer."""
         up = reason in UP_REASONS
         with self._lock:
+            if reason == "echo-reply":
+                self._echoed.add(key)  # what LossCheck probes, whatever answered first
             prev = self._answered.get(key)
             if prev is not None and (prev in UP_REASONS or not up):
                 return
@@ -269,7 +272,7 @@ class Sweeper:
             self.pass_seconds.append(last_send - last_pass_start)
             self.first_pass_sent = self.first_pass_sent or last_send
             if p == 0 and passes > 1 and self._adaptive and self.dense is None:
-                self._loss.probe(self.engines, self._answered, self._lock)
+                self._loss.probe(self.engines, self._echoed, self._lock)
             p += 1
         # One wait after the last send, ending early once every target has answered.
         self._sleep_until(functools.partial(self._deadline, last_send))
