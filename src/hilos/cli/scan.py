@@ -182,17 +182,19 @@ def _write_all(
     """Write each host as it finishes. Hosts ready back to back (a -Pn /16 ends with 65,536 at
     once) go out as one batch: one format call and one flush per output, not one per host.
     `held` is the batch being gathered (the caller writes it on Ctrl-C)."""
+
+    def flush() -> None:
+        batch = held[:]
+        held.clear()
+        keeper.write_many(out, batch)
+
     for host in job:
         held.append(host)
         base.add(host)
         if len(held) >= 4096 or not job.ready():
-            batch = held[:]
-            held.clear()
-            keeper.write_many(out, batch)
+            flush()
     if held:  # the scan ended while a host looked ready: a result is never left unwritten
-        batch = held[:]
-        held.clear()
-        keeper.write_many(out, batch)
+        flush()
 
 
 def _rate(job: Scan, asked: float | None) -> None:

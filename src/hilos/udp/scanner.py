@@ -86,7 +86,7 @@ class UdpScanner:
         self.targets = UdpTargets(hosts, Cookie())
         self.state = UdpState(self.targets, ports, timeout, namer)
         self.retries = retries
-        # On a lossy path, up to this many (state.tries_for_loss): `retries` left to the default.
+        # On a lossy path, up to this many (state.loss_tries); a --retries given is the cap.
         self.loss_retries = max(retries, loss_retries or 0)
         self._bucket = TokenBucket(rate, burst=_BATCH * 2)
         self.seed = 0 if seed is None else seed
