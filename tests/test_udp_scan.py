@@ -457,30 +457,22 @@ def test_tries_for() -> None:
     assert tries_for(6000, 0.0) == 1 and tries_for(0, 0.5) == 1
 
 
-def test_loss_tries_count_the_ports_with_a_payload_of_their_own_first() -> None:
-    """A port of the rotation gets every payload at each resend to an answering host, so it
-    answers sooner than the path's loss says; ports with a payload of their own (one datagram
-    a try) measure it, once 30 of them answered."""
-    from hilos.udp.state import CLOSED
+def test_loss_tries_follow_how_many_answers_needed_more_than_one_try() -> None:
+    """A first try is one datagram for every port, so the share of answered probes that needed
+    more than theirs is the path's loss, whatever the resends carried (every payload of the
+    rotation, to a port of an answering host); one try more for the rotation's empty first."""
+    from hilos.udp.state import CLOSED, tries_for
 
     hosts = [f"198.18.1.{i}" for i in range(1, 101)]
     state = UdpState(UdpTargets(hosts, Cookie()), [53, 40000], None)
     assert state.loss_tries() == 1  # nothing answered yet
     for h in range(100):
-        state.answer(h, 1, CLOSED, None, attempt=0)  # the rotation's ports: at once
+        state.answer(h, 1, CLOSED, None, attempt=0 if h % 5 else 1)  # a fifth after a resend
+    state.attempt = 2
     for h in range(20):
-        state.answer(h, 0, CLOSED, None, attempt=h % 2)  # 53: half at the second try
-    assert state.tries == [[10, 30], [0, 100]]
-    assert state.loss_tries() == tries_for_(200, 10 / 130)  # < 30 of its own: all of them
-    for h in range(20, 40):
-        state.answer(h, 0, CLOSED, None, attempt=h % 2)
-    assert state.loss_tries() == tries_for_(200, 20 / 60)  # its own: f = 1/3
-
-
-def tries_for_(probes: int, fail: float) -> int:
-    from hilos.udp.state import tries_for
-
-    return tries_for(probes, fail)
+        state.answer(h, 0, CLOSED, None)  # the pass in flight: late
+    assert state.late == [40, 120]
+    assert state.loss_tries() == tries_for(200, 1 / 3) + 1 == 11
 
 
 @pytest.mark.parametrize("cap", [None, 9, 7])
@@ -511,6 +503,6 @@ def test_measured_loss_asks_for_more_retries_up_to_the_cap(cap: int | None) -> N
     scanner._rx = Rx()  # type: ignore[assignment]
     scanner._send_all()
     need = scanner.state.loss_tries()
-    assert need >= 8  # f about 0.4 for 40 probes
+    assert need >= 8  # 40% of the answers late, 40 probes
     last = 5 if cap is None else min(cap, need - 1)
     assert attempts == list(range(last + 1)) and (cap is None or last > 5)

@@ -94,11 +94,10 @@ class UdpState:
         self.small_pass = False  # the sender says whether the pass in flight is small
         self.small = RttEstimator(initial=1.0, minimum=0.02, maximum=3.0, margin=0.01)
         self.small_peak_ms = 0.0
-        # The try each answer came at (the sender's pass; the unprivileged path's own count):
-        # [silent tries, all tries] of answered probes, ports with a payload of their own
-        # (one datagram a try: the path's loss itself) and the others (loss_tries).
+        # The pass in flight (the sender's); of the answered probes, how many needed more than
+        # their first try (one datagram each: the path's loss), and all (loss_tries).
         self.attempt = 0
-        self.tries = [[0, 0], [0, 0]]
+        self.late = [0, 0]
         self.lock = threading.Lock()
         self.completed: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.reported = bytearray(len(targets))
@@ -137,12 +136,11 @@ class UdpState:
         return min(self.est.timeout, max(0.005, 1.25 * self.min_ms / 1000.0 + 0.005))
 
     def loss_tries(self, aim: float = 0.01) -> int:
-        """Tries the loss seen so far asks for (tries_for, over every probe): a try fails as
-        often as the answered probes of ports with a payload of their own needed one more
-        (a datagram a try), or, with fewer than 30 of those, all answered probes."""
-        own, other = self.tries
-        fails, tries = own if own[1] - own[0] >= 30 else (own[0] + other[0], own[1] + other[1])
-        return tries_for(self.goal, fails / tries, aim) if tries else 1
+        """Tries the loss seen so far asks for (tries_for, over every probe): a first try, one
+        datagram, fails as often as the answered probes needed more than theirs; and one more,
+        since a port of the rotation gets an empty datagram first, which no service answers."""
+        late, answered = self.late
+        return tries_for(self.goal, late / answered, aim) + 1 if answered else 1
 
     def silent_on_answering_hosts(self, walk: Iterable[int]) -> bool:
         """Whether every index of `walk` still silent is on a host that answered something."""
@@ -190,9 +188,8 @@ class UdpState:
             if code != OPEN or not self._rotating[pi]:
                 self.loss_signs += 1
             self.answered[h] = 1
-            tried = self.tries[self._rotating[pi]]
-            tried[0] += self.attempt if attempt is None else attempt
-            tried[1] += (self.attempt if attempt is None else attempt) + 1
+            self.late[0] += (self.attempt if attempt is None else attempt) > 0
+            self.late[1] += 1
             if code == CLOSED:
                 self.closed[h] += 1
             if code in HOST_LEVEL:
