@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 HostStatus = Literal["up", "down"]
 PortState = Literal["open", "closed", "filtered", "open|filtered"]
@@ -129,3 +129,18 @@ Written = Callable[[Sequence[str]], Sequence[bool]]
 def nothing_written(hosts: Sequence[str]) -> list[bool]:
     """A `Written` for a run whose outputs hold no host yet."""
     return [False] * len(hosts)
+
+
+_Saved = TypeVar("_Saved")
+
+
+def unwritten_archive(
+    archive: Mapping[int, _Saved], names: Sequence[str], written: Written
+) -> tuple[list[int], list[_Saved]]:
+    """A scan state's archive (host index -> the answers of a host reported, kept until the
+    outputs hold it): the hosts written since (to drop from it), and the saved answers of
+    the others (for the checkpoint: a resumed scan reports those hosts again)."""
+    hosts = list(archive)
+    flags = written([names[h] for h in hosts]) if hosts else []
+    done = [h for h, f in zip(hosts, flags, strict=True) if f]
+    return done, [archive[h] for h, f in zip(hosts, flags, strict=True) if not f]

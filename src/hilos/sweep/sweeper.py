@@ -109,7 +109,8 @@ class Sweeper:
         self.engines: list[Engine] = []
         self._cookie = Cookie()  # the sweep's one key: echo, SYN and ACK cookies
         self._bucket = TokenBucket(self.rate, burst=64)
-        # key -> reason: up hosts and hosts reported unreachable. The only per-host state.
+        # key -> reason: up hosts and hosts reported unreachable; and the hosts that answered
+        # echo, whatever came first (LossCheck's). The only per-host state.
         self._answered: dict[int, object] = {}
         self._echoed: set[int] = set()
         self._up = 0

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hilos.results import Written
+from hilos.results import Written, unwritten_archive
 
 if TYPE_CHECKING:
     from hilos.syn.state import ScanState
@@ -74,15 +74,12 @@ def snapshot(state: ScanState, cursors: Cursors, written: Written) -> dict[str, 
         codes = dict(state.codes)
         rtt = dict(state.rtt)
         archive = dict(state.archive or {})
-    if archive:
-        names = state.hosts.names
-        hosts = list(archive)
-        for h, done in zip(hosts, written([names[h] for h in hosts]), strict=True):
-            if done:
-                with state.lock:
-                    (state.archive or {}).pop(h, None)
-            else:
-                codes.update(archive[h])
+    done, kept = unwritten_archive(archive, state.hosts.names, written)
+    with state.lock:
+        for h in done:
+            (state.archive or {}).pop(h, None)
+    for saved in kept:
+        codes.update(saved)
     idx = np.fromiter(codes.keys(), np.uint64, len(codes))
     return {
         "parts": [list(p) for p in cursors.parts],

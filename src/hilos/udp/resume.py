@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from hilos.results import Written
+from hilos.results import Written, unwritten_archive
 from hilos.udp.state import CLOSED
 
 if TYPE_CHECKING:
@@ -74,15 +74,13 @@ def snapshot(st: UdpState, at: At, lossy: bool, written: Written) -> dict[str, A
         est = (st.est.srtt, st.est.rttvar, st.small.srtt, st.small.rttvar)
         peaks = (st.peak_ms, st.min_ms, st.small_peak_ms)
         archive = dict(st.archive or {})
-    if archive:
-        names, hosts = st.targets.names, list(archive)
-        for h, done in zip(hosts, written([names[h] for h in hosts]), strict=True):
-            if done:
-                with st.lock:
-                    (st.archive or {}).pop(h, None)
-            else:
-                codes.update(archive[h][0])
-                replies.update(archive[h][1])
+    done, kept = unwritten_archive(archive, st.targets.names, written)
+    with st.lock:
+        for h in done:
+            (st.archive or {}).pop(h, None)
+    for saved_codes, saved_replies in kept:
+        codes.update(saved_codes)
+        replies.update(saved_replies)
     return {
         "at": list(at),
         "lossy": lossy,
